@@ -1,0 +1,106 @@
+//! `cargo bench --workspace --bench echo -- --json [--pin] [--rounds N]`
+//!
+//! Interleaves, in blocks of 200 round trips: a 1-byte SOCK_SEQPACKET ping-pong between this
+//! process and a plain forked process (`raw_rtt_us`), and a typed request/response with a
+//! sandboxed echo child over the Portcullis channel (`echo_rtt_us`). Prints medians and their
+//! ratio measured in this run; the last stdout line is one JSON object.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{json_line, median_us, r2, Options};
+use portcullis::{Broker, BrokerConfig, ChildContext, Entries};
+
+fn echo(ctx: ChildContext<u8, u8>, _: ()) -> i32 {
+    while let Ok(b) = ctx.recv() {
+        if ctx.send(&b).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+/// A forked process that echoes 1-byte datagrams until EOF; returns our end.
+fn raw_peer() -> (libc::c_int, libc::pid_t) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two c_ints for socketpair to fill. The forked child only
+    // calls read/write/_exit (async-signal-safe) on fds it owns.
+    unsafe {
+        assert_eq!(libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()), 0);
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::close(fds[0]);
+            let mut b = [0u8; 1];
+            while libc::read(fds[1], b.as_mut_ptr().cast(), 1) == 1 {
+                if libc::write(fds[1], b.as_ptr().cast(), 1) != 1 {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        }
+        libc::close(fds[1]);
+        (fds[0], pid)
+    }
+}
+
+fn raw_rtt(fd: libc::c_int) -> Duration {
+    let mut b = [7u8; 1];
+    let start = Instant::now();
+    // SAFETY: `b` is a live 1-byte buffer; `fd` is our open socket.
+    unsafe {
+        assert_eq!(libc::write(fd, b.as_ptr().cast(), 1), 1);
+        assert_eq!(libc::read(fd, b.as_mut_ptr().cast(), 1), 1);
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let options = Options::from_args(50);
+    if options.pin {
+        common::pin_to_cpu0();
+    }
+    let broker = Broker::start(Entries::new().register("echo", echo), BrokerConfig::default()).expect("start broker");
+    let child = broker.spawn::<u8, u8, _>("echo", &()).expect("spawn echo");
+    let (raw_fd, raw_pid) = raw_peer();
+
+    const BLOCK: usize = 200;
+    for _ in 0..BLOCK {
+        raw_rtt(raw_fd);
+        child.request(&1).expect("echo");
+    }
+    let (mut raws, mut echoes) = (Vec::new(), Vec::new());
+    for _ in 0..options.rounds {
+        for _ in 0..BLOCK {
+            raws.push(raw_rtt(raw_fd));
+        }
+        for i in 0..BLOCK {
+            let start = Instant::now();
+            let back = child.request(&(i as u8)).expect("echo");
+            echoes.push(start.elapsed());
+            assert_eq!(back, i as u8);
+        }
+    }
+    // SAFETY: closing our socket end makes the raw peer exit; then we reap it.
+    unsafe {
+        libc::close(raw_fd);
+        let mut status = 0;
+        libc::waitpid(raw_pid, &mut status, 0);
+    }
+    let raw_rtt_us = median_us(&mut raws);
+    let echo_rtt_us = median_us(&mut echoes);
+    if !options.json {
+        println!("raw {raw_rtt_us:.2} us, echo {echo_rtt_us:.2} us, echo/raw {:.2}", echo_rtt_us / raw_rtt_us);
+    }
+    println!(
+        "{}",
+        json_line(&[
+            ("bench", "\"echo\"".into()),
+            ("round_trips", (options.rounds * BLOCK).to_string()),
+            ("pinned", options.pin.to_string()),
+            ("raw_rtt_us", r2(raw_rtt_us).to_string()),
+            ("echo_rtt_us", r2(echo_rtt_us).to_string()),
+            ("echo_over_raw", r2(echo_rtt_us / raw_rtt_us).to_string()),
+        ])
+    );
+}

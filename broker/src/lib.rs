@@ -1,0 +1,29 @@
+//! `portcullis-broker`: the trusted side of Portcullis.
+//!
+//! Owns: starting the single-threaded zygote ([`Broker::start`]), the child's seccomp allowlist
+//! and its compilation ([`seccomp`]), the id maps of the sandbox's user namespace, spawning
+//! children through the zygote, each child's typed channel and its end ([`Child`],
+//! [`ChildEnd`]).
+//!
+//! Must never: fork itself except to exec at once (the zygote forks), trust a byte or fd a child
+//! sends (every receive is size- and fd-capped, decoding never panics, a protocol violation kills
+//! that child only), block forever on a child (sends have a deadline), or map sandbox root to host
+//! root.
+//!
+//! The zygote's code lives here too ([`zygote`] module, private) because it is the broker's own
+//! binary re-executed; it hands each forked child to `portcullis_child`, which finishes the
+//! lockdown.
+
+pub mod namespaces;
+pub mod seccomp;
+mod spawn;
+mod sys;
+mod zygote;
+
+pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
+pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
+pub use spawn::{
+    default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions, StartError,
+    DEFAULT_SANDBOX_HOST_ID,
+};
+pub use zygote::SpawnFailure;

@@ -1,0 +1,266 @@
+//! The child's seccomp allowlist, compiled once by the broker with libseccomp and shipped to the
+//! zygote as plain BPF ([`SeccompProgram`]); children only install the bytes.
+//!
+//! Default action: kill the whole process (`SECCOMP_RET_KILL_PROCESS`), whose end status the
+//! broker reports as a seccomp violation. Syscalls of any other architecture (x32 included) are
+//! killed too. Every rule below carries the reason it exists; a syscall without a reason does
+//! not belong here.
+
+use std::io::{Read, Seek};
+
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use portcullis_child::{SeccompProgram, SeccompProgramError};
+
+/// What a rule does with its syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// Allowed with any arguments.
+    Allow,
+    /// Allowed only when `arg & mask == value` for the argument at `arg`.
+    AllowIfMasked {
+        /// Argument index (0-based).
+        arg: u32,
+        /// Bits compared.
+        mask: u64,
+        /// Required value of those bits.
+        value: u64,
+    },
+    /// Allowed only when the argument at `arg` equals one of `values`.
+    AllowIfOneOf {
+        /// Argument index (0-based).
+        arg: u32,
+        /// Accepted values.
+        values: &'static [u64],
+    },
+    /// Fails with this errno instead of killing (a call well-behaved code makes and copes with).
+    Errno(i32),
+}
+
+/// One syscall of the child filter, with the reason it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallRule {
+    /// The syscall's name as libseccomp knows it.
+    pub name: &'static str,
+    /// What is allowed.
+    pub action: RuleAction,
+    /// Why a sandboxed Rust child needs it.
+    pub reason: &'static str,
+}
+
+const fn allow(name: &'static str, reason: &'static str) -> SyscallRule {
+    SyscallRule { name, action: RuleAction::Allow, reason }
+}
+
+/// `clone` flags a thread needs (what glibc's pthread_create passes).
+const THREAD_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
+/// `clone` flags that must be clear: every new namespace, and sharing-less process creation.
+const FORBIDDEN_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_PARENT
+    | libc::CLONE_PTRACE
+    | libc::CLONE_VFORK) as u64;
+
+/// The child's PID inside its own PID namespace: it is always its namespace's init.
+const CHILD_PID_IN_ITS_NAMESPACE: u64 = 1;
+
+/// The allowlist of a sandboxed child (x86_64), found by running children that message,
+/// allocate, start threads, sleep and panic, and removing what they did not need.
+pub const CHILD_ALLOWLIST: &[SyscallRule] = &[
+    allow("read", "read from the channel and from fds the broker passed"),
+    allow("readv", "vectored read on fds the child holds"),
+    allow("pread64", "positioned read on a brokered file"),
+    allow("write", "write to fds the child holds (stdio is /dev/null)"),
+    allow("writev", "vectored write on fds the child holds"),
+    allow("pwrite64", "positioned write on a brokered writable file"),
+    allow("close", "release fds"),
+    allow("lseek", "std's read_to_end size hint and brokered file positions"),
+    allow("statx", "std's fstat via AT_EMPTY_PATH; any path resolves in the empty root"),
+    allow("fstat", "fstat on fds the child holds"),
+    allow("newfstatat", "glibc's fstat; any path resolves in the empty root"),
+    allow("sendmsg", "send on the channel (with SCM_RIGHTS)"),
+    allow("recvmsg", "receive on the channel (with SCM_RIGHTS)"),
+    allow("sendto", "libraries that send on a connected socket with send()"),
+    allow("recvfrom", "libraries that receive on a connected socket with recv()"),
+    allow("poll", "wait for the channel with a timeout"),
+    allow("ppoll", "wait for the channel with a timeout (libc variants)"),
+    allow("brk", "heap growth"),
+    allow("mmap", "allocator and thread stacks"),
+    allow("munmap", "allocator and thread stacks"),
+    allow("mremap", "allocator growing large blocks in place"),
+    allow("mprotect", "thread stack guard pages, loader-free relocations"),
+    allow("madvise", "allocator returning memory (MADV_DONTNEED/FREE)"),
+    allow("futex", "locks, condition variables, thread join"),
+    allow("set_robust_list", "glibc registers robust mutexes at thread start"),
+    allow("rseq", "glibc registers restartable sequences at thread start"),
+    allow("sigaltstack", "std's stack-overflow guard at thread start and exit"),
+    allow("rt_sigprocmask", "glibc masks signals around thread creation and abort"),
+    allow("rt_sigaction", "glibc's first pthread_create and std's stack-overflow handler"),
+    allow("rt_sigreturn", "return from a signal handler (std's SIGSEGV guard handler)"),
+    allow("restart_syscall", "the kernel restarts a sleep interrupted by a signal"),
+    allow("getpid", "std and glibc ask their own pid (always 1 here)"),
+    allow("gettid", "glibc's raise and std's thread ids"),
+    allow("getrandom", "HashMap seeds"),
+    allow("sched_getaffinity", "glibc thread stack bounds and available_parallelism"),
+    allow("sched_yield", "spin-then-park locks back off"),
+    allow("clock_gettime", "time when the vDSO falls back to the syscall"),
+    allow("clock_getres", "timer resolution when the vDSO falls back"),
+    allow("gettimeofday", "wall clock when the vDSO falls back"),
+    allow("nanosleep", "thread::sleep"),
+    allow("clock_nanosleep", "thread::sleep (glibc)"),
+    allow("exit", "a thread ends"),
+    allow("exit_group", "the child ends"),
+    SyscallRule {
+        name: "clone",
+        action: RuleAction::AllowIfMasked { arg: 0, mask: THREAD_FLAGS | FORBIDDEN_CLONE_FLAGS, value: THREAD_FLAGS },
+        reason: "threads only: the thread flags set and every namespace flag clear (this denies fork)",
+    },
+    SyscallRule {
+        name: "clone3",
+        action: RuleAction::Errno(libc::ENOSYS),
+        reason: "its flags sit behind a pointer seccomp cannot read; ENOSYS makes glibc fall back to clone",
+    },
+    SyscallRule {
+        name: "tgkill",
+        action: RuleAction::AllowIfOneOf { arg: 0, values: &[CHILD_PID_IN_ITS_NAMESPACE] },
+        reason: "signal a thread of this process only (raise, abort); the child is PID 1 of its namespace",
+    },
+    SyscallRule {
+        name: "prctl",
+        action: RuleAction::AllowIfOneOf { arg: 0, values: &[libc::PR_SET_NAME as u64, libc::PR_GET_NAME as u64] },
+        reason: "std names its threads; every other prctl is denied",
+    },
+    SyscallRule {
+        name: "fcntl",
+        action: RuleAction::AllowIfOneOf {
+            arg: 1,
+            values: &[
+                libc::F_GETFD as u64,
+                libc::F_SETFD as u64,
+                libc::F_GETFL as u64,
+                libc::F_SETFL as u64,
+                libc::F_DUPFD_CLOEXEC as u64,
+            ],
+        },
+        reason: "fd flags and close-on-exec duplicates of fds the child holds",
+    },
+    SyscallRule {
+        name: "openat",
+        action: RuleAction::Errno(libc::EACCES),
+        reason: "libraries probe files (std reads cgroup files for available_parallelism); the root is empty anyway, so a clear error beats a kill",
+    },
+    SyscallRule {
+        name: "open",
+        action: RuleAction::Errno(libc::EACCES),
+        reason: "as openat",
+    },
+];
+
+/// Building the filter failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompCompileError {
+    /// libseccomp refused a step (unknown syscall name, bad attribute).
+    #[error("libseccomp: {what}")]
+    Libseccomp {
+        /// What was being done.
+        what: String,
+        /// libseccomp's error.
+        #[source]
+        source: libseccomp::error::SeccompError,
+    },
+    /// Exporting the program through a memfd failed.
+    #[error("export of the seccomp program failed")]
+    Export(#[source] std::io::Error),
+    /// The exported bytes are not a loadable program.
+    #[error("exported seccomp program is malformed")]
+    Malformed(#[source] SeccompProgramError),
+}
+
+fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompCompileError {
+    let what = what.into();
+    move |source| SeccompCompileError::Libseccomp { what, source }
+}
+
+/// Compiles `rules` into a BPF program: default action kill-process, non-native architectures
+/// killed, binary-tree optimisation (`SCMP_FLTATR_CTL_OPTIMIZE=2`).
+pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileError> {
+    let mut ctx = ScmpFilterContext::new(ScmpAction::KillProcess).map_err(lib("create filter"))?;
+    ctx.set_act_badarch(ScmpAction::KillProcess).map_err(lib("bad-arch action"))?;
+    ctx.set_ctl_optimize(2).map_err(lib("binary tree optimisation"))?;
+    // Only the native architecture, which a new context holds; x32 is another architecture to
+    // libseccomp and is never added, so its syscall numbers hit the bad-arch action.
+    for rule in rules {
+        let syscall = ScmpSyscall::from_name(rule.name).map_err(lib(format!("syscall {}", rule.name)))?;
+        let what = || format!("rule for {}", rule.name);
+        match rule.action {
+            RuleAction::Allow => {
+                ctx.add_rule(ScmpAction::Allow, syscall).map_err(lib(what()))?;
+            }
+            RuleAction::AllowIfMasked { arg, mask, value } => {
+                let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value);
+                ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp]).map_err(lib(what()))?;
+            }
+            RuleAction::AllowIfOneOf { arg, values } => {
+                for &value in values {
+                    let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::Equal, value);
+                    ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp]).map_err(lib(what()))?;
+                }
+            }
+            RuleAction::Errno(errno) => {
+                ctx.add_rule(ScmpAction::Errno(errno), syscall).map_err(lib(what()))?;
+            }
+        }
+    }
+    let mut memfd = memfd()?;
+    ctx.export_bpf(&memfd).map_err(lib("export bpf"))?;
+    let mut bytes = Vec::new();
+    memfd.rewind().map_err(SeccompCompileError::Export)?;
+    memfd.read_to_end(&mut bytes).map_err(SeccompCompileError::Export)?;
+    SeccompProgram::from_bpf_bytes(&bytes).map_err(SeccompCompileError::Malformed)
+}
+
+fn memfd() -> Result<std::fs::File, SeccompCompileError> {
+    let fd = nix::sys::memfd::memfd_create(c"portcullis-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| SeccompCompileError::Export(e.into()))?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Compiles [`CHILD_ALLOWLIST`].
+pub fn compile_child_filter() -> Result<SeccompProgram, SeccompCompileError> {
+    compile(CHILD_ALLOWLIST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_a_reason_and_a_known_syscall() {
+        for rule in CHILD_ALLOWLIST {
+            assert!(rule.reason.len() > 10, "{} needs a reason", rule.name);
+            assert!(ScmpSyscall::from_name(rule.name).is_ok(), "{} unknown", rule.name);
+        }
+    }
+
+    #[test]
+    fn dangerous_syscalls_are_not_allowlisted() {
+        for name in [
+            "ptrace", "unshare", "setns", "mount", "bpf", "keyctl", "io_uring_setup", "userfaultfd",
+            "perf_event_open", "kill", "tkill", "socket", "ioctl", "execve", "execveat", "fork", "vfork",
+            "setpriority", "sethostname", "pivot_root", "chroot",
+        ] {
+            assert!(!CHILD_ALLOWLIST.iter().any(|r| r.name == name), "{name} must not be in the allowlist");
+        }
+    }
+
+    #[test]
+    fn compiles_to_a_loadable_size() {
+        let program = compile_child_filter().unwrap();
+        let n = program.instructions().len();
+        assert!(n > 20 && n <= 4096, "{n} instructions");
+    }
+}

@@ -1,0 +1,59 @@
+use std::io;
+
+use super::{cvt, cvt_int};
+
+/// Leaves every supplementary group. setgroups(2) with an empty list.
+/// Preconditions: `CAP_SETGID` (the zygote of a root broker, before it enters its user
+/// namespace).
+pub fn drop_supplementary_groups() -> io::Result<()> {
+    // SAFETY: a zero-length list with a null pointer is the documented way to clear the list.
+    cvt_int(unsafe { libc::setgroups(0, std::ptr::null()) }).map(drop)
+}
+
+/// Moves the calling process into new namespaces of the kinds in `flags`. unshare(2).
+/// Preconditions for `CLONE_NEWUSER`: the process is single-threaded.
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes a flag word by value; no memory is passed.
+    cvt_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// Sets real, effective and saved ids to `id` (group first, then user). setresgid(2),
+/// setresuid(2). Inside a fresh user namespace this makes the process that namespace's root,
+/// which the id map ties to an unprivileged host id.
+pub fn set_all_ids(id: libc::uid_t) -> io::Result<()> {
+    // SAFETY: setresgid/setresuid take ids by value; no memory is passed.
+    cvt_int(unsafe { libc::setresgid(id, id, id) })?;
+    // SAFETY: as above.
+    cvt_int(unsafe { libc::setresuid(id, id, id) }).map(drop)
+}
+
+/// Forks the calling process into a new PID namespace, where the child is PID 1. Returns 0 in
+/// the child and the child's pid (in the caller's namespace) in the parent. clone(2) with
+/// `CLONE_NEWPID | SIGCHLD` and no new stack, which behaves like fork(2).
+///
+/// Preconditions: the caller is single-threaded (the zygote), so the child inherits no lock held
+/// by another thread and may allocate.
+pub fn fork_into_new_pid_namespace() -> io::Result<libc::pid_t> {
+    let flags = libc::c_ulong::try_from(libc::CLONE_NEWPID | libc::SIGCHLD)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: with a null stack the child runs on a copy-on-write copy of the caller's stack,
+    // exactly as after fork(2); the caller is single-threaded, and the null parent/child tid
+    // pointers and tls are unused without the matching flags.
+    let pid = cvt(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
+    libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))
+}
+
+/// Reaps one ended child if there is one, without blocking: `(pid, raw wait status)`.
+/// waitpid(2) with `WNOHANG`.
+pub fn reap_one() -> io::Result<Option<(libc::pid_t, libc::c_int)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a live c_int the kernel writes the wait status into.
+    let pid = cvt_int(unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) })?;
+    Ok((pid > 0).then_some((pid, status)))
+}
+
+/// Sends `signal` to `pid`. kill(2).
+pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes a pid and signal by value; no memory is passed.
+    cvt_int(unsafe { libc::kill(pid, signal) }).map(drop)
+}

@@ -1,0 +1,328 @@
+//! The zygote: a fresh, single-threaded re-exec of the application binary that enters the
+//! shared namespaces once and forks every child on request.
+//!
+//! Why a zygote: the broker may be multithreaded, and forking a multithreaded process copies
+//! locks other threads hold. The zygote is single-threaded, so after its fork the child may
+//! allocate and run normal Rust. It also pays for the user, mount, net, ipc, uts and cgroup
+//! namespaces and the empty root once, not per child.
+//!
+//! Trust: the zygote is trusted code (the application's own binary) and talks to the broker over
+//! its control channel; it never reads a byte a sandboxed child wrote.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use portcullis_child::{Entries, LockdownPlan, LockdownStep, Rlimit, SeccompProgram};
+use portcullis_ipc::{Channel, ChannelLimits};
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+/// Environment variable that marks a process as the zygote; its value is the control fd.
+pub(crate) const ZYGOTE_ENV: &str = "PORTCULLIS_ZYGOTE_FD";
+/// The fd number the control channel has in the zygote.
+pub(crate) const ZYGOTE_CONTROL_FD: RawFd = 3;
+/// Exit status of a zygote that could not set itself up (the step went to the broker).
+const EXIT_ZYGOTE_FAILED: i32 = 70;
+
+/// Namespaces the zygote enters once; every child shares them. The user namespace is created
+/// first and owns the others (one `unshare` call does both in the kernel's order).
+pub(crate) const SHARED_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+/// Where the empty root is mounted before `pivot_root` (inside the zygote's own mount namespace;
+/// the host's directory is untouched).
+const EMPTY_ROOT_MOUNT_POINT: &std::ffi::CStr = c"/tmp";
+
+/// Broker → zygote.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToZygote {
+    /// Id maps are written; here is what every child gets.
+    Init(ZygoteInit),
+    /// Fork a child running `entry`; the child's channel end comes as the one fd.
+    Spawn {
+        id: u64,
+        entry: String,
+        args: Vec<u8>,
+        rlimits: Vec<Rlimit>,
+        keep_stderr: bool,
+    },
+    /// SIGKILL the child `id` if it has not been reaped yet.
+    Kill { id: u64 },
+}
+
+/// The zygote's configuration, sent once.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ZygoteInit {
+    pub seccomp: SeccompProgram,
+    pub channel_limits: (usize, usize),
+}
+
+/// Zygote → broker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromZygote {
+    /// In its new namespaces; the broker writes the id maps for `pid` now.
+    Unshared,
+    /// Ready to fork children.
+    Ready,
+    /// Set-up failed at `step`; the zygote exits.
+    StartFailed { step: LockdownStep, errno: i32 },
+    /// Child `id` runs as `pid` (in the broker's PID namespace).
+    Spawned { id: u64, pid: u32 },
+    /// Child `id` could not be started.
+    SpawnFailed { id: u64, failure: SpawnFailure },
+    /// Child `id` ended with this raw wait status.
+    Ended { id: u64, status: i32 },
+}
+
+/// Why the zygote did not start a child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpawnFailure {
+    /// No entry of that name is registered.
+    UnknownEntry,
+    /// The request came without exactly one channel fd.
+    BadRequest,
+    /// A step failed in the zygote.
+    Step {
+        /// The step.
+        step: LockdownStep,
+        /// Its errno.
+        errno: i32,
+    },
+}
+
+/// If this process was started as a zygote, runs the zygote and never returns.
+pub(crate) fn run_if_zygote(entries: &Entries) {
+    let Some(fd) = std::env::var_os(ZYGOTE_ENV) else { return };
+    if fd.to_str() != Some("3") {
+        sys::process::exit_now(EXIT_ZYGOTE_FAILED);
+    }
+    let control = portcullis_child_owned_fd(ZYGOTE_CONTROL_FD);
+    let control = Channel::from_fd(control, ChannelLimits::default());
+    let code = match Zygote::start(control) {
+        Ok(mut zygote) => zygote.serve(entries),
+        Err(()) => EXIT_ZYGOTE_FAILED,
+    };
+    sys::process::exit_now(code)
+}
+
+fn portcullis_child_owned_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: fd 3 was placed by the broker's pre-exec hook as this process's control socket
+    // and is owned by nothing else in this process.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+struct Zygote {
+    control: Channel,
+    shared: SharedSetUp,
+    /// Live children: pid → broker id, and back.
+    children: HashMap<libc::pid_t, u64>,
+    ids: HashMap<u64, libc::pid_t>,
+}
+
+/// What the one-time set-up leaves for every child.
+struct SharedSetUp {
+    init: ZygoteInit,
+    dev_null: OwnedFd,
+    lifeline_read: OwnedFd,
+    /// Never written: when the zygote dies, children see POLLHUP on the read end.
+    lifeline_write: OwnedFd,
+    bounding_capabilities: Vec<u8>,
+    signals: SignalFd,
+}
+
+fn send_to_broker(control: &Channel, msg: &FromZygote) -> Result<(), ()> {
+    control.send(msg, &[], Some(Instant::now() + Duration::from_secs(10))).map_err(drop)
+}
+
+impl Zygote {
+    /// The shared set-up, in order. Any failure goes to the broker as `StartFailed`.
+    fn start(control: Channel) -> Result<Zygote, ()> {
+        match Self::set_up(&control) {
+            Ok(shared) => Ok(Zygote { control, shared, children: HashMap::new(), ids: HashMap::new() }),
+            Err(Some((step, errno))) => {
+                let _ = send_to_broker(&control, &FromZygote::StartFailed { step, errno });
+                Err(())
+            }
+            Err(None) => Err(()),
+        }
+    }
+
+    fn set_up(control: &Channel) -> Result<SharedSetUp, Option<(LockdownStep, i32)>> {
+        use LockdownStep as S;
+        let at = |step: LockdownStep| move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)));
+        let nix_at = |step: LockdownStep| move |e: nix::Error| Some((step, e as i32));
+
+        // Opened while the host filesystem is still visible: children's fds 0–2.
+        let dev_null: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(at(S::StdioToNull))?
+            .into();
+        let (lifeline_read, lifeline_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_at(S::LifelineCheck))?;
+        // Every capability the kernel knows is dropped from each child's bounding set.
+        let bounding_capabilities: Vec<u8> =
+            caps::runtime::thread_all_supported().iter().filter_map(|c| u8::try_from(c.index()).ok()).collect();
+
+        // Supplementary groups go while we still can: a root broker's zygote is privileged
+        // on the host until it enters its user namespace.
+        if nix::unistd::geteuid().is_root() {
+            sys::namespaces::drop_supplementary_groups().map_err(at(S::DropSupplementaryGroups))?;
+        }
+        sys::namespaces::unshare(SHARED_NAMESPACES).map_err(at(S::EnterNamespaces))?;
+        send_to_broker(control, &FromZygote::Unshared).map_err(|()| None)?;
+        // The broker writes our id maps from outside, then sends the configuration.
+        let init = match control.recv::<ToZygote>(Some(Instant::now() + Duration::from_secs(30))) {
+            Ok((ToZygote::Init(init), _)) => init,
+            _ => return Err(Some((S::IdMaps, libc::EPROTO))),
+        };
+        init.seccomp.validate().map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
+        sys::namespaces::set_all_ids(0).map_err(at(S::SetIds))?;
+
+        sys::mounts::make_mounts_private().map_err(at(S::MakeMountsPrivate))?;
+        sys::mounts::mount_empty_readonly_tmpfs(EMPTY_ROOT_MOUNT_POINT).map_err(at(S::MountEmptyRoot))?;
+        sys::mounts::chdir(EMPTY_ROOT_MOUNT_POINT).map_err(at(S::PivotRoot))?;
+        sys::mounts::pivot_root_here_and_detach_old().map_err(at(S::PivotRoot))?;
+        sys::process::set_non_dumpable().map_err(at(S::Dumpable))?;
+
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.thread_block().map_err(nix_at(S::SignalMask))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(nix_at(S::SignalMask))?;
+
+        send_to_broker(control, &FromZygote::Ready).map_err(|()| None)?;
+        Ok(SharedSetUp { init, dev_null, lifeline_read, lifeline_write, bounding_capabilities, signals })
+    }
+
+    /// Serves spawn and kill requests until the broker goes away, then kills every child.
+    fn serve(&mut self, entries: &Entries) -> i32 {
+        loop {
+            let (control_ready, child_ended) = {
+                let mut fds = [
+                    PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.shared.signals.as_fd(), PollFlags::POLLIN),
+                ];
+                match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(nix::Error::EINTR) => continue,
+                    Err(_) => break,
+                }
+                let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), ready(&fds[1]))
+            };
+            if child_ended && self.reap_children().is_err() {
+                break;
+            }
+            if control_ready {
+                match self.control.recv::<ToZygote>(None) {
+                    Ok((request, fds)) => {
+                        if self.handle(entries, request, fds).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        // The broker is gone (or unreachable): no child may outlive it.
+        for &pid in self.children.keys() {
+            let _ = sys::namespaces::kill(pid, libc::SIGKILL);
+        }
+        0
+    }
+
+    fn handle(&mut self, entries: &Entries, request: ToZygote, mut fds: Vec<OwnedFd>) -> Result<(), ()> {
+        match request {
+            ToZygote::Init(_) => Err(()),
+            ToZygote::Kill { id } => {
+                if let Some(&pid) = self.ids.get(&id) {
+                    let _ = sys::namespaces::kill(pid, libc::SIGKILL);
+                }
+                Ok(())
+            }
+            ToZygote::Spawn { id, entry, args, rlimits, keep_stderr } => {
+                let failure = if fds.len() != 1 {
+                    Some(SpawnFailure::BadRequest)
+                } else if !entries.contains(&entry) {
+                    Some(SpawnFailure::UnknownEntry)
+                } else {
+                    let channel = fds.remove(0);
+                    match self.fork_child(entries, &entry, &args, &rlimits, keep_stderr, &channel) {
+                        Ok(pid) => {
+                            self.children.insert(pid, id);
+                            self.ids.insert(id, pid);
+                            let pid = u32::try_from(pid).map_err(drop)?;
+                            return send_to_broker(&self.control, &FromZygote::Spawned { id, pid });
+                        }
+                        Err(errno) => Some(SpawnFailure::Step { step: LockdownStep::NewPidNamespace, errno }),
+                    }
+                };
+                match failure {
+                    Some(failure) => send_to_broker(&self.control, &FromZygote::SpawnFailed { id, failure }),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Forks one child into its own PID namespace. In the child this never returns.
+    fn fork_child(
+        &self,
+        entries: &Entries,
+        entry: &str,
+        args: &[u8],
+        rlimits: &[Rlimit],
+        keep_stderr: bool,
+        channel: &OwnedFd,
+    ) -> Result<libc::pid_t, i32> {
+        let pid = sys::namespaces::fork_into_new_pid_namespace().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        if pid == 0 {
+            // The child: a copy of this single-threaded process, PID 1 of a new namespace.
+            let shared = &self.shared;
+            let plan = LockdownPlan {
+                channel: channel.as_fd(),
+                dev_null: shared.dev_null.as_fd(),
+                lifeline_read: shared.lifeline_read.as_fd(),
+                lifeline_write: shared.lifeline_write.as_raw_fd(),
+                keep_stderr,
+                rlimits,
+                bounding_capabilities: &shared.bounding_capabilities,
+                seccomp: &shared.init.seccomp,
+            };
+            let (max_message_bytes, max_fds_per_message) = shared.init.channel_limits;
+            let limits = ChannelLimits { max_message_bytes, max_fds_per_message };
+            entries.run_child(entry, args, &plan, limits);
+        }
+        Ok(pid)
+    }
+
+    /// Reaps every ended child and tells the broker.
+    fn reap_children(&mut self) -> Result<(), ()> {
+        // Drain the signalfd; the reaping below is what counts (signals coalesce).
+        while let Ok(Some(_)) = self.shared.signals.read_signal() {}
+        loop {
+            match sys::namespaces::reap_one() {
+                Ok(Some((pid, status))) => {
+                    if let Some(id) = self.children.remove(&pid) {
+                        self.ids.remove(&id);
+                        send_to_broker(&self.control, &FromZygote::Ended { id, status })?;
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(()),
+                Err(_) => return Err(()),
+            }
+        }
+    }
+}

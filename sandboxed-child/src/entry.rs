@@ -1,0 +1,119 @@
+//! Entry functions, registered by name, and the child's life from fork to exit.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_ipc::{Channel, ChannelLimits};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context::ChildContext;
+use crate::lockdown::{lock_down, LockdownPlan};
+use crate::protocol::{ChildToBroker, MAX_PANIC_MESSAGE_BYTES};
+use crate::{sys, EXIT_LOCKDOWN_FAILED};
+
+/// Exit status of a child whose arguments did not decode as the entry's argument type.
+pub const EXIT_BAD_ARGS: i32 = 125;
+
+/// A registered entry, with its argument and message types erased.
+pub type EntryFn = Box<dyn Fn(Arc<Channel>, &[u8]) -> i32 + Send + Sync>;
+
+/// The entry functions a zygote can start, by name. Register the same set in every process
+/// of the application (the zygote is a re-exec of the same binary and looks them up by name).
+#[derive(Default)]
+pub struct Entries {
+    map: BTreeMap<String, EntryFn>,
+}
+
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entries").field("names", &self.map.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Entries {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `entry` under `name`. The child runs `entry(context, args)` once fully locked
+    /// down; its return value is the child's exit status. `A` is the argument type the broker
+    /// passes to `spawn`; `Up`/`Down` are the messages to and from the broker. A later
+    /// registration of the same name replaces the earlier one.
+    pub fn register<A, Up, Down>(mut self, name: &str, entry: fn(ChildContext<Up, Down>, A) -> i32) -> Self
+    where
+        A: DeserializeOwned + 'static,
+        Up: Serialize + 'static,
+        Down: DeserializeOwned + 'static,
+    {
+        let erased: EntryFn = Box::new(move |channel, args| {
+            // Decoding runs the application's Deserialize code: only after lockdown.
+            match postcard::from_bytes::<A>(args) {
+                Ok(args) => entry(ChildContext::new(channel), args),
+                Err(_) => EXIT_BAD_ARGS,
+            }
+        });
+        self.map.insert(name.to_owned(), erased);
+        self
+    }
+
+    /// True when `name` is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// The registered names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    /// The life of a freshly forked child: lock down, report, run the entry, exit. Never
+    /// returns. If any lockdown step fails, the step and errno go to the broker and the child
+    /// exits with [`EXIT_LOCKDOWN_FAILED`]; the entry never runs.
+    ///
+    /// Preconditions: called in a process just forked from the single-threaded zygote, with
+    /// `name` registered.
+    pub fn run_child(&self, name: &str, args: &[u8], plan: &LockdownPlan<'_>, limits: ChannelLimits) -> ! {
+        let mut channel_fd = plan.channel.as_raw_fd();
+        if let Err(err) = lock_down(plan, &mut channel_fd) {
+            // The plan's fds are the zygote's; this copy of the process only borrows the one
+            // the channel sits at now, to say why it gives up.
+            let channel = Channel::from_fd(sys::owned_fd(channel_fd), limits);
+            let failed = ChildToBroker::<()>::LockdownFailed { step: err.step, errno: err.errno };
+            let _ = channel.send(&failed, &[], Some(Instant::now() + Duration::from_secs(1)));
+            sys::exit_now(EXIT_LOCKDOWN_FAILED);
+        }
+        let channel = Arc::new(Channel::from_fd(sys::owned_fd(crate::CHANNEL_FD), limits));
+        install_panic_reporter(Arc::clone(&channel));
+        if channel.send(&ChildToBroker::<()>::LockedDown, &[], None).is_err() {
+            sys::exit_now(EXIT_LOCKDOWN_FAILED);
+        }
+        let Some(entry) = self.map.get(name) else {
+            sys::exit_now(EXIT_LOCKDOWN_FAILED);
+        };
+        let status = entry(channel, args);
+        sys::exit_now(status)
+    }
+}
+
+/// A panic on any thread of a child crashes the whole child (SIGILL), after telling the broker
+/// the message. The broker reports it as a crash, not as a seccomp violation, and the message
+/// stays marked as the child's own word.
+fn install_panic_reporter(channel: Arc<Channel>) {
+    std::panic::set_hook(Box::new(move |info| {
+        let mut message = info.to_string();
+        if message.len() > MAX_PANIC_MESSAGE_BYTES {
+            let mut cut = MAX_PANIC_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let deadline = Some(Instant::now() + Duration::from_millis(200));
+        let _ = channel.send(&ChildToBroker::<()>::Panicked { message }, &[], deadline);
+        sys::crash_now();
+    }));
+}

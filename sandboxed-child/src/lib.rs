@@ -1,0 +1,30 @@
+//! `portcullis-child`: the untrusted side of Portcullis.
+//!
+//! Owns: the per-child lockdown executor ([`lockdown::lock_down`]), the registry of entry
+//! functions a zygote can start ([`Entries`]), and the typed client a child uses to talk to the
+//! broker ([`ChildContext`]).
+//!
+//! Must never: decide what a child may do (it links no policy), build a seccomp filter (it only
+//! installs the pre-compiled bytes it is handed), or run a single instruction of user code before
+//! every lockdown step has succeeded. If a step fails, the child reports the step and errno on its
+//! channel and exits; the entry function is never called.
+//!
+//! Lockdown work runs in a process freshly forked from the single-threaded zygote, never on a
+//! thread of a multithreaded process: that is what makes allocation after `fork` safe here.
+
+pub mod context;
+pub mod entry;
+pub mod lockdown;
+pub mod protocol;
+pub mod seccomp_program;
+mod sys;
+
+pub use context::{ChildChannelError, ChildContext};
+pub use entry::{Entries, EntryFn, EXIT_BAD_ARGS};
+pub use lockdown::{LockdownError, LockdownPlan, LockdownStep, Rlimit, RlimitResource};
+pub use seccomp_program::{SeccompProgram, SeccompProgramError, SockFilter};
+
+/// Exit status a child uses when a lockdown step failed (the step and errno went to the broker).
+pub const EXIT_LOCKDOWN_FAILED: i32 = 126;
+/// The fd number of the channel inside a locked-down child.
+pub const CHANNEL_FD: i32 = 3;

@@ -1,0 +1,256 @@
+//! The per-child lockdown recipe, run by a child on itself right after the zygote forked it.
+//!
+//! By the time this runs, the zygote has already put the child in its own namespaces (user,
+//! mount with an empty read-only root, net, ipc, uts, cgroup shared with the zygote; a PID
+//! namespace of its own, where it is PID 1). What is left is per process and runs here, in this
+//! order, each step failing closed:
+//!
+//! 1. [`LockdownStep::ParentDeathSignal`]: die with the zygote (which dies with the broker);
+//! 2. [`LockdownStep::LifelineCheck`]: the zygote may have died before step 1; check its pipe;
+//! 3. [`LockdownStep::NewSession`]: leave the broker's session and controlling terminal;
+//! 4. [`LockdownStep::SignalMask`]: undo the zygote's blocked SIGCHLD;
+//! 5. [`LockdownStep::StdioToNull`], [`LockdownStep::CloseFds`]: fds 0–2 are `/dev/null`, fd 3 is
+//!    the channel, nothing else is open (seccomp cannot stop `read` on an inherited fd);
+//! 6. [`LockdownStep::Rlimits`]: the resource-limit baseline;
+//! 7. [`LockdownStep::Dumpable`]: no core dumps, no `/proc/<pid>` access without privilege;
+//! 8. [`LockdownStep::SecureBits`], [`LockdownStep::DropCapabilities`]: bounding set first (it
+//!    needs `CAP_SETPCAP`, which the last part removes), then ambient, then
+//!    inheritable/permitted/effective;
+//! 9. [`LockdownStep::NoNewPrivs`];
+//! 10. [`LockdownStep::SeccompFilter`], last: every earlier step needs syscalls the filter forbids.
+//!
+//! Step 1 runs first rather than after the rlimits (as the design recipe lists it) so that the
+//! window in which a dying zygote could leave an orphan is as small as it can be.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use serde::{Deserialize, Serialize};
+
+use crate::seccomp_program::SeccompProgram;
+use crate::sys;
+use crate::CHANNEL_FD;
+
+/// One step of a child's lockdown, or of the zygote's shared set-up. Named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LockdownStep {
+    // --- done once by the zygote for every child ---
+    /// Drop supplementary groups before entering the user namespace.
+    DropSupplementaryGroups,
+    /// `unshare` of the user, mount, net, ipc, uts and cgroup namespaces.
+    EnterNamespaces,
+    /// The broker writes `setgroups`, `uid_map` and `gid_map`.
+    IdMaps,
+    /// Become root of the new user namespace (an unprivileged id on the host).
+    SetIds,
+    /// `mount("/", MS_REC | MS_PRIVATE)`.
+    MakeMountsPrivate,
+    /// Mount the empty read-only tmpfs that becomes `/`.
+    MountEmptyRoot,
+    /// `pivot_root` into it and detach the old root.
+    PivotRoot,
+    /// Fork the child as PID 1 of a new PID namespace.
+    NewPidNamespace,
+    // --- done by each child on itself ---
+    /// `PR_SET_PDEATHSIG(SIGKILL)`.
+    ParentDeathSignal,
+    /// The zygote is still alive.
+    LifelineCheck,
+    /// `setsid`.
+    NewSession,
+    /// Unblock all signals.
+    SignalMask,
+    /// fds 0, 1, 2 onto `/dev/null`, the channel onto fd 3.
+    StdioToNull,
+    /// `close_range(4, ~0)`.
+    CloseFds,
+    /// `setrlimit` baseline.
+    Rlimits,
+    /// `PR_SET_DUMPABLE(0)`.
+    Dumpable,
+    /// Lock securebits (no root magic, no ambient raise).
+    SecureBits,
+    /// Empty bounding, ambient, inheritable, permitted and effective sets.
+    DropCapabilities,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    NoNewPrivs,
+    /// Install the pre-compiled seccomp filter.
+    SeccompFilter,
+    /// Send `LockedDown` to the broker.
+    ReportLockedDown,
+}
+
+impl std::fmt::Display for LockdownStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::DropSupplementaryGroups => "drop supplementary groups",
+            Self::EnterNamespaces => "enter namespaces",
+            Self::IdMaps => "write id maps",
+            Self::SetIds => "set ids",
+            Self::MakeMountsPrivate => "make mounts private",
+            Self::MountEmptyRoot => "mount empty root",
+            Self::PivotRoot => "pivot root",
+            Self::NewPidNamespace => "new pid namespace",
+            Self::ParentDeathSignal => "parent death signal",
+            Self::LifelineCheck => "lifeline check",
+            Self::NewSession => "new session",
+            Self::SignalMask => "signal mask",
+            Self::StdioToNull => "stdio to /dev/null",
+            Self::CloseFds => "close fds",
+            Self::Rlimits => "rlimits",
+            Self::Dumpable => "dumpable",
+            Self::SecureBits => "securebits",
+            Self::DropCapabilities => "drop capabilities",
+            Self::NoNewPrivs => "no_new_privs",
+            Self::SeccompFilter => "seccomp filter",
+            Self::ReportLockedDown => "report locked down",
+        };
+        f.write_str(name)
+    }
+}
+
+/// A lockdown step failed with an OS error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("lockdown step '{step}' failed: {}", std::io::Error::from_raw_os_error(*errno))]
+pub struct LockdownError {
+    /// The step.
+    pub step: LockdownStep,
+    /// The errno it failed with.
+    pub errno: i32,
+}
+
+impl LockdownError {
+    fn from_io(step: LockdownStep, err: &std::io::Error) -> Self {
+        Self { step, errno: err.raw_os_error().unwrap_or(libc::EIO) }
+    }
+}
+
+/// A resource that [`Rlimit`] can limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RlimitResource {
+    /// `RLIMIT_AS`: bytes of address space.
+    AddressSpace,
+    /// `RLIMIT_CORE`: core file size.
+    Core,
+    /// `RLIMIT_CPU`: CPU seconds.
+    CpuSeconds,
+    /// `RLIMIT_FSIZE`: largest file the child may write.
+    FileSize,
+    /// `RLIMIT_MEMLOCK`: locked memory bytes.
+    MemLock,
+    /// `RLIMIT_MSGQUEUE`: POSIX message queue bytes.
+    MsgQueue,
+    /// `RLIMIT_NOFILE`: one more than the highest fd number.
+    OpenFiles,
+    /// `RLIMIT_STACK`: main-thread stack bytes.
+    Stack,
+}
+
+impl RlimitResource {
+    fn raw(self) -> libc::__rlimit_resource_t {
+        match self {
+            Self::AddressSpace => libc::RLIMIT_AS,
+            Self::Core => libc::RLIMIT_CORE,
+            Self::CpuSeconds => libc::RLIMIT_CPU,
+            Self::FileSize => libc::RLIMIT_FSIZE,
+            Self::MemLock => libc::RLIMIT_MEMLOCK,
+            Self::MsgQueue => libc::RLIMIT_MSGQUEUE,
+            Self::OpenFiles => libc::RLIMIT_NOFILE,
+            Self::Stack => libc::RLIMIT_STACK,
+        }
+    }
+}
+
+/// One resource limit (soft = hard, so the child cannot raise it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// What is limited.
+    pub resource: RlimitResource,
+    /// The limit.
+    pub value: u64,
+}
+
+/// Everything a child needs to lock itself down, as data.
+#[derive(Debug)]
+pub struct LockdownPlan<'a> {
+    /// The child's end of its channel (any fd number; it ends up at [`CHANNEL_FD`]).
+    pub channel: BorrowedFd<'a>,
+    /// An open `/dev/null` for fds 0–2.
+    pub dev_null: BorrowedFd<'a>,
+    /// The read end of the zygote's lifeline pipe; `POLLHUP` means the zygote is gone.
+    pub lifeline_read: BorrowedFd<'a>,
+    /// The lifeline's write end, inherited from the zygote: closed first, or it would keep the
+    /// pipe open forever.
+    pub lifeline_write: RawFd,
+    /// Keep the inherited fd 2 instead of `/dev/null` (debugging only).
+    pub keep_stderr: bool,
+    /// The rlimit baseline.
+    pub rlimits: &'a [Rlimit],
+    /// Capabilities the kernel knows (all of them are dropped from the bounding set).
+    pub bounding_capabilities: &'a [u8],
+    /// The pre-compiled filter.
+    pub seccomp: &'a SeccompProgram,
+}
+
+/// Locked securebits: uid 0 gets no capability magic on execve, setuid does not fix up caps,
+/// ambient caps can never be raised; each with its lock bit. capabilities(7).
+const SECUREBITS_LOCKED_DOWN: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
+
+/// Runs the per-child recipe on the calling process. On success the channel is at
+/// [`CHANNEL_FD`] and the seccomp filter is installed. On failure the caller reports the error
+/// on the fd that `channel_fd_now` holds by then (the channel moves during the recipe) and exits
+/// without running user code.
+///
+/// Preconditions: the calling process was just forked from the single-threaded zygote and is
+/// itself single-threaded.
+pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<(), LockdownError> {
+    use LockdownStep as S;
+    let step = |s: LockdownStep| move |e: std::io::Error| LockdownError::from_io(s, &e);
+
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(step(S::ParentDeathSignal))?;
+    // The write end we inherited would keep the lifeline open: close ours, then look.
+    close_one(plan.lifeline_write).map_err(step(S::LifelineCheck))?;
+    if sys::hung_up(plan.lifeline_read.as_raw_fd()).map_err(step(S::LifelineCheck))? {
+        return Err(LockdownError { step: S::LifelineCheck, errno: libc::ESRCH });
+    }
+    sys::new_session().map_err(step(S::NewSession))?;
+    sys::unblock_all_signals().map_err(step(S::SignalMask))?;
+
+    // Park the channel above the stdio slots, point 0–2 at /dev/null, then put the channel
+    // at fd 3 and close everything above it.
+    let parked = sys::dup_fd_above(plan.channel.as_raw_fd(), 10).map_err(step(S::StdioToNull))?;
+    *channel_fd_now = parked;
+    let null = plan.dev_null.as_raw_fd();
+    sys::dup_fd_onto(null, 0).map_err(step(S::StdioToNull))?;
+    sys::dup_fd_onto(null, 1).map_err(step(S::StdioToNull))?;
+    if !plan.keep_stderr {
+        sys::dup_fd_onto(null, 2).map_err(step(S::StdioToNull))?;
+    }
+    sys::dup_fd_onto(parked, CHANNEL_FD).map_err(step(S::StdioToNull))?;
+    *channel_fd_now = CHANNEL_FD;
+    sys::close_fds_from(CHANNEL_FD + 1).map_err(step(S::CloseFds))?;
+
+    for limit in plan.rlimits {
+        sys::set_rlimit(limit.resource.raw(), limit.value, limit.value).map_err(step(S::Rlimits))?;
+    }
+    sys::set_dumpable(false).map_err(step(S::Dumpable))?;
+
+    sys::set_securebits(SECUREBITS_LOCKED_DOWN).map_err(step(S::SecureBits))?;
+    // Bounding set first: dropping from it needs CAP_SETPCAP, which capset below removes.
+    for &cap in plan.bounding_capabilities {
+        sys::drop_bounding_capability(cap).map_err(step(S::DropCapabilities))?;
+    }
+    sys::clear_ambient_capabilities().map_err(step(S::DropCapabilities))?;
+    sys::clear_all_capability_sets().map_err(step(S::DropCapabilities))?;
+
+    sys::set_no_new_privs().map_err(step(S::NoNewPrivs))?;
+    // Last: from here on only the allowlisted syscalls exist.
+    sys::install_seccomp_filter(plan.seccomp).map_err(step(S::SeccompFilter))?;
+    Ok(())
+}
+
+fn close_one(fd: RawFd) -> std::io::Result<()> {
+    if fd < 0 {
+        return Ok(());
+    }
+    sys::close_fd_range(fd, fd)
+}

@@ -1,0 +1,39 @@
+//! The handshake and envelope types on a child's channel.
+//!
+//! Every value of [`ChildToBroker`] is decoded by the broker from hostile bytes: the broker
+//! treats `Panicked` as the child's own (untrusted) word and bounds it before keeping it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::lockdown::LockdownStep;
+
+/// Longest panic message a child sends; the broker cuts anything longer again.
+pub const MAX_PANIC_MESSAGE_BYTES: usize = 1024;
+
+/// A message from a child to the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildToBroker<U> {
+    /// Every lockdown step succeeded; the entry function starts next. Always the first message.
+    LockedDown,
+    /// A lockdown step failed; the child exits without running user code.
+    LockdownFailed {
+        /// The step that failed.
+        step: LockdownStep,
+        /// The OS error number it failed with.
+        errno: i32,
+    },
+    /// The child panicked and is about to crash (sent before the crash, best effort).
+    Panicked {
+        /// The panic message, at most [`MAX_PANIC_MESSAGE_BYTES`].
+        message: String,
+    },
+    /// An application message.
+    App(U),
+}
+
+/// A message from the broker to a child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrokerToChild<D> {
+    /// An application message.
+    App(D),
+}

@@ -1,0 +1,50 @@
+use std::io;
+
+use super::{cvt_int};
+
+/// Starts a new session, detaching from the broker's controlling terminal. setsid(2).
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments.
+    cvt_int(unsafe { libc::setsid() }).map(drop)
+}
+
+/// Unblocks every signal (the zygote blocks SIGCHLD for its signalfd). sigprocmask(2).
+pub fn unblock_all_signals() -> io::Result<()> {
+    // SAFETY: `set` is a live sigset_t initialised by sigemptyset before use; the old-set
+    // pointer is null.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        cvt_int(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())).map(drop)
+    }
+}
+
+/// Sets one resource limit. setrlimit(2).
+pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: `limit` is a live rlimit the kernel only reads.
+    cvt_int(unsafe { libc::setrlimit(resource, &limit) }).map(drop)
+}
+
+/// Ends the process at once with `code`, without running destructors or atexit handlers.
+/// _exit(2).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Crashes the process with an illegal instruction (SIGILL), as Chromium's IMMEDIATE_CRASH
+/// does. A child is PID 1 of its PID namespace, where `kill`/`raise` of a default-action signal
+/// to itself is ignored; a fault raised by the CPU is not.
+pub fn crash_now() -> ! {
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    // SAFETY: `ud2` raises #UD, which the kernel turns into a forced SIGILL that ends the
+    // process; it never returns and touches no memory.
+    unsafe {
+        std::arch::asm!("ud2", options(noreturn, nomem, nostack));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+    {
+        std::process::abort()
+    }
+}

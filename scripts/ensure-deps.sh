@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes sure this machine has what building Portcullis needs beyond the Rust toolchain:
+# libseccomp's development files (libseccomp-sys links against libseccomp.so, which only the
+# -dev package provides). As root it installs them; otherwise it prints the exact command.
+set -euo pipefail
+
+have_libseccomp() {
+    local dir
+    for dir in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
+        [ -e "$dir/libseccomp.so" ] && return 0
+    done
+    return 1
+}
+
+if ! have_libseccomp; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "ensure-deps: installing libseccomp-dev" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp-dev >/dev/null
+    else
+        echo "ensure-deps: libseccomp-dev is missing. Install it with:" >&2
+        echo "    sudo apt-get install -y libseccomp-dev" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test binary of the workspace as an unprivileged user. Needs root (to create the
+# user and drop to it). The binaries are copied to a world-readable directory because the
+# checkout may sit where that user cannot reach (e.g. under /root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+user=portcullis-ci
+if ! id -u "$user" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+fi
+uid=$(id -u "$user")
+gid=$(id -g "$user")
+
+stage=$(mktemp -d /tmp/portcullis-unpriv.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+chmod 755 "$stage"
+
+# Every test executable cargo built, from its JSON messages.
+mapfile -t executables < <(cargo test --workspace --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | sed 's/"executable":"\(.*\)"/\1/')
+cargo build --workspace --bins
+cp target/debug/probe "$stage/probe"
+for exe in "${executables[@]}"; do
+    cp "$exe" "$stage/"
+done
+chmod -R a+rX "$stage"
+
+echo "== cargo test binaries as $user (uid $uid)"
+failed=0
+for exe in "${executables[@]}"; do
+    name=$(basename "$exe")
+    echo "-- $name"
+    if ! (cd "$stage" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+        env -i PATH=/usr/bin:/bin HOME="$stage" TMPDIR="$stage" \
+        PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" \
+        "$stage/$name"); then
+        failed=1
+    fi
+done
+exit "$failed"

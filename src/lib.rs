@@ -1,0 +1,42 @@
+//! # Portcullis
+//!
+//! Chromium-style multi-process sandboxing for Linux. A trusted **broker** (your application's
+//! main process) starts **sandboxed children** through a single-threaded **zygote**; each child
+//! runs one of your registered entry functions inside empty user/pid/net/mount/ipc/uts
+//! namespaces, with no filesystem, no capabilities, `no_new_privs`, a strict seccomp allowlist
+//! and rlimits, and talks to the broker only over a typed, hardened channel.
+//!
+//! This facade re-exports the public API of the member crates:
+//! [`portcullis_broker`] (trusted side), [`portcullis_child`] (untrusted side),
+//! [`portcullis_ipc`] (wire layer) and [`portcullis_policy`] (decisions).
+//!
+//! ```no_run
+//! use portcullis::{Broker, BrokerConfig, ChildContext, Entries};
+//!
+//! fn echo(ctx: ChildContext<String, String>, greeting: String) -> i32 {
+//!     while let Ok(msg) = ctx.recv() {
+//!         if ctx.send(&format!("{greeting}, {msg}")).is_err() {
+//!             return 1;
+//!         }
+//!     }
+//!     0
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // First thing in main: in the zygote process this call never returns.
+//!     let broker = Broker::start(Entries::new().register("echo", echo), BrokerConfig::default())?;
+//!     let child = broker.spawn::<String, String, _>("echo", "hello")?;
+//!     assert_eq!(child.request(&"world".to_string())?, "hello, world");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Must never: contain sandbox logic of its own; it only re-exports.
+
+pub use portcullis_broker::{
+    default_rlimits, seccomp, Broker, BrokerConfig, ChannelLimits, Child, ChildEnd, ChildError, LockdownError,
+    LockdownStep, ProtocolViolation, Rlimit, RlimitResource, SpawnError, SpawnFailure, SpawnOptions, StartError,
+    DEFAULT_SANDBOX_HOST_ID,
+};
+pub use portcullis_child::{ChildChannelError, ChildContext, Entries};
+pub use {portcullis_broker as broker, portcullis_child as child, portcullis_ipc as ipc, portcullis_policy as policy};

@@ -1,0 +1,595 @@
+//! The probe broker: `probe <scenario>` starts a Portcullis broker, runs one scenario against
+//! real sandboxed children and exits 0 (pass), 1 (fail, with the reason) or 77 (this host cannot
+//! run it, with the reason).
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use portcullis::{
+    Broker, BrokerConfig, ChildContext, ChildEnd, ChildError, Entries, LockdownStep, Rlimit, RlimitResource,
+    SpawnError, SpawnOptions,
+};
+use portcullis_tests::EXIT_SKIP;
+use serde::{Deserialize, Serialize};
+
+/// Broker → child.
+#[derive(Debug, Serialize, Deserialize)]
+enum Down {
+    Echo(Vec<u8>),
+    /// Read everything from the fd attached to this message.
+    ReadPassedFd,
+    Quit,
+}
+
+/// Child → broker.
+#[derive(Debug, Serialize, Deserialize)]
+enum Up {
+    Echo(Vec<u8>),
+    /// The probe returned: `Ok(detail)` or `Err(errno)`.
+    Outcome(Result<String, i32>),
+}
+
+/// What a probe child tries once locked down.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+enum Probe {
+    ReadEtcPasswd,
+    ListRoot,
+    CreateFile,
+    SocketInet,
+    SocketNetlink,
+    KillBroker,
+    SignalZygote,
+    PtraceBroker,
+    PtraceZygote,
+    SetPriorityOfBroker,
+    SetHostname,
+    Mount,
+    UnshareUser,
+    Clone3NewNamespaces,
+    IoUringSetup,
+    Bpf,
+    Keyctl,
+    Fork,
+    X32Syscall,
+    IoctlTiocsti,
+    Execve,
+    // --- must work ---
+    OwnPid,
+    Allocate64MiB,
+    SpawnAndJoinThread,
+    RaiseOwnThreadSignal,
+    Sleep,
+    AvailableParallelism,
+    Panic,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ProbeArgs {
+    probe: Probe,
+    broker_pid: i32,
+    zygote_pid: i32,
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Turns a raw syscall return into the probe outcome.
+fn outcome(ret: libc::c_long) -> Result<String, i32> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(format!("returned {ret}"))
+    }
+}
+
+/// The probe entry: try one thing, report what happened, exit 0.
+fn probe_child(ctx: ChildContext<Up, Down>, args: ProbeArgs) -> i32 {
+    let result = run_probe(args);
+    match ctx.send(&Up::Outcome(result)) {
+        Ok(()) => 0,
+        Err(_) => 3,
+    }
+}
+
+fn run_probe(args: ProbeArgs) -> Result<String, i32> {
+    let io = |r: std::io::Result<String>| r.map_err(|e| e.raw_os_error().unwrap_or(-1));
+    // SAFETY (for every raw syscall below): each is a probe whose pointer arguments are null or
+    // point at live locals; the seccomp filter is expected to kill the child or the kernel to
+    // refuse, and nothing of ours relies on the call's effect.
+    unsafe {
+        match args.probe {
+            Probe::ReadEtcPasswd => io(std::fs::read_to_string("/etc/passwd")),
+            Probe::ListRoot => io(std::fs::read_dir("/").map(|d| format!("{} entries", d.count()))),
+            Probe::CreateFile => io(std::fs::File::create("/escape").map(|_| "created".into())),
+            Probe::SocketInet => outcome(libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0)),
+            Probe::SocketNetlink => outcome(libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0)),
+            Probe::KillBroker => outcome(libc::syscall(libc::SYS_kill, args.broker_pid, libc::SIGKILL)),
+            Probe::SignalZygote => outcome(libc::syscall(libc::SYS_tgkill, args.zygote_pid, args.zygote_pid, libc::SIGKILL)),
+            Probe::PtraceBroker => outcome(libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, args.broker_pid, 0, 0)),
+            Probe::PtraceZygote => outcome(libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, args.zygote_pid, 0, 0)),
+            Probe::SetPriorityOfBroker => {
+                outcome(libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, args.broker_pid, 19))
+            }
+            Probe::SetHostname => outcome(libc::syscall(libc::SYS_sethostname, c"escaped".as_ptr(), 7)),
+            Probe::Mount => outcome(libc::syscall(
+                libc::SYS_mount,
+                c"none".as_ptr(),
+                c"/".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null::<u8>(),
+            )),
+            Probe::UnshareUser => outcome(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+            Probe::Clone3NewNamespaces => {
+                // struct clone_args: flags first; the rest zero. The filter answers ENOSYS
+                // before the kernel reads it.
+                let mut clone_args = [0u64; 11];
+                clone_args[0] = (libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWPID) as u64;
+                outcome(libc::syscall(libc::SYS_clone3, clone_args.as_mut_ptr(), std::mem::size_of_val(&clone_args)))
+            }
+            Probe::IoUringSetup => {
+                let mut params = [0u8; 120];
+                outcome(libc::syscall(libc::SYS_io_uring_setup, 8, params.as_mut_ptr()))
+            }
+            Probe::Bpf => outcome(libc::syscall(libc::SYS_bpf, 0, std::ptr::null::<u8>(), 0)),
+            Probe::Keyctl => outcome(libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0)),
+            Probe::Fork => {
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                outcome(pid.into())
+            }
+            Probe::X32Syscall => outcome(libc::syscall(0x4000_0000 | libc::SYS_getpid)),
+            Probe::IoctlTiocsti => {
+                let c = b'x';
+                outcome(libc::syscall(libc::SYS_ioctl, 0, libc::TIOCSTI, &c as *const u8))
+            }
+            Probe::Execve => outcome(libc::syscall(
+                libc::SYS_execve,
+                c"/bin/true".as_ptr(),
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+            )),
+            Probe::OwnPid => Ok(format!("{}", libc::getpid())),
+            Probe::Allocate64MiB => {
+                let mut v = vec![0u8; 64 << 20];
+                for i in (0..v.len()).step_by(4096) {
+                    v[i] = 1;
+                }
+                Ok(format!("touched {}", v.iter().step_by(4096).filter(|&&b| b == 1).count()))
+            }
+            Probe::SpawnAndJoinThread => std::thread::Builder::new()
+                .name("worker".into())
+                .spawn(|| 6 * 7)
+                .map_err(|e| e.raw_os_error().unwrap_or(-1))?
+                .join()
+                .map(|v| format!("thread returned {v}"))
+                .map_err(|_| -1),
+            Probe::RaiseOwnThreadSignal => {
+                // Signal 0 checks permission without sending: allowed for our own tgid (1).
+                outcome(libc::syscall(libc::SYS_tgkill, 1, libc::syscall(libc::SYS_gettid), 0))
+            }
+            Probe::Sleep => {
+                std::thread::sleep(Duration::from_millis(5));
+                Ok("slept".into())
+            }
+            Probe::AvailableParallelism => {
+                Ok(format!("{:?}", std::thread::available_parallelism().map(|n| n.get()).ok()))
+            }
+            Probe::Panic => panic!("probe panicked on purpose"),
+        }
+    }
+}
+
+/// Echo entry: answers each Echo with the same bytes until Quit.
+fn echo_child(ctx: ChildContext<Up, Down>, _: ()) -> i32 {
+    loop {
+        match ctx.recv_with_fds() {
+            Ok((Down::Echo(bytes), _)) => {
+                if ctx.send(&Up::Echo(bytes)).is_err() {
+                    return 2;
+                }
+            }
+            Ok((Down::ReadPassedFd, fds)) => {
+                let result = match fds.into_iter().next() {
+                    Some(fd) => {
+                        let mut file = std::fs::File::from(fd);
+                        let mut s = String::new();
+                        std::io::Read::read_to_string(&mut file, &mut s).map(|_| s).map_err(|e| e.raw_os_error().unwrap_or(-1))
+                    }
+                    None => Err(-1),
+                };
+                if ctx.send(&Up::Outcome(result)).is_err() {
+                    return 2;
+                }
+            }
+            Ok((Down::Quit, _)) => return 0,
+            Err(_) => return 1,
+        }
+    }
+}
+
+/// What a hostile child sends.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Attack {
+    Garbage,
+    TebibyteLength,
+    SixtyFourFds,
+    DieMidMessage,
+}
+
+fn hostile_child(ctx: ChildContext<Up, Down>, attack: Attack) -> i32 {
+    let channel = ctx.raw_channel();
+    match attack {
+        Attack::Garbage => {
+            let _ = channel.send_raw_datagram(&[0x00, 0xff, 0xfe, 0x13, 0x37, 0x99], &[]);
+        }
+        Attack::TebibyteLength => {
+            // Header "last datagram", then variant App (3), then Up::Echo (0) with a varint
+            // length of 2^40 bytes and no bytes behind it.
+            let mut frame = vec![0x00, 3, 0];
+            let mut n: u64 = 1 << 40;
+            while n >= 0x80 {
+                frame.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            frame.push(n as u8);
+            let _ = channel.send_raw_datagram(&frame, &[]);
+        }
+        Attack::SixtyFourFds => {
+            let mut fds = Vec::new();
+            for _ in 0..64 {
+                match channel.as_fd().try_clone_to_owned() {
+                    Ok(fd) => fds.push(fd),
+                    Err(_) => return 4,
+                }
+            }
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            let _ = channel.send_raw_datagram(&[0x00, 3, 2, 0], &borrowed);
+        }
+        Attack::DieMidMessage => {
+            let _ = channel.send_raw_datagram(&[0x01, 3, 0, 0x80], &[]);
+            return 0;
+        }
+    }
+    // Wait for the broker to act on it (it kills us).
+    std::thread::sleep(Duration::from_secs(30));
+    5
+}
+
+fn entries() -> Entries {
+    Entries::new()
+        .register("probe", probe_child)
+        .register("echo", echo_child)
+        .register("hostile", hostile_child)
+}
+
+type Verdict = Result<(), String>;
+
+fn main() -> ExitCode {
+    let broker = match Broker::start(entries(), BrokerConfig::default()) {
+        Ok(b) => b,
+        Err(e) if e.is_host_restriction() => {
+            println!("this host forbids what the sandbox needs: {e}: {:?}", std::error::Error::source(&e));
+            return ExitCode::from(EXIT_SKIP as u8);
+        }
+        Err(e) => {
+            println!("broker start failed: {e}: {:?}", std::error::Error::source(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    let verdict = run_scenario(&broker, &scenario);
+    drop(broker);
+    match verdict {
+        Ok(()) => {
+            println!("pass: {scenario}");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            println!("FAIL: {scenario}: {reason}");
+            let _ = std::io::stdout().flush();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
+    use Probe as P;
+    let denied_by_seccomp = |p| expect_seccomp_kill(broker, p);
+    match scenario {
+        // --- must fail ---
+        "read-etc-passwd" => expect_errno(broker, P::ReadEtcPasswd, libc::EACCES),
+        "list-root" => expect_errno(broker, P::ListRoot, libc::EACCES),
+        "create-file" => expect_errno(broker, P::CreateFile, libc::EACCES),
+        "socket-inet" => denied_by_seccomp(P::SocketInet),
+        "socket-netlink" => denied_by_seccomp(P::SocketNetlink),
+        "kill-broker" => denied_by_seccomp(P::KillBroker),
+        "signal-zygote" => denied_by_seccomp(P::SignalZygote),
+        "ptrace-broker" => denied_by_seccomp(P::PtraceBroker),
+        "ptrace-zygote" => denied_by_seccomp(P::PtraceZygote),
+        "setpriority-broker" => denied_by_seccomp(P::SetPriorityOfBroker),
+        "sethostname" => denied_by_seccomp(P::SetHostname),
+        "mount" => denied_by_seccomp(P::Mount),
+        "unshare-user" => denied_by_seccomp(P::UnshareUser),
+        "clone3-namespaces" => expect_errno(broker, P::Clone3NewNamespaces, libc::ENOSYS),
+        "io-uring-setup" => denied_by_seccomp(P::IoUringSetup),
+        "bpf" => denied_by_seccomp(P::Bpf),
+        "keyctl" => denied_by_seccomp(P::Keyctl),
+        "fork" => denied_by_seccomp(P::Fork),
+        "x32-syscall" => denied_by_seccomp(P::X32Syscall),
+        "ioctl-tiocsti" => denied_by_seccomp(P::IoctlTiocsti),
+        "execve" => denied_by_seccomp(P::Execve),
+        // --- must work ---
+        "own-pid-is-1" => expect_ok(broker, P::OwnPid, |d| d == "1"),
+        "allocate-64mib" => expect_ok(broker, P::Allocate64MiB, |d| d == "touched 16384"),
+        "spawn-join-thread" => expect_ok(broker, P::SpawnAndJoinThread, |d| d == "thread returned 42"),
+        "signal-own-thread" => expect_ok(broker, P::RaiseOwnThreadSignal, |d| d == "returned 0"),
+        "sleep" => expect_ok(broker, P::Sleep, |d| d == "slept"),
+        "available-parallelism" => expect_ok(broker, P::AvailableParallelism, |d| d.starts_with("Some(")),
+        "panic-is-crash" => panic_is_crash(broker),
+        "echo-1-byte" => echo(broker, 1),
+        "echo-1-mib" => echo(broker, 1 << 20),
+        "read-passed-fd" => read_passed_fd(broker),
+        "status-from-outside" => status_from_outside(broker),
+        "concurrent-spawns" => concurrent_spawns(broker),
+        "unknown-entry" => unknown_entry(broker),
+        "lockdown-failure-is-typed" => lockdown_failure_is_typed(broker),
+        "hostile-garbage" => hostile(broker, Attack::Garbage),
+        "hostile-tebibyte-length" => hostile(broker, Attack::TebibyteLength),
+        "hostile-64-fds" => hostile(broker, Attack::SixtyFourFds),
+        "hostile-die-mid-message" => hostile(broker, Attack::DieMidMessage),
+        "kill-and-wait" => kill_and_wait(broker),
+        other => Err(format!("unknown scenario {other:?}")),
+    }
+}
+
+fn probe_args(broker: &Broker, probe: Probe) -> ProbeArgs {
+    ProbeArgs {
+        probe,
+        broker_pid: i32::try_from(std::process::id()).unwrap_or(-1),
+        zygote_pid: i32::try_from(broker.zygote_pid()).unwrap_or(-1),
+    }
+}
+
+/// Runs a probe child; returns what it reported (if anything) and how it ended.
+fn run_probe_child(broker: &Broker, probe: Probe) -> Result<(Option<Result<String, i32>>, ChildEnd), String> {
+    let child = broker
+        .spawn::<Down, Up, _>("probe", &probe_args(broker, probe))
+        .map_err(|e| format!("spawn: {e}: {:?}", std::error::Error::source(&e)))?;
+    let reported = match child.recv_timeout(Duration::from_secs(20)) {
+        Ok(Up::Outcome(r)) => Some(r),
+        Ok(other) => return Err(format!("unexpected message {other:?}")),
+        Err(ChildError::Closed) => None,
+        Err(e) => return Err(format!("recv: {e}")),
+    };
+    let end = child.wait_timeout(Duration::from_secs(20)).ok_or("child did not end")?;
+    Ok((reported, end))
+}
+
+fn expect_seccomp_kill(broker: &Broker, probe: Probe) -> Verdict {
+    match run_probe_child(broker, probe)? {
+        (None, ChildEnd::SeccompViolation) => Ok(()),
+        other => Err(format!("expected a seccomp kill, got {other:?}")),
+    }
+}
+
+fn expect_errno(broker: &Broker, probe: Probe, want: i32) -> Verdict {
+    match run_probe_child(broker, probe)? {
+        (Some(Err(errno)), ChildEnd::Exited { code: 0 }) if errno == want => Ok(()),
+        other => Err(format!("expected errno {want}, got {other:?}")),
+    }
+}
+
+fn expect_ok(broker: &Broker, probe: Probe, check: impl Fn(&str) -> bool) -> Verdict {
+    match run_probe_child(broker, probe)? {
+        (Some(Ok(detail)), ChildEnd::Exited { code: 0 }) if check(&detail) => Ok(()),
+        other => Err(format!("expected success, got {other:?}")),
+    }
+}
+
+fn panic_is_crash(broker: &Broker) -> Verdict {
+    match run_probe_child(broker, Probe::Panic)? {
+        (None, ChildEnd::Crashed { signal: libc::SIGILL, panic_message: Some(m) }) if m.contains("probe panicked on purpose") => {
+            Ok(())
+        }
+        other => Err(format!("expected a crash with the panic message, got {other:?}")),
+    }
+}
+
+fn spawn_echo(broker: &Broker) -> Result<portcullis::Child<Down, Up>, String> {
+    broker.spawn::<Down, Up, _>("echo", &()).map_err(|e| format!("spawn echo: {e}: {:?}", std::error::Error::source(&e)))
+}
+
+fn echo(broker: &Broker, len: usize) -> Verdict {
+    let child = spawn_echo(broker)?;
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    match child.request(&Down::Echo(payload.clone())) {
+        Ok(Up::Echo(back)) if back == payload => {}
+        other => return Err(format!("echo of {len} bytes: {other:?}")),
+    }
+    child.send(&Down::Quit).map_err(|e| e.to_string())?;
+    match child.wait() {
+        ChildEnd::Exited { code: 0 } => Ok(()),
+        end => Err(format!("echo child ended {end:?}")),
+    }
+}
+
+/// The filesystem pair: the child cannot open a file (read-etc-passwd), but reads one whose fd
+/// the broker passed.
+fn read_passed_fd(broker: &Broker) -> Verdict {
+    let child = spawn_echo(broker)?;
+    let dir = std::env::temp_dir().join(format!("portcullis-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("granted.txt");
+    std::fs::write(&path, "granted contents").map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    child.send_with_fds(&Down::ReadPassedFd, &[file.as_fd()]).map_err(|e| e.to_string())?;
+    match child.recv_timeout(Duration::from_secs(20)) {
+        Ok(Up::Outcome(Ok(s))) if s == "granted contents" => Ok(()),
+        other => Err(format!("reading the passed fd: {other:?}")),
+    }
+}
+
+/// Verifies a ready child from outside, through /proc.
+fn status_from_outside(broker: &Broker) -> Verdict {
+    let child = spawn_echo(broker)?;
+    // Round trip first so the child is past lockdown and inside its entry.
+    match child.request(&Down::Echo(vec![1])) {
+        Ok(Up::Echo(_)) => {}
+        other => return Err(format!("echo: {other:?}")),
+    }
+    let pid = child.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            .ok_or(format!("no {name} in status"))
+    };
+    let mut problems = Vec::new();
+    let mut want = |name: &str, value: &str| match field(name) {
+        Ok(v) if v == value => {}
+        Ok(v) => problems.push(format!("{name} {v}, want {value}")),
+        Err(e) => problems.push(e),
+    };
+    want("Seccomp:", "2");
+    want("NoNewPrivs:", "1");
+    for cap in ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:"] {
+        want(cap, "0000000000000000");
+    }
+    // NSpid: the child's pid here, then 1 in its own namespace.
+    want("NSpid:", &format!("{pid}\t1"));
+    // Host uid is never root.
+    let uid = field("Uid:")?;
+    if uid.split_whitespace().any(|u| u == "0") {
+        problems.push(format!("Uid {uid} includes host root"));
+    }
+    for ns in ["user", "pid", "net", "mnt", "ipc", "uts", "cgroup"] {
+        let mine = std::fs::read_link(format!("/proc/self/ns/{ns}")).map_err(|e| e.to_string())?;
+        let its = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).map_err(|e| format!("ns/{ns}: {e}"))?;
+        if mine == its {
+            problems.push(format!("{ns} namespace shared with the broker: {mine:?}"));
+        }
+    }
+    // Its root is empty and its only fds are 0-3.
+    match std::fs::read_dir(format!("/proc/{pid}/root")) {
+        Ok(entries) => {
+            let names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+            if !names.is_empty() {
+                problems.push(format!("root not empty: {names:?}"));
+            }
+        }
+        Err(e) => problems.push(format!("read /proc/{pid}/root: {e}")),
+    }
+    match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(entries) => {
+            let mut fds: Vec<u32> =
+                entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+            fds.sort_unstable();
+            if fds != [0, 1, 2, 3] {
+                problems.push(format!("open fds {fds:?}, want [0, 1, 2, 3]"));
+            }
+        }
+        Err(e) => problems.push(format!("read /proc/{pid}/fd: {e}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn concurrent_spawns(broker: &Broker) -> Verdict {
+    let results: Vec<Verdict> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || -> Verdict {
+                    for i in 0..8u8 {
+                        let child = spawn_echo(broker)?;
+                        match child.request(&Down::Echo(vec![t, i])) {
+                            Ok(Up::Echo(b)) if b == [t, i] => {}
+                            other => return Err(format!("thread {t} child {i}: {other:?}")),
+                        }
+                        child.send(&Down::Quit).map_err(|e| e.to_string())?;
+                        if child.wait() != (ChildEnd::Exited { code: 0 }) {
+                            return Err(format!("thread {t} child {i} did not exit 0"));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(Err("thread panicked".into()))).collect()
+    });
+    results.into_iter().collect()
+}
+
+fn unknown_entry(broker: &Broker) -> Verdict {
+    match broker.spawn::<Down, Up, _>("no-such-entry", &()) {
+        Err(SpawnError::UnknownEntry { name }) if name == "no-such-entry" => Ok(()),
+        other => Err(format!("expected UnknownEntry, got {other:?}")),
+    }
+}
+
+/// A lockdown step that really fails (an rlimit above the hard limit, EPERM) yields a typed
+/// error naming the step and errno, and the entry never runs.
+fn lockdown_failure_is_typed(broker: &Broker) -> Verdict {
+    let options = SpawnOptions {
+        rlimits: Some(vec![Rlimit { resource: RlimitResource::OpenFiles, value: u64::MAX - 1 }]),
+        ..SpawnOptions::default()
+    };
+    match broker.spawn_with::<Down, Up, _>("probe", &probe_args(broker, Probe::OwnPid), &options) {
+        Err(SpawnError::Lockdown(e)) if e.step == LockdownStep::Rlimits && e.errno == libc::EPERM => {}
+        other => return Err(format!("expected Lockdown(rlimits, EPERM), got {other:?}")),
+    }
+    // The broker still works afterwards.
+    echo(broker, 16)
+}
+
+fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// A hostile child ends only itself: it is reported as a protocol violation, a bystander keeps
+/// answering, and the broker's fd count returns to its baseline.
+fn hostile(broker: &Broker, attack: Attack) -> Verdict {
+    let bystander = spawn_echo(broker)?;
+    let baseline = open_fd_count();
+    {
+        let child = broker
+            .spawn::<Down, Up, _>("hostile", &attack)
+            .map_err(|e| format!("spawn hostile: {e}"))?;
+        match child.recv_timeout(Duration::from_secs(20)) {
+            Err(ChildError::ProtocolViolation(_)) => {}
+            other => return Err(format!("expected a protocol violation, got {other:?}")),
+        }
+        match child.wait_timeout(Duration::from_secs(20)) {
+            Some(ChildEnd::ProtocolViolation { .. }) => {}
+            other => return Err(format!("expected end ProtocolViolation, got {other:?}")),
+        }
+    }
+    match bystander.request(&Down::Echo(vec![7; 100])) {
+        Ok(Up::Echo(b)) if b == [7; 100] => {}
+        other => return Err(format!("bystander: {other:?}")),
+    }
+    let after = open_fd_count();
+    if after != baseline {
+        return Err(format!("broker fds {baseline} before, {after} after"));
+    }
+    Ok(())
+}
+
+fn kill_and_wait(broker: &Broker) -> Verdict {
+    let child = spawn_echo(broker)?;
+    child.kill();
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::Killed) => Ok(()),
+        other => Err(format!("expected Killed, got {other:?}")),
+    }
+}

@@ -1,0 +1,35 @@
+//! Shared pieces of the real-kernel tests: the probe broker binary (`src/bin/probe.rs`) runs
+//! one scenario per process; `tests/*.rs` start it and check its verdict.
+//!
+//! Why a separate process per scenario: libtest runs every test on a spawned thread, where
+//! `unshare(CLONE_NEWUSER)` fails and `fork` inherits other threads' locks. The probe binary is
+//! a plain `main`, so its zygote is a clean re-exec.
+
+use std::process::Command;
+
+/// Exit status of a scenario that cannot run on this host (reason on stdout).
+pub const EXIT_SKIP: i32 = 77;
+
+/// True when `PORTCULLIS_TESTS_REQUIRED=1`: a skip is then a failure.
+pub fn tests_required() -> bool {
+    std::env::var("PORTCULLIS_TESTS_REQUIRED").is_ok_and(|v| v == "1")
+}
+
+/// Runs `probe <scenario>` and panics unless it passed (or skipped while skips are allowed).
+/// `PORTCULLIS_PROBE` overrides the probe's path (the unprivileged CI run uses a copy).
+pub fn run_scenario(built_probe: &str, scenario: &str) {
+    let probe = std::env::var("PORTCULLIS_PROBE").unwrap_or_else(|_| built_probe.to_string());
+    let output = Command::new(&probe).arg(scenario).output().expect("start probe binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(EXIT_SKIP) if !tests_required() => {
+            eprintln!("SKIPPED {scenario}: {}", stdout.trim());
+        }
+        Some(EXIT_SKIP) => {
+            panic!("{scenario} skipped but PORTCULLIS_TESTS_REQUIRED=1: {}", stdout.trim());
+        }
+        _ => panic!("{scenario} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", output.status),
+    }
+}

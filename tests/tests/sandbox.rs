@@ -1,0 +1,70 @@
+//! Real-kernel tests of the core sandbox. Each test runs one scenario of the probe broker in a
+//! fresh process (see `src/lib.rs` for why) and pairs a must-fail with a must-work.
+
+use portcullis_tests::run_scenario;
+
+macro_rules! scenarios {
+    ($($name:ident => $scenario:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run_scenario(env!("CARGO_BIN_EXE_probe"), $scenario);
+            }
+        )*
+    };
+}
+
+scenarios! {
+    // Filesystem: no file can be opened or listed or created; a file whose fd the broker
+    // passed can be read.
+    denied_read_etc_passwd => "read-etc-passwd",
+    denied_list_root => "list-root",
+    denied_create_file => "create-file",
+    allowed_read_passed_fd => "read-passed-fd",
+    // Network: no socket of any family.
+    denied_socket_inet => "socket-inet",
+    denied_socket_netlink => "socket-netlink",
+    // Other processes: invisible (PID 1 of its own namespace), cannot be signalled, traced or
+    // reprioritised; signalling its own thread works.
+    allowed_own_pid_is_1 => "own-pid-is-1",
+    denied_kill_broker => "kill-broker",
+    denied_signal_zygote => "signal-zygote",
+    allowed_signal_own_thread => "signal-own-thread",
+    denied_ptrace_broker => "ptrace-broker",
+    denied_ptrace_zygote => "ptrace-zygote",
+    denied_setpriority_broker => "setpriority-broker",
+    // Host state and kernel attack surface.
+    denied_sethostname => "sethostname",
+    denied_mount => "mount",
+    denied_unshare_user => "unshare-user",
+    denied_clone3_namespaces => "clone3-namespaces",
+    denied_io_uring_setup => "io-uring-setup",
+    denied_bpf => "bpf",
+    denied_keyctl => "keyctl",
+    denied_x32_syscall => "x32-syscall",
+    denied_ioctl_tiocsti => "ioctl-tiocsti",
+    denied_execve => "execve",
+    // Processes: no fork, but threads work.
+    denied_fork => "fork",
+    allowed_spawn_join_thread => "spawn-join-thread",
+    // Ordinary Rust works.
+    allowed_allocate_64mib => "allocate-64mib",
+    allowed_sleep => "sleep",
+    allowed_available_parallelism => "available-parallelism",
+    crash_panic_is_reported_as_crash => "panic-is-crash",
+    // The channel.
+    echo_1_byte => "echo-1-byte",
+    echo_1_mib => "echo-1-mib",
+    // From outside.
+    outside_status_namespaces_root_fds => "status-from-outside",
+    // The broker.
+    broker_concurrent_spawns => "concurrent-spawns",
+    broker_unknown_entry => "unknown-entry",
+    broker_lockdown_failure_is_typed => "lockdown-failure-is-typed",
+    broker_kill_and_wait => "kill-and-wait",
+    // Hostile channel: each ends only itself.
+    hostile_garbage => "hostile-garbage",
+    hostile_tebibyte_length => "hostile-tebibyte-length",
+    hostile_64_fds => "hostile-64-fds",
+    hostile_die_mid_message => "hostile-die-mid-message",
+}
