@@ -27,7 +27,15 @@ fn raw_peer() -> (libc::c_int, libc::pid_t) {
     // SAFETY: `fds` is a live array of two c_ints for socketpair to fill. The forked child only
     // calls read/write/_exit (async-signal-safe) on fds it owns.
     unsafe {
-        assert_eq!(libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()), 0);
+        assert_eq!(
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr()
+            ),
+            0
+        );
         let pid = libc::fork();
         if pid == 0 {
             libc::close(fds[0]);
@@ -60,7 +68,11 @@ fn main() {
     if options.pin {
         common::pin_to_cpu0();
     }
-    let broker = Broker::start(Entries::new().register("echo", echo), BrokerConfig::default()).expect("start broker");
+    let broker = Broker::start(
+        Entries::new().register("echo", echo),
+        BrokerConfig::default(),
+    )
+    .expect("start broker");
     let child = broker.spawn::<u8, u8, _>("echo", &()).expect("spawn echo");
     let (raw_fd, raw_pid) = raw_peer();
 
@@ -75,10 +87,11 @@ fn main() {
             raws.push(raw_rtt(raw_fd));
         }
         for i in 0..BLOCK {
+            let byte = i.to_le_bytes()[0];
             let start = Instant::now();
-            let back = child.request(&(i as u8)).expect("echo");
+            let back = child.request(&byte).expect("echo");
             echoes.push(start.elapsed());
-            assert_eq!(back, i as u8);
+            assert_eq!(back, byte);
         }
     }
     // SAFETY: closing our socket end makes the raw peer exit; then we reap it.
@@ -90,7 +103,10 @@ fn main() {
     let raw_rtt_us = median_us(&mut raws);
     let echo_rtt_us = median_us(&mut echoes);
     if !options.json {
-        println!("raw {raw_rtt_us:.2} us, echo {echo_rtt_us:.2} us, echo/raw {:.2}", echo_rtt_us / raw_rtt_us);
+        println!(
+            "raw {raw_rtt_us:.2} us, echo {echo_rtt_us:.2} us, echo/raw {:.2}",
+            echo_rtt_us / raw_rtt_us
+        );
     }
     println!(
         "{}",

@@ -48,14 +48,26 @@ fn static_true() -> Option<std::path::PathBuf> {
     let src = dir.join("true.c");
     let bin = dir.join("true");
     std::fs::write(&src, "int main(void){return 0;}\n").ok()?;
-    let ok = Command::new("cc").args(["-static", "-O2", "-o"]).arg(&bin).arg(&src).status().ok()?.success();
+    let ok = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .ok()?
+        .success();
     ok.then_some(bin)
 }
 
 fn bwrap(true_bin: &std::path::Path) -> Option<Duration> {
     let start = Instant::now();
     let status = Command::new("bwrap")
-        .args(["--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--ro-bind"])
+        .args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+        ])
         .arg(true_bin)
         .args(["/true", "/true"])
         .status()
@@ -69,7 +81,11 @@ fn main() {
         common::pin_to_cpu0();
     }
     // In the zygote (a re-exec of this binary) this never returns.
-    let broker = Broker::start(Entries::new().register("hello", hello), BrokerConfig::default()).expect("start broker");
+    let broker = Broker::start(
+        Entries::new().register("hello", hello),
+        BrokerConfig::default(),
+    )
+    .expect("start broker");
     let true_bin = static_true();
     let bwrap_works = true_bin.as_deref().and_then(bwrap).is_some();
 
@@ -108,7 +124,10 @@ fn main() {
         let _ = std::fs::remove_dir_all(t.parent().unwrap_or(&t));
     }
     if !options.json {
-        println!("fork {fork_us:.1} us, spawn {spawn_us:.1} us, spawn/fork {:.2}", spawn_us / fork_us);
+        println!(
+            "fork {fork_us:.1} us, spawn {spawn_us:.1} us, spawn/fork {:.2}",
+            spawn_us / fork_us
+        );
     }
     println!("{}", json_line(&pairs));
 }

@@ -17,13 +17,16 @@ chmod 755 "$stage"
 
 # Every test executable cargo built, from its JSON messages.
 mapfile -t executables < <(cargo test --workspace --no-run --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | sed 's/"executable":"\(.*\)"/\1/')
+    | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/')
 cargo build --workspace --bins
 cp target/debug/probe "$stage/probe"
 for exe in "${executables[@]}"; do
     cp "$exe" "$stage/"
 done
 chmod -R a+rX "$stage"
+# A temp dir the user can write (tests create files there).
+mkdir "$stage/tmp"
+chown "$uid:$gid" "$stage/tmp"
 
 echo "== cargo test binaries as $user (uid $uid)"
 failed=0
@@ -31,7 +34,7 @@ for exe in "${executables[@]}"; do
     name=$(basename "$exe")
     echo "-- $name"
     if ! (cd "$stage" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
-        env -i PATH=/usr/bin:/bin HOME="$stage" TMPDIR="$stage" \
+        env -i PATH=/usr/bin:/bin HOME="$stage/tmp" TMPDIR="$stage/tmp" \
         PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" \
         "$stage/$name"); then
         failed=1

@@ -13,14 +13,21 @@ pub struct Options {
 
 impl Options {
     pub fn from_args(default_rounds: usize) -> Options {
-        let mut options = Options { json: false, pin: false, rounds: default_rounds };
+        let mut options = Options {
+            json: false,
+            pin: false,
+            rounds: default_rounds,
+        };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--json" => options.json = true,
                 "--pin" => options.pin = true,
                 "--rounds" => {
-                    options.rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(default_rounds);
+                    options.rounds = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(default_rounds);
                 }
                 // cargo bench passes --bench; anything else is ignored too.
                 _ => {}
@@ -48,7 +55,11 @@ pub fn median_us(samples: &mut [Duration]) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    let mid = if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2 };
+    let mid = if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2
+    };
     mid.as_secs_f64() * 1e6
 }
 

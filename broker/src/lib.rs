@@ -23,7 +23,7 @@ mod zygote;
 pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use spawn::{
-    default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions, StartError,
-    DEFAULT_SANDBOX_HOST_ID,
+    default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions,
+    StartError, DEFAULT_SANDBOX_HOST_ID,
 };
 pub use zygote::SpawnFailure;

@@ -48,11 +48,19 @@ pub struct SyscallRule {
 }
 
 const fn allow(name: &'static str, reason: &'static str) -> SyscallRule {
-    SyscallRule { name, action: RuleAction::Allow, reason }
+    SyscallRule {
+        name,
+        action: RuleAction::Allow,
+        reason,
+    }
 }
 
 /// `clone` flags a thread needs (what glibc's pthread_create passes).
-const THREAD_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
+const THREAD_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD) as u64;
 /// `clone` flags that must be clear: every new namespace, and sharing-less process creation.
 const FORBIDDEN_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP
@@ -156,7 +164,7 @@ pub const CHILD_ALLOWLIST: &[SyscallRule] = &[
     SyscallRule {
         name: "open",
         action: RuleAction::Errno(libc::EACCES),
-        reason: "as openat",
+        reason: "the legacy form of openat, denied the same way and for the same reason",
     },
 ];
 
@@ -180,7 +188,9 @@ pub enum SeccompCompileError {
     Malformed(#[source] SeccompProgramError),
 }
 
-fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompCompileError {
+fn lib(
+    what: impl Into<String>,
+) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompCompileError {
     let what = what.into();
     move |source| SeccompCompileError::Libseccomp { what, source }
 }
@@ -189,29 +199,36 @@ fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) 
 /// killed, binary-tree optimisation (`SCMP_FLTATR_CTL_OPTIMIZE=2`).
 pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::KillProcess).map_err(lib("create filter"))?;
-    ctx.set_act_badarch(ScmpAction::KillProcess).map_err(lib("bad-arch action"))?;
-    ctx.set_ctl_optimize(2).map_err(lib("binary tree optimisation"))?;
+    ctx.set_act_badarch(ScmpAction::KillProcess)
+        .map_err(lib("bad-arch action"))?;
+    ctx.set_ctl_optimize(2)
+        .map_err(lib("binary tree optimisation"))?;
     // Only the native architecture, which a new context holds; x32 is another architecture to
     // libseccomp and is never added, so its syscall numbers hit the bad-arch action.
     for rule in rules {
-        let syscall = ScmpSyscall::from_name(rule.name).map_err(lib(format!("syscall {}", rule.name)))?;
+        let syscall =
+            ScmpSyscall::from_name(rule.name).map_err(lib(format!("syscall {}", rule.name)))?;
         let what = || format!("rule for {}", rule.name);
         match rule.action {
             RuleAction::Allow => {
-                ctx.add_rule(ScmpAction::Allow, syscall).map_err(lib(what()))?;
+                ctx.add_rule(ScmpAction::Allow, syscall)
+                    .map_err(lib(what()))?;
             }
             RuleAction::AllowIfMasked { arg, mask, value } => {
                 let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), value);
-                ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp]).map_err(lib(what()))?;
+                ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp])
+                    .map_err(lib(what()))?;
             }
             RuleAction::AllowIfOneOf { arg, values } => {
                 for &value in values {
                     let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::Equal, value);
-                    ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp]).map_err(lib(what()))?;
+                    ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp])
+                        .map_err(lib(what()))?;
                 }
             }
             RuleAction::Errno(errno) => {
-                ctx.add_rule(ScmpAction::Errno(errno), syscall).map_err(lib(what()))?;
+                ctx.add_rule(ScmpAction::Errno(errno), syscall)
+                    .map_err(lib(what()))?;
             }
         }
     }
@@ -219,13 +236,18 @@ pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileEr
     ctx.export_bpf(&memfd).map_err(lib("export bpf"))?;
     let mut bytes = Vec::new();
     memfd.rewind().map_err(SeccompCompileError::Export)?;
-    memfd.read_to_end(&mut bytes).map_err(SeccompCompileError::Export)?;
+    memfd
+        .read_to_end(&mut bytes)
+        .map_err(SeccompCompileError::Export)?;
     SeccompProgram::from_bpf_bytes(&bytes).map_err(SeccompCompileError::Malformed)
 }
 
 fn memfd() -> Result<std::fs::File, SeccompCompileError> {
-    let fd = nix::sys::memfd::memfd_create(c"portcullis-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-        .map_err(|e| SeccompCompileError::Export(e.into()))?;
+    let fd = nix::sys::memfd::memfd_create(
+        c"portcullis-seccomp",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )
+    .map_err(|e| SeccompCompileError::Export(e.into()))?;
     Ok(std::fs::File::from(fd))
 }
 
@@ -242,18 +264,43 @@ mod tests {
     fn every_rule_has_a_reason_and_a_known_syscall() {
         for rule in CHILD_ALLOWLIST {
             assert!(rule.reason.len() > 10, "{} needs a reason", rule.name);
-            assert!(ScmpSyscall::from_name(rule.name).is_ok(), "{} unknown", rule.name);
+            assert!(
+                ScmpSyscall::from_name(rule.name).is_ok(),
+                "{} unknown",
+                rule.name
+            );
         }
     }
 
     #[test]
     fn dangerous_syscalls_are_not_allowlisted() {
         for name in [
-            "ptrace", "unshare", "setns", "mount", "bpf", "keyctl", "io_uring_setup", "userfaultfd",
-            "perf_event_open", "kill", "tkill", "socket", "ioctl", "execve", "execveat", "fork", "vfork",
-            "setpriority", "sethostname", "pivot_root", "chroot",
+            "ptrace",
+            "unshare",
+            "setns",
+            "mount",
+            "bpf",
+            "keyctl",
+            "io_uring_setup",
+            "userfaultfd",
+            "perf_event_open",
+            "kill",
+            "tkill",
+            "socket",
+            "ioctl",
+            "execve",
+            "execveat",
+            "fork",
+            "vfork",
+            "setpriority",
+            "sethostname",
+            "pivot_root",
+            "chroot",
         ] {
-            assert!(!CHILD_ALLOWLIST.iter().any(|r| r.name == name), "{name} must not be in the allowlist");
+            assert!(
+                !CHILD_ALLOWLIST.iter().any(|r| r.name == name),
+                "{name} must not be in the allowlist"
+            );
         }
     }
 

@@ -61,10 +61,22 @@ impl Default for BrokerConfig {
 /// The rlimit baseline: no core dumps, no locked memory, no message queues, 256 fds.
 pub fn default_rlimits() -> Vec<Rlimit> {
     vec![
-        Rlimit { resource: RlimitResource::Core, value: 0 },
-        Rlimit { resource: RlimitResource::MemLock, value: 0 },
-        Rlimit { resource: RlimitResource::MsgQueue, value: 0 },
-        Rlimit { resource: RlimitResource::OpenFiles, value: 256 },
+        Rlimit {
+            resource: RlimitResource::Core,
+            value: 0,
+        },
+        Rlimit {
+            resource: RlimitResource::MemLock,
+            value: 0,
+        },
+        Rlimit {
+            resource: RlimitResource::MsgQueue,
+            value: 0,
+        },
+        Rlimit {
+            resource: RlimitResource::OpenFiles,
+            value: 256,
+        },
     ]
 }
 
@@ -223,7 +235,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn send_to_zygote(&self, msg: &ToZygote, fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
-        self.control.send(msg, fds, Some(Instant::now() + Duration::from_secs(10)))
+        self.control
+            .send(msg, fds, Some(Instant::now() + Duration::from_secs(10)))
     }
 
     fn kill(&self, id: u64) {
@@ -242,7 +255,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("zygote_pid", &self.zygote_pid).finish()
+        f.debug_struct("Broker")
+            .field("zygote_pid", &self.zygote_pid)
+            .finish()
     }
 }
 
@@ -260,7 +275,8 @@ impl Broker {
         zygote::run_if_zygote(&entries);
         drop(entries);
         let seccomp = compile_child_filter()?;
-        let (control, zygote_end) = Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
+        let (control, zygote_end) =
+            Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
         let shared = Arc::new(Shared {
             control,
             config,
@@ -284,14 +300,20 @@ impl Broker {
             .spawn(move || zygote_thread(thread_shared, zygote_end, init, started_tx))
             .map_err(StartError::SpawnZygote)?;
         match started_rx.recv() {
-            Ok(Ok(zygote_pid)) => Ok(Broker { shared, zygote_pid, reader: Some(reader) }),
+            Ok(Ok(zygote_pid)) => Ok(Broker {
+                shared,
+                zygote_pid,
+                reader: Some(reader),
+            }),
             Ok(Err(e)) => {
                 let _ = reader.join();
                 Err(e)
             }
             Err(_) => {
                 let _ = reader.join();
-                Err(StartError::Handshake { what: "zygote thread ended" })
+                Err(StartError::Handshake {
+                    what: "zygote thread ended",
+                })
             }
         }
     }
@@ -313,7 +335,12 @@ impl Broker {
     }
 
     /// [`Broker::spawn`] with per-child options.
-    pub fn spawn_with<Down, Up, A>(&self, entry: &str, args: &A, options: &SpawnOptions) -> Result<Child<Down, Up>, SpawnError>
+    pub fn spawn_with<Down, Up, A>(
+        &self,
+        entry: &str,
+        args: &A,
+        options: &SpawnOptions,
+    ) -> Result<Child<Down, Up>, SpawnError>
     where
         Down: Serialize,
         Up: DeserializeOwned,
@@ -324,7 +351,8 @@ impl Broker {
             return Err(SpawnError::ZygoteGone);
         }
         let args = postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?;
-        let (channel, child_end) = Channel::pair(shared.config.channel_limits).map_err(SpawnError::Channel)?;
+        let (channel, child_end) =
+            Channel::pair(shared.config.channel_limits).map_err(SpawnError::Channel)?;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = bounded(1);
         let (end_tx, end_rx) = bounded(1);
@@ -334,14 +362,20 @@ impl Broker {
             id,
             entry: entry.to_owned(),
             args,
-            rlimits: options.rlimits.clone().unwrap_or_else(|| shared.config.rlimits.clone()),
+            rlimits: options
+                .rlimits
+                .clone()
+                .unwrap_or_else(|| shared.config.rlimits.clone()),
             keep_stderr: options.keep_stderr,
         };
         let forget = || {
             lock(&shared.pending).remove(&id);
             lock(&shared.ends).remove(&id);
         };
-        if shared.send_to_zygote(&request, &[child_end.as_fd()]).is_err() {
+        if shared
+            .send_to_zygote(&request, &[child_end.as_fd()])
+            .is_err()
+        {
             forget();
             return Err(SpawnError::ZygoteGone);
         }
@@ -352,9 +386,13 @@ impl Broker {
             Ok(SpawnReply::Failed(failure)) => {
                 forget();
                 return Err(match failure {
-                    SpawnFailure::UnknownEntry => SpawnError::UnknownEntry { name: entry.to_owned() },
+                    SpawnFailure::UnknownEntry => SpawnError::UnknownEntry {
+                        name: entry.to_owned(),
+                    },
                     SpawnFailure::BadRequest => SpawnError::ZygoteGone,
-                    SpawnFailure::Step { step, errno } => SpawnError::Lockdown(LockdownError { step, errno }),
+                    SpawnFailure::Step { step, errno } => {
+                        SpawnError::Lockdown(LockdownError { step, errno })
+                    }
                 });
             }
             Err(_) => {
@@ -389,11 +427,20 @@ impl Drop for Broker {
 }
 
 fn rustix_shutdown(channel: &Channel) -> std::io::Result<()> {
-    nix::sys::socket::shutdown(channel.as_fd().as_raw_fd(), nix::sys::socket::Shutdown::Both).map_err(std::io::Error::from)
+    nix::sys::socket::shutdown(
+        channel.as_fd().as_raw_fd(),
+        nix::sys::socket::Shutdown::Both,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// The zygote thread: start the zygote, do its handshake, then route its messages until it exits.
-fn zygote_thread(shared: Arc<Shared>, zygote_end: Channel, init: ZygoteInit, started: Sender<Result<u32, StartError>>) {
+fn zygote_thread(
+    shared: Arc<Shared>,
+    zygote_end: Channel,
+    init: ZygoteInit,
+    started: Sender<Result<u32, StartError>>,
+) {
     let mut process = match start_zygote_process(&shared, zygote_end, init) {
         Ok((process, pid)) => {
             let _ = started.send(Ok(pid));
@@ -460,9 +507,13 @@ fn start_zygote_process(
     // async-signal-safe functions (dup2, fcntl, prctl, getppid, _exit); it allocates nothing and
     // takes no lock.
     unsafe {
-        command.pre_exec(move || crate::sys::process::zygote_pre_exec(control_fd, zygote::ZYGOTE_CONTROL_FD, broker_pid));
+        command.pre_exec(move || {
+            crate::sys::process::zygote_pre_exec(control_fd, zygote::ZYGOTE_CONTROL_FD, broker_pid)
+        });
     }
-    let process = command.spawn().map_err(|e| (None, StartError::SpawnZygote(e)))?;
+    let process = command
+        .spawn()
+        .map_err(|e| (None, StartError::SpawnZygote(e)))?;
     drop(zygote_end);
     let pid = process.id();
     let fail = |process, e| Err((Some(process), e));
@@ -472,20 +523,47 @@ fn start_zygote_process(
         Ok((FromZygote::StartFailed { step, errno }, _)) => {
             return fail(process, StartError::Step(LockdownError { step, errno }))
         }
-        _ => return fail(process, StartError::Handshake { what: "namespaces entered" }),
+        _ => {
+            return fail(
+                process,
+                StartError::Handshake {
+                    what: "namespaces entered",
+                },
+            )
+        }
     }
-    let host_id = if nix::unistd::geteuid().is_root() { shared.config.sandbox_host_id } else { nix::unistd::geteuid().as_raw() };
-    let host_gid = if nix::unistd::geteuid().is_root() { shared.config.sandbox_host_id } else { nix::unistd::getegid().as_raw() };
+    let host_id = if nix::unistd::geteuid().is_root() {
+        shared.config.sandbox_host_id
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    let host_gid = if nix::unistd::geteuid().is_root() {
+        shared.config.sandbox_host_id
+    } else {
+        nix::unistd::getegid().as_raw()
+    };
     if let Err(e) = write_id_maps(pid, host_id, host_gid) {
         return fail(process, StartError::IdMaps(e));
     }
     if shared.send_to_zygote(&ToZygote::Init(init), &[]).is_err() {
-        return fail(process, StartError::Handshake { what: "configuration sent" });
+        return fail(
+            process,
+            StartError::Handshake {
+                what: "configuration sent",
+            },
+        );
     }
     match shared.control.recv::<FromZygote>(deadline()) {
         Ok((FromZygote::Ready, _)) => Ok((process, pid)),
-        Ok((FromZygote::StartFailed { step, errno }, _)) => fail(process, StartError::Step(LockdownError { step, errno })),
-        _ => fail(process, StartError::Handshake { what: "zygote ready" }),
+        Ok((FromZygote::StartFailed { step, errno }, _)) => {
+            fail(process, StartError::Step(LockdownError { step, errno }))
+        }
+        _ => fail(
+            process,
+            StartError::Handshake {
+                what: "zygote ready",
+            },
+        ),
     }
 }
 
@@ -513,7 +591,10 @@ pub struct Child<Down, Up> {
 
 impl<Down, Up> std::fmt::Debug for Child<Down, Up> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Child").field("id", &self.id).field("pid", &self.pid).finish()
+        f.debug_struct("Child")
+            .field("id", &self.id)
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
@@ -529,7 +610,10 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 
     fn wait_for_locked_down(&self, deadline: Instant) -> Result<(), SpawnError> {
-        match self.channel.recv::<ChildToBroker<serde::de::IgnoredAny>>(Some(deadline)) {
+        match self
+            .channel
+            .recv::<ChildToBroker<serde::de::IgnoredAny>>(Some(deadline))
+        {
             Ok((ChildToBroker::LockedDown, _)) => Ok(()),
             Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
                 let _ = self.wait();
@@ -537,13 +621,17 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
             }
             Ok(_) => {
                 self.kill();
-                Err(SpawnError::Handshake(RecvError::Violation(ProtocolViolation::Decode {
-                    reason: "first message is not a lockdown report".into(),
-                })))
+                Err(SpawnError::Handshake(RecvError::Violation(
+                    ProtocolViolation::Decode {
+                        reason: "first message is not a lockdown report".into(),
+                    },
+                )))
             }
             Err(RecvError::TimedOut) => {
                 self.kill();
-                Err(SpawnError::TimedOut { timeout: self.shared.config.spawn_timeout })
+                Err(SpawnError::TimedOut {
+                    timeout: self.shared.config.spawn_timeout,
+                })
             }
             Err(RecvError::Closed) => Err(SpawnError::EndedDuringLockdown { end: self.wait() }),
             Err(e) => {
@@ -561,7 +649,8 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     /// Sends one message with fds attached (SCM_RIGHTS).
     pub fn send_with_fds(&self, msg: &Down, fds: &[BorrowedFd<'_>]) -> Result<(), ChildError> {
         let deadline = Instant::now() + self.send_timeout;
-        self.channel.send(&BrokerToChild::App(msg), fds, Some(deadline))?;
+        self.channel
+            .send(&BrokerToChild::App(msg), fds, Some(deadline))?;
         Ok(())
     }
 
@@ -576,7 +665,10 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 
     /// Receives the child's next message with the fds it attached.
-    pub fn recv_with_fds(&self, timeout: Option<Duration>) -> Result<(Up, Vec<OwnedFd>), ChildError> {
+    pub fn recv_with_fds(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<(Up, Vec<OwnedFd>), ChildError> {
         self.recv_until(timeout.map(|t| Instant::now() + t))
     }
 
@@ -592,7 +684,9 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                 Ok((ChildToBroker::App(msg), fds)) => return Ok((msg, fds)),
                 Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(message),
                 Ok((ChildToBroker::LockedDown | ChildToBroker::LockdownFailed { .. }, _)) => {
-                    return Err(self.violation(ProtocolViolation::Decode { reason: "lockdown report after start".into() }))
+                    return Err(self.violation(ProtocolViolation::Decode {
+                        reason: "lockdown report after start".into(),
+                    }))
                 }
                 Err(RecvError::Violation(v)) => return Err(self.violation(v)),
                 Err(RecvError::Closed) => return Err(ChildError::Closed),
@@ -658,14 +752,21 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         // A panicking child sends its message just before it crashes: collect it if unread.
         self.drain_unread();
         let mut state = lock(&self.state);
-        let end = classify(status, &state, self.shared.shutting_down.load(Ordering::Acquire));
+        let end = classify(
+            status,
+            &state,
+            self.shared.shutting_down.load(Ordering::Acquire),
+        );
         state.end = Some(end.clone());
         Some(end)
     }
 
     fn drain_unread(&self) {
         for _ in 0..64 {
-            match self.channel.recv::<ChildToBroker<serde::de::IgnoredAny>>(Some(Instant::now())) {
+            match self
+                .channel
+                .recv::<ChildToBroker<serde::de::IgnoredAny>>(Some(Instant::now()))
+            {
                 Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(message),
                 Ok(_) => {}
                 Err(_) => break,
@@ -676,20 +777,31 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
 
 fn classify(status: Option<i32>, state: &ChildState, shutting_down: bool) -> ChildEnd {
     let Some(status) = status else {
-        return if shutting_down { ChildEnd::BrokerShutdown } else { ChildEnd::ZygoteLost };
+        return if shutting_down {
+            ChildEnd::BrokerShutdown
+        } else {
+            ChildEnd::ZygoteLost
+        };
     };
     if let Some(violation) = &state.violation {
-        return ChildEnd::ProtocolViolation { violation: violation.clone() };
+        return ChildEnd::ProtocolViolation {
+            violation: violation.clone(),
+        };
     }
     if libc::WIFEXITED(status) {
-        return ChildEnd::Exited { code: libc::WEXITSTATUS(status) };
+        return ChildEnd::Exited {
+            code: libc::WEXITSTATUS(status),
+        };
     }
     let signal = libc::WTERMSIG(status);
     match signal {
         libc::SIGSYS => ChildEnd::SeccompViolation,
         libc::SIGKILL if state.killed_by_broker => ChildEnd::Killed,
         libc::SIGKILL if shutting_down => ChildEnd::BrokerShutdown,
-        _ => ChildEnd::Crashed { signal, panic_message: state.panic_message.clone() },
+        _ => ChildEnd::Crashed {
+            signal,
+            panic_message: state.panic_message.clone(),
+        },
     }
 }
 

@@ -10,7 +10,7 @@
 //! its control channel; it never reads a byte a sandboxed child wrote.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -99,25 +99,240 @@ pub enum SpawnFailure {
     },
 }
 
+/// Environment variable of the zygote's second stage (after its re-exec inside the user
+/// namespace): the fd numbers of its control channel, `/dev/null` and lifeline pipe ends.
+const ZYGOTE_STAGE2_ENV: &str = "PORTCULLIS_ZYGOTE_STAGE2";
+
+/// A set-up step failed: report `(step, errno)`, or `None` when the broker is unreachable.
+type SetUpError = Option<(LockdownStep, i32)>;
+
 /// If this process was started as a zygote, runs the zygote and never returns.
 pub(crate) fn run_if_zygote(entries: &Entries) {
-    let Some(fd) = std::env::var_os(ZYGOTE_ENV) else { return };
-    if fd.to_str() != Some("3") {
-        sys::process::exit_now(EXIT_ZYGOTE_FAILED);
+    let stage2 = std::env::var(ZYGOTE_STAGE2_ENV).ok();
+    let stage1 = std::env::var_os(ZYGOTE_ENV).is_some();
+    if stage2.is_none() && !stage1 {
+        return;
     }
-    let control = portcullis_child_owned_fd(ZYGOTE_CONTROL_FD);
-    let control = Channel::from_fd(control, ChannelLimits::default());
-    let code = match Zygote::start(control) {
-        Ok(mut zygote) => zygote.serve(entries),
-        Err(()) => EXIT_ZYGOTE_FAILED,
+    let code = match stage2 {
+        Some(fds) => match StageFds::parse(&fds) {
+            Some(fds) => run(entries, fds.take(), None),
+            None => EXIT_ZYGOTE_FAILED,
+        },
+        None => {
+            if std::env::var(ZYGOTE_ENV).ok().as_deref() != Some("3") {
+                sys::process::exit_now(EXIT_ZYGOTE_FAILED);
+            }
+            let control = Channel::from_fd(
+                sys::process::take_inherited_fd(ZYGOTE_CONTROL_FD),
+                ChannelLimits::default(),
+            );
+            match enter_sandbox(&control) {
+                Ok(stage) => run(
+                    entries,
+                    (
+                        control,
+                        stage.dev_null,
+                        stage.lifeline_read,
+                        stage.lifeline_write,
+                    ),
+                    Some(stage.exe),
+                ),
+                Err(e) => report_start_failure(&control, e),
+            }
+        }
     };
     sys::process::exit_now(code)
 }
 
-fn portcullis_child_owned_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: fd 3 was placed by the broker's pre-exec hook as this process's control socket
-    // and is owned by nothing else in this process.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+fn report_start_failure(control: &Channel, err: SetUpError) -> i32 {
+    if let Some((step, errno)) = err {
+        let _ = send_to_broker(control, &FromZygote::StartFailed { step, errno });
+    }
+    EXIT_ZYGOTE_FAILED
+}
+
+/// Re-execs into stage 2 when it can (never returns then), else finishes in this process.
+fn run(entries: &Entries, fds: (Channel, OwnedFd, OwnedFd, OwnedFd), exe: Option<OwnedFd>) -> i32 {
+    let (control, dev_null, lifeline_read, lifeline_write) = fds;
+    if let Some(exe) = exe {
+        // Exec'ing inside the user namespace makes it own this process's memory map (and every
+        // child's, since they fork from it), so the broker — root of the parent namespace or the
+        // namespace's owner — can read /proc/<child>/{ns,fd,smaps} of non-dumpable children. If
+        // the binary cannot be exec'd by the sandbox's host id (mode 0700, say), carry on here:
+        // only that observability is lost.
+        let list = [
+            &control.as_fd(),
+            &dev_null.as_fd(),
+            &lifeline_read.as_fd(),
+            &lifeline_write.as_fd(),
+        ];
+        let value = list
+            .iter()
+            .map(|fd| fd.as_raw_fd().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = sys::process::reexec(
+            &exe,
+            "portcullis-zygote",
+            ZYGOTE_STAGE2_ENV,
+            &value,
+            &list.map(|f| f.as_raw_fd()),
+        );
+    }
+    let set_up = pivot_into_empty_root()
+        .and_then(|()| finish_set_up(&control, dev_null, lifeline_read, lifeline_write));
+    match set_up {
+        Ok(shared) => Zygote {
+            control,
+            shared,
+            children: HashMap::new(),
+            ids: HashMap::new(),
+        }
+        .serve(entries),
+        Err(e) => report_start_failure(&control, e),
+    }
+}
+
+/// The fds stage 1 hands to stage 2 across exec.
+struct StageFds([RawFd; 4]);
+
+impl StageFds {
+    fn parse(value: &str) -> Option<StageFds> {
+        let fds: Vec<RawFd> = value
+            .split(',')
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let fds: [RawFd; 4] = fds.try_into().ok()?;
+        fds.iter().all(|&fd| fd >= 3).then_some(StageFds(fds))
+    }
+
+    fn take(self) -> (Channel, OwnedFd, OwnedFd, OwnedFd) {
+        let [control, dev_null, lifeline_read, lifeline_write] =
+            self.0.map(sys::process::take_inherited_fd);
+        (
+            Channel::from_fd(control, ChannelLimits::default()),
+            dev_null,
+            lifeline_read,
+            lifeline_write,
+        )
+    }
+}
+
+/// What stage 1 leaves for stage 2.
+struct Stage1 {
+    exe: OwnedFd,
+    dev_null: OwnedFd,
+    lifeline_read: OwnedFd,
+    lifeline_write: OwnedFd,
+}
+
+/// Stage 1, in order: open what children need from the host, drop supplementary groups,
+/// enter the namespaces, let the broker write the id maps, and become the namespace's root.
+fn enter_sandbox(control: &Channel) -> Result<Stage1, SetUpError> {
+    use LockdownStep as S;
+    let at = |step: LockdownStep| {
+        move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)))
+    };
+    let nix_at = |step: LockdownStep| move |e: nix::Error| Some((step, e as i32));
+
+    // Opened while the host filesystem is still visible: children's fds 0–2, and this binary
+    // for the re-exec.
+    let dev_null: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(at(S::StdioToNull))?
+        .into();
+    let exe = sys::process::open_own_executable().map_err(at(S::ReexecInNamespace))?;
+    let (lifeline_read, lifeline_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_at(S::LifelineCheck))?;
+
+    // Supplementary groups go while we still can: a root broker's zygote is privileged on the
+    // host until it enters its user namespace.
+    if nix::unistd::geteuid().is_root() {
+        sys::namespaces::drop_supplementary_groups().map_err(at(S::DropSupplementaryGroups))?;
+    }
+    sys::namespaces::unshare(SHARED_NAMESPACES).map_err(at(S::EnterNamespaces))?;
+    send_to_broker(control, &FromZygote::Unshared).map_err(|()| None)?;
+    // The broker writes our id maps from outside, then sends the configuration; its arrival
+    // (left unread for stage 2) says the maps are in place.
+    let mut fds = [PollFd::new(control.as_fd(), PollFlags::POLLIN)];
+    match nix::poll::poll(&mut fds, PollTimeout::from(30_000u16)) {
+        Ok(1) => {}
+        _ => return Err(Some((S::IdMaps, libc::ETIMEDOUT))),
+    }
+    sys::namespaces::set_all_ids(0).map_err(at(S::SetIds))?;
+    Ok(Stage1 {
+        exe,
+        dev_null,
+        lifeline_read,
+        lifeline_write,
+    })
+}
+
+/// Makes an empty read-only tmpfs the root of the zygote's mount namespace. Runs after the
+/// re-exec (the dynamic loader of this binary must still be reachable for that exec), before
+/// any child exists.
+fn pivot_into_empty_root() -> Result<(), SetUpError> {
+    use LockdownStep as S;
+    let at = |step: LockdownStep| {
+        move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)))
+    };
+    // Private first, so nothing below propagates to the host's mounts.
+    sys::mounts::make_mounts_private().map_err(at(S::MakeMountsPrivate))?;
+    sys::mounts::mount_empty_readonly_tmpfs(EMPTY_ROOT_MOUNT_POINT)
+        .map_err(at(S::MountEmptyRoot))?;
+    sys::mounts::chdir(EMPTY_ROOT_MOUNT_POINT).map_err(at(S::PivotRoot))?;
+    sys::mounts::pivot_root_here_and_detach_old().map_err(at(S::PivotRoot))
+}
+
+/// Stage 2 (or the rest of stage 1 when the re-exec was not possible): take the configuration,
+/// become non-dumpable, watch for ended children, and tell the broker we are ready.
+fn finish_set_up(
+    control: &Channel,
+    dev_null: OwnedFd,
+    lifeline_read: OwnedFd,
+    lifeline_write: OwnedFd,
+) -> Result<SharedSetUp, SetUpError> {
+    use LockdownStep as S;
+    let at = |step: LockdownStep| {
+        move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)))
+    };
+    let nix_at = |step: LockdownStep| move |e: nix::Error| Some((step, e as i32));
+
+    let init = match control.recv::<ToZygote>(Some(Instant::now() + Duration::from_secs(30))) {
+        Ok((ToZygote::Init(init), _)) => init,
+        _ => return Err(Some((S::IdMaps, libc::EPROTO))),
+    };
+    init.seccomp
+        .validate()
+        .map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
+    // Becoming the namespace's root changed our euid, which cleared the parent-death signal
+    // the broker set; set it again. (If the broker died in between, the control channel's EOF
+    // ends us in the serve loop.)
+    sys::process::die_with_parent().map_err(at(S::ParentDeathSignal))?;
+    sys::process::set_non_dumpable().map_err(at(S::Dumpable))?;
+    // Every capability the kernel knows is dropped from each child's bounding set.
+    let bounding_capabilities: Vec<u8> = caps::runtime::thread_all_supported()
+        .iter()
+        .map(|c| c.index())
+        .collect();
+
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(nix_at(S::SignalMask))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(nix_at(S::SignalMask))?;
+
+    send_to_broker(control, &FromZygote::Ready).map_err(|()| None)?;
+    Ok(SharedSetUp {
+        init,
+        dev_null,
+        lifeline_read,
+        lifeline_write,
+        bounding_capabilities,
+        signals,
+    })
 }
 
 struct Zygote {
@@ -140,71 +355,12 @@ struct SharedSetUp {
 }
 
 fn send_to_broker(control: &Channel, msg: &FromZygote) -> Result<(), ()> {
-    control.send(msg, &[], Some(Instant::now() + Duration::from_secs(10))).map_err(drop)
+    control
+        .send(msg, &[], Some(Instant::now() + Duration::from_secs(10)))
+        .map_err(drop)
 }
 
 impl Zygote {
-    /// The shared set-up, in order. Any failure goes to the broker as `StartFailed`.
-    fn start(control: Channel) -> Result<Zygote, ()> {
-        match Self::set_up(&control) {
-            Ok(shared) => Ok(Zygote { control, shared, children: HashMap::new(), ids: HashMap::new() }),
-            Err(Some((step, errno))) => {
-                let _ = send_to_broker(&control, &FromZygote::StartFailed { step, errno });
-                Err(())
-            }
-            Err(None) => Err(()),
-        }
-    }
-
-    fn set_up(control: &Channel) -> Result<SharedSetUp, Option<(LockdownStep, i32)>> {
-        use LockdownStep as S;
-        let at = |step: LockdownStep| move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)));
-        let nix_at = |step: LockdownStep| move |e: nix::Error| Some((step, e as i32));
-
-        // Opened while the host filesystem is still visible: children's fds 0–2.
-        let dev_null: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(at(S::StdioToNull))?
-            .into();
-        let (lifeline_read, lifeline_write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_at(S::LifelineCheck))?;
-        // Every capability the kernel knows is dropped from each child's bounding set.
-        let bounding_capabilities: Vec<u8> =
-            caps::runtime::thread_all_supported().iter().filter_map(|c| u8::try_from(c.index()).ok()).collect();
-
-        // Supplementary groups go while we still can: a root broker's zygote is privileged
-        // on the host until it enters its user namespace.
-        if nix::unistd::geteuid().is_root() {
-            sys::namespaces::drop_supplementary_groups().map_err(at(S::DropSupplementaryGroups))?;
-        }
-        sys::namespaces::unshare(SHARED_NAMESPACES).map_err(at(S::EnterNamespaces))?;
-        send_to_broker(control, &FromZygote::Unshared).map_err(|()| None)?;
-        // The broker writes our id maps from outside, then sends the configuration.
-        let init = match control.recv::<ToZygote>(Some(Instant::now() + Duration::from_secs(30))) {
-            Ok((ToZygote::Init(init), _)) => init,
-            _ => return Err(Some((S::IdMaps, libc::EPROTO))),
-        };
-        init.seccomp.validate().map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
-        sys::namespaces::set_all_ids(0).map_err(at(S::SetIds))?;
-
-        sys::mounts::make_mounts_private().map_err(at(S::MakeMountsPrivate))?;
-        sys::mounts::mount_empty_readonly_tmpfs(EMPTY_ROOT_MOUNT_POINT).map_err(at(S::MountEmptyRoot))?;
-        sys::mounts::chdir(EMPTY_ROOT_MOUNT_POINT).map_err(at(S::PivotRoot))?;
-        sys::mounts::pivot_root_here_and_detach_old().map_err(at(S::PivotRoot))?;
-        sys::process::set_non_dumpable().map_err(at(S::Dumpable))?;
-
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGCHLD);
-        mask.thread_block().map_err(nix_at(S::SignalMask))?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(nix_at(S::SignalMask))?;
-
-        send_to_broker(control, &FromZygote::Ready).map_err(|()| None)?;
-        Ok(SharedSetUp { init, dev_null, lifeline_read, lifeline_write, bounding_capabilities, signals })
-    }
-
     /// Serves spawn and kill requests until the broker goes away, then kills every child.
     fn serve(&mut self, entries: &Entries) -> i32 {
         loop {
@@ -242,7 +398,12 @@ impl Zygote {
         0
     }
 
-    fn handle(&mut self, entries: &Entries, request: ToZygote, mut fds: Vec<OwnedFd>) -> Result<(), ()> {
+    fn handle(
+        &mut self,
+        entries: &Entries,
+        request: ToZygote,
+        mut fds: Vec<OwnedFd>,
+    ) -> Result<(), ()> {
         match request {
             ToZygote::Init(_) => Err(()),
             ToZygote::Kill { id } => {
@@ -251,7 +412,13 @@ impl Zygote {
                 }
                 Ok(())
             }
-            ToZygote::Spawn { id, entry, args, rlimits, keep_stderr } => {
+            ToZygote::Spawn {
+                id,
+                entry,
+                args,
+                rlimits,
+                keep_stderr,
+            } => {
                 let failure = if fds.len() != 1 {
                     Some(SpawnFailure::BadRequest)
                 } else if !entries.contains(&entry) {
@@ -265,11 +432,16 @@ impl Zygote {
                             let pid = u32::try_from(pid).map_err(drop)?;
                             return send_to_broker(&self.control, &FromZygote::Spawned { id, pid });
                         }
-                        Err(errno) => Some(SpawnFailure::Step { step: LockdownStep::NewPidNamespace, errno }),
+                        Err(errno) => Some(SpawnFailure::Step {
+                            step: LockdownStep::NewPidNamespace,
+                            errno,
+                        }),
                     }
                 };
                 match failure {
-                    Some(failure) => send_to_broker(&self.control, &FromZygote::SpawnFailed { id, failure }),
+                    Some(failure) => {
+                        send_to_broker(&self.control, &FromZygote::SpawnFailed { id, failure })
+                    }
                     None => Ok(()),
                 }
             }
@@ -286,7 +458,8 @@ impl Zygote {
         keep_stderr: bool,
         channel: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
-        let pid = sys::namespaces::fork_into_new_pid_namespace().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        let pid = sys::namespaces::fork_into_new_pid_namespace()
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         if pid == 0 {
             // The child: a copy of this single-threaded process, PID 1 of a new namespace.
             let shared = &self.shared;
@@ -301,7 +474,10 @@ impl Zygote {
                 seccomp: &shared.init.seccomp,
             };
             let (max_message_bytes, max_fds_per_message) = shared.init.channel_limits;
-            let limits = ChannelLimits { max_message_bytes, max_fds_per_message };
+            let limits = ChannelLimits {
+                max_message_bytes,
+                max_fds_per_message,
+            };
             entries.run_child(entry, args, &plan, limits);
         }
         Ok(pid)

@@ -66,8 +66,13 @@ mod tests {
 
     #[test]
     fn literal_grant_allows_only_that_path() {
-        let p = Profile { read_files: vec!["/data/a".into()] };
-        assert_eq!(p.decide(&Access::ReadFile("/data/a".into())), Decision::Allow);
+        let p = Profile {
+            read_files: vec!["/data/a".into()],
+        };
+        assert_eq!(
+            p.decide(&Access::ReadFile("/data/a".into())),
+            Decision::Allow
+        );
         assert_eq!(
             p.decide(&Access::ReadFile("/data/ab".into())),
             Decision::Deny(DenyReason::NotGranted)

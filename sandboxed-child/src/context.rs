@@ -20,7 +20,9 @@ pub struct ChildContext<Up, Down> {
 
 impl<Up, Down> std::fmt::Debug for ChildContext<Up, Down> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildContext").field("channel", &self.channel).finish()
+        f.debug_struct("ChildContext")
+            .field("channel", &self.channel)
+            .finish()
     }
 }
 
@@ -37,7 +39,10 @@ pub enum ChildChannelError {
 
 impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
     pub(crate) fn new(channel: Arc<Channel>) -> Self {
-        Self { channel, _types: PhantomData }
+        Self {
+            channel,
+            _types: PhantomData,
+        }
     }
 
     /// Sends one message to the broker, blocking until the kernel has taken it.
@@ -66,7 +71,10 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
         self.recv_with_fds_until(None)
     }
 
-    fn recv_with_fds_until(&self, deadline: Option<Instant>) -> Result<(Down, Vec<OwnedFd>), ChildChannelError> {
+    fn recv_with_fds_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(Down, Vec<OwnedFd>), ChildChannelError> {
         let (BrokerToChild::App(msg), fds) = self.channel.recv::<BrokerToChild<Down>>(deadline)?;
         Ok((msg, fds))
     }

@@ -29,7 +29,9 @@ pub struct Entries {
 
 impl std::fmt::Debug for Entries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entries").field("names", &self.map.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Entries")
+            .field("names", &self.map.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -43,7 +45,11 @@ impl Entries {
     /// down; its return value is the child's exit status. `A` is the argument type the broker
     /// passes to `spawn`; `Up`/`Down` are the messages to and from the broker. A later
     /// registration of the same name replaces the earlier one.
-    pub fn register<A, Up, Down>(mut self, name: &str, entry: fn(ChildContext<Up, Down>, A) -> i32) -> Self
+    pub fn register<A, Up, Down>(
+        mut self,
+        name: &str,
+        entry: fn(ChildContext<Up, Down>, A) -> i32,
+    ) -> Self
     where
         A: DeserializeOwned + 'static,
         Up: Serialize + 'static,
@@ -76,19 +82,31 @@ impl Entries {
     ///
     /// Preconditions: called in a process just forked from the single-threaded zygote, with
     /// `name` registered.
-    pub fn run_child(&self, name: &str, args: &[u8], plan: &LockdownPlan<'_>, limits: ChannelLimits) -> ! {
+    pub fn run_child(
+        &self,
+        name: &str,
+        args: &[u8],
+        plan: &LockdownPlan<'_>,
+        limits: ChannelLimits,
+    ) -> ! {
         let mut channel_fd = plan.channel.as_raw_fd();
         if let Err(err) = lock_down(plan, &mut channel_fd) {
             // The plan's fds are the zygote's; this copy of the process only borrows the one
             // the channel sits at now, to say why it gives up.
             let channel = Channel::from_fd(sys::owned_fd(channel_fd), limits);
-            let failed = ChildToBroker::<()>::LockdownFailed { step: err.step, errno: err.errno };
+            let failed = ChildToBroker::<()>::LockdownFailed {
+                step: err.step,
+                errno: err.errno,
+            };
             let _ = channel.send(&failed, &[], Some(Instant::now() + Duration::from_secs(1)));
             sys::exit_now(EXIT_LOCKDOWN_FAILED);
         }
         let channel = Arc::new(Channel::from_fd(sys::owned_fd(crate::CHANNEL_FD), limits));
         install_panic_reporter(Arc::clone(&channel));
-        if channel.send(&ChildToBroker::<()>::LockedDown, &[], None).is_err() {
+        if channel
+            .send(&ChildToBroker::<()>::LockedDown, &[], None)
+            .is_err()
+        {
             sys::exit_now(EXIT_LOCKDOWN_FAILED);
         }
         let Some(entry) = self.map.get(name) else {

@@ -48,6 +48,8 @@ pub enum LockdownStep {
     MountEmptyRoot,
     /// `pivot_root` into it and detach the old root.
     PivotRoot,
+    /// Re-exec the zygote inside its user namespace (so that namespace owns its memory map).
+    ReexecInNamespace,
     /// Fork the child as PID 1 of a new PID namespace.
     NewPidNamespace,
     // --- done by each child on itself ---
@@ -89,6 +91,7 @@ impl std::fmt::Display for LockdownStep {
             Self::MakeMountsPrivate => "make mounts private",
             Self::MountEmptyRoot => "mount empty root",
             Self::PivotRoot => "pivot root",
+            Self::ReexecInNamespace => "re-exec in namespace",
             Self::NewPidNamespace => "new pid namespace",
             Self::ParentDeathSignal => "parent death signal",
             Self::LifelineCheck => "lifeline check",
@@ -120,7 +123,10 @@ pub struct LockdownError {
 
 impl LockdownError {
     fn from_io(step: LockdownStep, err: &std::io::Error) -> Self {
-        Self { step, errno: err.raw_os_error().unwrap_or(libc::EIO) }
+        Self {
+            step,
+            errno: err.raw_os_error().unwrap_or(libc::EIO),
+        }
     }
 }
 
@@ -210,7 +216,10 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
     // The write end we inherited would keep the lifeline open: close ours, then look.
     close_one(plan.lifeline_write).map_err(step(S::LifelineCheck))?;
     if sys::hung_up(plan.lifeline_read.as_raw_fd()).map_err(step(S::LifelineCheck))? {
-        return Err(LockdownError { step: S::LifelineCheck, errno: libc::ESRCH });
+        return Err(LockdownError {
+            step: S::LifelineCheck,
+            errno: libc::ESRCH,
+        });
     }
     sys::new_session().map_err(step(S::NewSession))?;
     sys::unblock_all_signals().map_err(step(S::SignalMask))?;
@@ -230,7 +239,8 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
     sys::close_fds_from(CHANNEL_FD + 1).map_err(step(S::CloseFds))?;
 
     for limit in plan.rlimits {
-        sys::set_rlimit(limit.resource.raw(), limit.value, limit.value).map_err(step(S::Rlimits))?;
+        sys::set_rlimit(limit.resource.raw(), limit.value, limit.value)
+            .map_err(step(S::Rlimits))?;
     }
     sys::set_dumpable(false).map_err(step(S::Dumpable))?;
 

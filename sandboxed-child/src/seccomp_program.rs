@@ -98,7 +98,9 @@ mod tests {
         let bytes = vec![0u8; 8 * (MAX_INSTRUCTIONS + 1)];
         assert_eq!(
             SeccompProgram::from_bpf_bytes(&bytes),
-            Err(SeccompProgramError::BadLength { count: MAX_INSTRUCTIONS + 1 })
+            Err(SeccompProgramError::BadLength {
+                count: MAX_INSTRUCTIONS + 1
+            })
         );
     }
 }

@@ -8,7 +8,7 @@
 use std::process::Command;
 
 /// Exit status of a scenario that cannot run on this host (reason on stdout).
-pub const EXIT_SKIP: i32 = 77;
+pub const EXIT_SKIP: u8 = 77;
 
 /// True when `PORTCULLIS_TESTS_REQUIRED=1`: a skip is then a failure.
 pub fn tests_required() -> bool {
@@ -19,17 +19,26 @@ pub fn tests_required() -> bool {
 /// `PORTCULLIS_PROBE` overrides the probe's path (the unprivileged CI run uses a copy).
 pub fn run_scenario(built_probe: &str, scenario: &str) {
     let probe = std::env::var("PORTCULLIS_PROBE").unwrap_or_else(|_| built_probe.to_string());
-    let output = Command::new(&probe).arg(scenario).output().expect("start probe binary");
+    let output = Command::new(&probe)
+        .arg(scenario)
+        .output()
+        .expect("start probe binary");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
         Some(0) => {}
-        Some(EXIT_SKIP) if !tests_required() => {
+        Some(code) if code == i32::from(EXIT_SKIP) && !tests_required() => {
             eprintln!("SKIPPED {scenario}: {}", stdout.trim());
         }
-        Some(EXIT_SKIP) => {
-            panic!("{scenario} skipped but PORTCULLIS_TESTS_REQUIRED=1: {}", stdout.trim());
+        Some(code) if code == i32::from(EXIT_SKIP) => {
+            panic!(
+                "{scenario} skipped but PORTCULLIS_TESTS_REQUIRED=1: {}",
+                stdout.trim()
+            );
         }
-        _ => panic!("{scenario} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", output.status),
+        _ => panic!(
+            "{scenario} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            output.status
+        ),
     }
 }

@@ -39,7 +39,8 @@ pub fn fork_into_new_pid_namespace() -> io::Result<libc::pid_t> {
     // SAFETY: with a null stack the child runs on a copy-on-write copy of the caller's stack,
     // exactly as after fork(2); the caller is single-threaded, and the null parent/child tid
     // pointers and tls are unused without the matching flags.
-    let pid = cvt(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
+    let pid =
+        cvt(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
     libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))
 }
 

@@ -18,7 +18,15 @@ pub fn zygote_pre_exec(control: RawFd, target: RawFd, broker_pid: libc::pid_t) -
         cvt_int(unsafe { libc::dup2(control, target) })?;
     }
     // SAFETY: PR_SET_PDEATHSIG takes a signal number by value.
-    cvt_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    cvt_int(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })?;
     // SAFETY: getppid takes no arguments.
     if unsafe { libc::getppid() } != broker_pid {
         // SAFETY: _exit never returns; we are a forked child about to exec.
@@ -37,4 +45,85 @@ pub fn set_non_dumpable() -> io::Result<()> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and touches no memory of ours.
     unsafe { libc::_exit(code) }
+}
+
+/// Takes ownership of an fd this process inherited across exec at a known number.
+/// Preconditions: `fd` is open and nothing else in this process owns it (the broker's pre-exec
+/// hook or the zygote's stage 1 placed it there for us).
+pub fn take_inherited_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: per the precondition, the new OwnedFd is the only owner of this open fd.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Opens this process's own executable as an `O_PATH` fd, for a later [`reexec`] when no path
+/// to it is visible any more. open(2) of `/proc/self/exe`.
+pub fn open_own_executable() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the path is a NUL-terminated literal; the returned fd is new and ours alone.
+    let fd =
+        cvt_int(unsafe { libc::open(c"/proc/self/exe".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by open and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Executes the program behind `exe` with `argv0` as its only argument, an environment of the
+/// single variable `key=value`, and `keep` inheritable across the exec. Returns only on failure.
+/// execveat(2) with `AT_EMPTY_PATH`.
+pub fn reexec(
+    exe: &std::os::fd::OwnedFd,
+    argv0: &str,
+    key: &str,
+    value: &str,
+    keep: &[RawFd],
+) -> io::Error {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    for &fd in keep {
+        // SAFETY: F_SETFD with 0 clears FD_CLOEXEC on an fd this process holds open.
+        if let Err(e) = cvt_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }) {
+            return e;
+        }
+    }
+    let (Ok(arg), Ok(env)) = (CString::new(argv0), CString::new(format!("{key}={value}"))) else {
+        return io::Error::from_raw_os_error(libc::EINVAL);
+    };
+    let argv = [arg.as_ptr(), std::ptr::null()];
+    let envp = [env.as_ptr(), std::ptr::null()];
+    // SAFETY: `argv` and `envp` are null-terminated arrays of pointers to NUL-terminated strings
+    // that outlive the call; the empty path with AT_EMPTY_PATH makes the kernel use `exe` itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            exe.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    let err = io::Error::last_os_error();
+    debug_assert_eq!(ret, -1);
+    // The exec failed: put close-on-exec back so nothing leaks into children by accident.
+    for &fd in keep {
+        // SAFETY: as above, with FD_CLOEXEC.
+        let _ = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    err
+}
+
+/// Asks for SIGKILL when the parent (the broker's zygote thread) ends. prctl(2)
+/// `PR_SET_PDEATHSIG`. Needed again after the zygote changes its euid, which clears it.
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number by value.
+    cvt_int(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
 }

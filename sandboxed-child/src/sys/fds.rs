@@ -5,17 +5,28 @@ use super::{cvt, cvt_int};
 
 /// Closes every fd numbered `first` or above. close_range(2).
 pub fn close_fds_from(first: RawFd) -> io::Result<()> {
-    let first = libc::c_uint::try_from(first).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let first =
+        libc::c_uint::try_from(first).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: close_range only closes descriptors of this process; nothing in this process holds
     // an owned handle to them any more (the child forgets every fd it inherited before this).
-    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0 as libc::c_uint) }).map(drop)
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    })
+    .map(drop)
 }
 
 /// Closes the fds numbered `first..=last`. close_range(2). Used for fds this process inherited
 /// but holds no owned handle to.
 pub fn close_fd_range(first: RawFd, last: RawFd) -> io::Result<()> {
-    let first = libc::c_uint::try_from(first).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let last = libc::c_uint::try_from(last).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let first =
+        libc::c_uint::try_from(first).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let last =
+        libc::c_uint::try_from(last).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: close_range only closes descriptors of this process; the caller guarantees no
     // owned handle in this process refers to them.
     cvt(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) }).map(drop)
@@ -40,7 +51,11 @@ pub fn dup_fd_above(fd: RawFd, min: RawFd) -> io::Result<RawFd> {
 
 /// True when every write end of the pipe or socket `fd` is closed. poll(2) with no timeout.
 pub fn hung_up(fd: RawFd) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: `pfd` is one live pollfd and the count passed is 1; timeout 0 never blocks.
     cvt_int(unsafe { libc::poll(&mut pfd, 1, 0) })?;
     Ok(pfd.revents & libc::POLLHUP != 0)

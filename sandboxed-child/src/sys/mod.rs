@@ -12,7 +12,8 @@ mod seccomp;
 pub use caps::{clear_all_capability_sets, drop_bounding_capability};
 pub use fds::{close_fd_range, close_fds_from, dup_fd_above, dup_fd_onto, hung_up, owned_fd};
 pub use prctl::{
-    set_dumpable, set_no_new_privs, set_parent_death_signal, set_securebits, clear_ambient_capabilities,
+    clear_ambient_capabilities, set_dumpable, set_no_new_privs, set_parent_death_signal,
+    set_securebits,
 };
 pub use process::{crash_now, exit_now, new_session, set_rlimit, unblock_all_signals};
 pub use seccomp::install_seccomp_filter;

@@ -6,7 +6,8 @@ use super::cvt_int;
 /// `PR_SET_PDEATHSIG`. Preconditions: the parent is single-threaded (the signal follows the
 /// parent *thread*), which holds for the zygote.
 pub fn set_parent_death_signal(signal: libc::c_int) -> io::Result<()> {
-    let signal = libc::c_ulong::try_from(signal).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let signal =
+        libc::c_ulong::try_from(signal).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: PR_SET_PDEATHSIG takes a signal number by value; no memory is passed.
     cvt_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) }).map(drop)
 }
@@ -45,6 +46,14 @@ pub fn clear_ambient_capabilities() -> io::Result<()> {
 /// may install seccomp filters. prctl(2) `PR_SET_NO_NEW_PRIVS`.
 pub fn set_no_new_privs() -> io::Result<()> {
     // SAFETY: PR_SET_NO_NEW_PRIVS takes 1 and zeros by value; no memory is passed.
-    cvt_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })
-        .map(drop)
+    cvt_int(unsafe {
+        libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
 }

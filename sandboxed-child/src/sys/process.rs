@@ -1,6 +1,6 @@
 use std::io;
 
-use super::{cvt_int};
+use super::cvt_int;
 
 /// Starts a new session, detaching from the broker's controlling terminal. setsid(2).
 pub fn new_session() -> io::Result<()> {
@@ -15,13 +15,21 @@ pub fn unblock_all_signals() -> io::Result<()> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        cvt_int(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())).map(drop)
+        cvt_int(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &set,
+            std::ptr::null_mut(),
+        ))
+        .map(drop)
     }
 }
 
 /// Sets one resource limit. setrlimit(2).
 pub fn set_rlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
-    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: `limit` is a live rlimit the kernel only reads.
     cvt_int(unsafe { libc::setrlimit(resource, &limit) }).map(drop)
 }

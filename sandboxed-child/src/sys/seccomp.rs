@@ -9,7 +9,10 @@ use crate::seccomp_program::{SeccompProgram, SockFilter};
 pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<()> {
     let insns: &[SockFilter] = program.instructions();
     let len = u16::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fprog = libc::sock_fprog { len, filter: insns.as_ptr().cast::<libc::sock_filter>().cast_mut() };
+    let fprog = libc::sock_fprog {
+        len,
+        filter: insns.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
     // SAFETY: `SockFilter` is #[repr(C)] with the same layout as `struct sock_filter`;
     // `fprog` points at `len` live instructions that outlive the call, and the kernel copies
     // the program before returning.

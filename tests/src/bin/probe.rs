@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use portcullis::{
-    Broker, BrokerConfig, ChildContext, ChildEnd, ChildError, Entries, LockdownStep, Rlimit, RlimitResource,
-    SpawnError, SpawnOptions,
+    Broker, BrokerConfig, ChildContext, ChildEnd, ChildError, Entries, LockdownStep, Rlimit,
+    RlimitResource, SpawnError, SpawnOptions,
 };
 use portcullis_tests::EXIT_SKIP;
 use serde::{Deserialize, Serialize};
@@ -96,24 +96,60 @@ fn probe_child(ctx: ChildContext<Up, Down>, args: ProbeArgs) -> i32 {
 
 fn run_probe(args: ProbeArgs) -> Result<String, i32> {
     let io = |r: std::io::Result<String>| r.map_err(|e| e.raw_os_error().unwrap_or(-1));
-    // SAFETY (for every raw syscall below): each is a probe whose pointer arguments are null or
-    // point at live locals; the seccomp filter is expected to kill the child or the kernel to
-    // refuse, and nothing of ours relies on the call's effect.
+    // SAFETY: every raw syscall below is a probe whose pointer arguments are null or point at
+    // live locals; the seccomp filter is expected to kill the child or the kernel to refuse, and
+    // nothing of ours relies on the call's effect.
     unsafe {
         match args.probe {
             Probe::ReadEtcPasswd => io(std::fs::read_to_string("/etc/passwd")),
             Probe::ListRoot => io(std::fs::read_dir("/").map(|d| format!("{} entries", d.count()))),
             Probe::CreateFile => io(std::fs::File::create("/escape").map(|_| "created".into())),
-            Probe::SocketInet => outcome(libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0)),
-            Probe::SocketNetlink => outcome(libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0)),
-            Probe::KillBroker => outcome(libc::syscall(libc::SYS_kill, args.broker_pid, libc::SIGKILL)),
-            Probe::SignalZygote => outcome(libc::syscall(libc::SYS_tgkill, args.zygote_pid, args.zygote_pid, libc::SIGKILL)),
-            Probe::PtraceBroker => outcome(libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, args.broker_pid, 0, 0)),
-            Probe::PtraceZygote => outcome(libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, args.zygote_pid, 0, 0)),
-            Probe::SetPriorityOfBroker => {
-                outcome(libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, args.broker_pid, 19))
+            Probe::SocketInet => outcome(libc::syscall(
+                libc::SYS_socket,
+                libc::AF_INET,
+                libc::SOCK_STREAM,
+                0,
+            )),
+            Probe::SocketNetlink => outcome(libc::syscall(
+                libc::SYS_socket,
+                libc::AF_NETLINK,
+                libc::SOCK_RAW,
+                0,
+            )),
+            Probe::KillBroker => outcome(libc::syscall(
+                libc::SYS_kill,
+                args.broker_pid,
+                libc::SIGKILL,
+            )),
+            Probe::SignalZygote => outcome(libc::syscall(
+                libc::SYS_tgkill,
+                args.zygote_pid,
+                args.zygote_pid,
+                libc::SIGKILL,
+            )),
+            Probe::PtraceBroker => outcome(libc::syscall(
+                libc::SYS_ptrace,
+                libc::PTRACE_ATTACH,
+                args.broker_pid,
+                0,
+                0,
+            )),
+            Probe::PtraceZygote => outcome(libc::syscall(
+                libc::SYS_ptrace,
+                libc::PTRACE_ATTACH,
+                args.zygote_pid,
+                0,
+                0,
+            )),
+            Probe::SetPriorityOfBroker => outcome(libc::syscall(
+                libc::SYS_setpriority,
+                libc::PRIO_PROCESS,
+                args.broker_pid,
+                19,
+            )),
+            Probe::SetHostname => {
+                outcome(libc::syscall(libc::SYS_sethostname, c"escaped".as_ptr(), 7))
             }
-            Probe::SetHostname => outcome(libc::syscall(libc::SYS_sethostname, c"escaped".as_ptr(), 7)),
             Probe::Mount => outcome(libc::syscall(
                 libc::SYS_mount,
                 c"none".as_ptr(),
@@ -127,12 +163,21 @@ fn run_probe(args: ProbeArgs) -> Result<String, i32> {
                 // struct clone_args: flags first; the rest zero. The filter answers ENOSYS
                 // before the kernel reads it.
                 let mut clone_args = [0u64; 11];
-                clone_args[0] = (libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWPID) as u64;
-                outcome(libc::syscall(libc::SYS_clone3, clone_args.as_mut_ptr(), std::mem::size_of_val(&clone_args)))
+                clone_args[0] =
+                    (libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWPID) as u64;
+                outcome(libc::syscall(
+                    libc::SYS_clone3,
+                    clone_args.as_mut_ptr(),
+                    std::mem::size_of_val(&clone_args),
+                ))
             }
             Probe::IoUringSetup => {
                 let mut params = [0u8; 120];
-                outcome(libc::syscall(libc::SYS_io_uring_setup, 8, params.as_mut_ptr()))
+                outcome(libc::syscall(
+                    libc::SYS_io_uring_setup,
+                    8,
+                    params.as_mut_ptr(),
+                ))
             }
             Probe::Bpf => outcome(libc::syscall(libc::SYS_bpf, 0, std::ptr::null::<u8>(), 0)),
             Probe::Keyctl => outcome(libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0)),
@@ -146,7 +191,12 @@ fn run_probe(args: ProbeArgs) -> Result<String, i32> {
             Probe::X32Syscall => outcome(libc::syscall(0x4000_0000 | libc::SYS_getpid)),
             Probe::IoctlTiocsti => {
                 let c = b'x';
-                outcome(libc::syscall(libc::SYS_ioctl, 0, libc::TIOCSTI, &c as *const u8))
+                outcome(libc::syscall(
+                    libc::SYS_ioctl,
+                    0,
+                    libc::TIOCSTI,
+                    &c as *const u8,
+                ))
             }
             Probe::Execve => outcome(libc::syscall(
                 libc::SYS_execve,
@@ -160,7 +210,10 @@ fn run_probe(args: ProbeArgs) -> Result<String, i32> {
                 for i in (0..v.len()).step_by(4096) {
                     v[i] = 1;
                 }
-                Ok(format!("touched {}", v.iter().step_by(4096).filter(|&&b| b == 1).count()))
+                Ok(format!(
+                    "touched {}",
+                    v.iter().step_by(4096).filter(|&&b| b == 1).count()
+                ))
             }
             Probe::SpawnAndJoinThread => std::thread::Builder::new()
                 .name("worker".into())
@@ -171,15 +224,21 @@ fn run_probe(args: ProbeArgs) -> Result<String, i32> {
                 .map_err(|_| -1),
             Probe::RaiseOwnThreadSignal => {
                 // Signal 0 checks permission without sending: allowed for our own tgid (1).
-                outcome(libc::syscall(libc::SYS_tgkill, 1, libc::syscall(libc::SYS_gettid), 0))
+                outcome(libc::syscall(
+                    libc::SYS_tgkill,
+                    1,
+                    libc::syscall(libc::SYS_gettid),
+                    0,
+                ))
             }
             Probe::Sleep => {
                 std::thread::sleep(Duration::from_millis(5));
                 Ok("slept".into())
             }
-            Probe::AvailableParallelism => {
-                Ok(format!("{:?}", std::thread::available_parallelism().map(|n| n.get()).ok()))
-            }
+            Probe::AvailableParallelism => Ok(format!(
+                "{:?}",
+                std::thread::available_parallelism().map(|n| n.get()).ok()
+            )),
             Probe::Panic => panic!("probe panicked on purpose"),
         }
     }
@@ -199,7 +258,9 @@ fn echo_child(ctx: ChildContext<Up, Down>, _: ()) -> i32 {
                     Some(fd) => {
                         let mut file = std::fs::File::from(fd);
                         let mut s = String::new();
-                        std::io::Read::read_to_string(&mut file, &mut s).map(|_| s).map_err(|e| e.raw_os_error().unwrap_or(-1))
+                        std::io::Read::read_to_string(&mut file, &mut s)
+                            .map(|_| s)
+                            .map_err(|e| e.raw_os_error().unwrap_or(-1))
                     }
                     None => Err(-1),
                 };
@@ -234,10 +295,10 @@ fn hostile_child(ctx: ChildContext<Up, Down>, attack: Attack) -> i32 {
             let mut frame = vec![0x00, 3, 0];
             let mut n: u64 = 1 << 40;
             while n >= 0x80 {
-                frame.push((n as u8) | 0x80);
+                frame.push((n & 0x7f) as u8 | 0x80);
                 n >>= 7;
             }
-            frame.push(n as u8);
+            frame.push(n.to_le_bytes()[0]);
             let _ = channel.send_raw_datagram(&frame, &[]);
         }
         Attack::SixtyFourFds => {
@@ -274,11 +335,17 @@ fn main() -> ExitCode {
     let broker = match Broker::start(entries(), BrokerConfig::default()) {
         Ok(b) => b,
         Err(e) if e.is_host_restriction() => {
-            println!("this host forbids what the sandbox needs: {e}: {:?}", std::error::Error::source(&e));
-            return ExitCode::from(EXIT_SKIP as u8);
+            println!(
+                "this host forbids what the sandbox needs: {e}: {:?}",
+                std::error::Error::source(&e)
+            );
+            return ExitCode::from(EXIT_SKIP);
         }
         Err(e) => {
-            println!("broker start failed: {e}: {:?}", std::error::Error::source(&e));
+            println!(
+                "broker start failed: {e}: {:?}",
+                std::error::Error::source(&e)
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -327,10 +394,14 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         // --- must work ---
         "own-pid-is-1" => expect_ok(broker, P::OwnPid, |d| d == "1"),
         "allocate-64mib" => expect_ok(broker, P::Allocate64MiB, |d| d == "touched 16384"),
-        "spawn-join-thread" => expect_ok(broker, P::SpawnAndJoinThread, |d| d == "thread returned 42"),
+        "spawn-join-thread" => {
+            expect_ok(broker, P::SpawnAndJoinThread, |d| d == "thread returned 42")
+        }
         "signal-own-thread" => expect_ok(broker, P::RaiseOwnThreadSignal, |d| d == "returned 0"),
         "sleep" => expect_ok(broker, P::Sleep, |d| d == "slept"),
-        "available-parallelism" => expect_ok(broker, P::AvailableParallelism, |d| d.starts_with("Some(")),
+        "available-parallelism" => {
+            expect_ok(broker, P::AvailableParallelism, |d| d.starts_with("Some("))
+        }
         "panic-is-crash" => panic_is_crash(broker),
         "echo-1-byte" => echo(broker, 1),
         "echo-1-mib" => echo(broker, 1 << 20),
@@ -357,7 +428,10 @@ fn probe_args(broker: &Broker, probe: Probe) -> ProbeArgs {
 }
 
 /// Runs a probe child; returns what it reported (if anything) and how it ended.
-fn run_probe_child(broker: &Broker, probe: Probe) -> Result<(Option<Result<String, i32>>, ChildEnd), String> {
+fn run_probe_child(
+    broker: &Broker,
+    probe: Probe,
+) -> Result<(Option<Result<String, i32>>, ChildEnd), String> {
     let child = broker
         .spawn::<Down, Up, _>("probe", &probe_args(broker, probe))
         .map_err(|e| format!("spawn: {e}: {:?}", std::error::Error::source(&e)))?;
@@ -367,7 +441,9 @@ fn run_probe_child(broker: &Broker, probe: Probe) -> Result<(Option<Result<Strin
         Err(ChildError::Closed) => None,
         Err(e) => return Err(format!("recv: {e}")),
     };
-    let end = child.wait_timeout(Duration::from_secs(20)).ok_or("child did not end")?;
+    let end = child
+        .wait_timeout(Duration::from_secs(20))
+        .ok_or("child did not end")?;
     Ok((reported, end))
 }
 
@@ -394,20 +470,28 @@ fn expect_ok(broker: &Broker, probe: Probe, check: impl Fn(&str) -> bool) -> Ver
 
 fn panic_is_crash(broker: &Broker) -> Verdict {
     match run_probe_child(broker, Probe::Panic)? {
-        (None, ChildEnd::Crashed { signal: libc::SIGILL, panic_message: Some(m) }) if m.contains("probe panicked on purpose") => {
-            Ok(())
-        }
-        other => Err(format!("expected a crash with the panic message, got {other:?}")),
+        (
+            None,
+            ChildEnd::Crashed {
+                signal: libc::SIGILL,
+                panic_message: Some(m),
+            },
+        ) if m.contains("probe panicked on purpose") => Ok(()),
+        other => Err(format!(
+            "expected a crash with the panic message, got {other:?}"
+        )),
     }
 }
 
 fn spawn_echo(broker: &Broker) -> Result<portcullis::Child<Down, Up>, String> {
-    broker.spawn::<Down, Up, _>("echo", &()).map_err(|e| format!("spawn echo: {e}: {:?}", std::error::Error::source(&e)))
+    broker
+        .spawn::<Down, Up, _>("echo", &())
+        .map_err(|e| format!("spawn echo: {e}: {:?}", std::error::Error::source(&e)))
 }
 
 fn echo(broker: &Broker, len: usize) -> Verdict {
     let child = spawn_echo(broker)?;
-    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251).to_le_bytes()[0]).collect();
     match child.request(&Down::Echo(payload.clone())) {
         Ok(Up::Echo(back)) if back == payload => {}
         other => return Err(format!("echo of {len} bytes: {other:?}")),
@@ -429,7 +513,9 @@ fn read_passed_fd(broker: &Broker) -> Verdict {
     std::fs::write(&path, "granted contents").map_err(|e| e.to_string())?;
     let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dir);
-    child.send_with_fds(&Down::ReadPassedFd, &[file.as_fd()]).map_err(|e| e.to_string())?;
+    child
+        .send_with_fds(&Down::ReadPassedFd, &[file.as_fd()])
+        .map_err(|e| e.to_string())?;
     match child.recv_timeout(Duration::from_secs(20)) {
         Ok(Up::Outcome(Ok(s))) if s == "granted contents" => Ok(()),
         other => Err(format!("reading the passed fd: {other:?}")),
@@ -445,7 +531,8 @@ fn status_from_outside(broker: &Broker) -> Verdict {
         other => return Err(format!("echo: {other:?}")),
     }
     let pid = child.pid();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     let field = |name: &str| {
         status
             .lines()
@@ -472,7 +559,8 @@ fn status_from_outside(broker: &Broker) -> Verdict {
     }
     for ns in ["user", "pid", "net", "mnt", "ipc", "uts", "cgroup"] {
         let mine = std::fs::read_link(format!("/proc/self/ns/{ns}")).map_err(|e| e.to_string())?;
-        let its = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).map_err(|e| format!("ns/{ns}: {e}"))?;
+        let its = std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+            .map_err(|e| format!("ns/{ns}: {e}"))?;
         if mine == its {
             problems.push(format!("{ns} namespace shared with the broker: {mine:?}"));
         }
@@ -480,7 +568,10 @@ fn status_from_outside(broker: &Broker) -> Verdict {
     // Its root is empty and its only fds are 0-3.
     match std::fs::read_dir(format!("/proc/{pid}/root")) {
         Ok(entries) => {
-            let names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+            let names: Vec<_> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
             if !names.is_empty() {
                 problems.push(format!("root not empty: {names:?}"));
             }
@@ -489,8 +580,10 @@ fn status_from_outside(broker: &Broker) -> Verdict {
     }
     match std::fs::read_dir(format!("/proc/{pid}/fd")) {
         Ok(entries) => {
-            let mut fds: Vec<u32> =
-                entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+            let mut fds: Vec<u32> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
             fds.sort_unstable();
             if fds != [0, 1, 2, 3] {
                 problems.push(format!("open fds {fds:?}, want [0, 1, 2, 3]"));
@@ -525,7 +618,10 @@ fn concurrent_spawns(broker: &Broker) -> Verdict {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(Err("thread panicked".into()))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err("thread panicked".into())))
+            .collect()
     });
     results.into_iter().collect()
 }
@@ -541,11 +637,15 @@ fn unknown_entry(broker: &Broker) -> Verdict {
 /// error naming the step and errno, and the entry never runs.
 fn lockdown_failure_is_typed(broker: &Broker) -> Verdict {
     let options = SpawnOptions {
-        rlimits: Some(vec![Rlimit { resource: RlimitResource::OpenFiles, value: u64::MAX - 1 }]),
+        rlimits: Some(vec![Rlimit {
+            resource: RlimitResource::OpenFiles,
+            value: u64::MAX - 1,
+        }]),
         ..SpawnOptions::default()
     };
     match broker.spawn_with::<Down, Up, _>("probe", &probe_args(broker, Probe::OwnPid), &options) {
-        Err(SpawnError::Lockdown(e)) if e.step == LockdownStep::Rlimits && e.errno == libc::EPERM => {}
+        Err(SpawnError::Lockdown(e))
+            if e.step == LockdownStep::Rlimits && e.errno == libc::EPERM => {}
         other => return Err(format!("expected Lockdown(rlimits, EPERM), got {other:?}")),
     }
     // The broker still works afterwards.
@@ -553,7 +653,9 @@ fn lockdown_failure_is_typed(broker: &Broker) -> Verdict {
 }
 
 fn open_fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// A hostile child ends only itself: it is reported as a protocol violation, a bystander keeps
