@@ -6,7 +6,7 @@
 //! broker — then reads every zygote message and routes it to the spawn or child waiting for it.
 //! Any number of application threads may call [`Broker::spawn`] at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -16,7 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use portcullis_child::protocol::{BrokerToChild, ChildToBroker, MAX_PANIC_MESSAGE_BYTES};
+use portcullis_child::protocol::{
+    BrokerToChild, ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES,
+};
 use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 use portcullis_ipc::{Channel, ChannelLimits, ProtocolViolation, RecvError, SendError};
 use serde::de::DeserializeOwned;
@@ -41,6 +43,10 @@ pub struct BrokerConfig {
     pub channel_limits: ChannelLimits,
     /// The rlimit baseline of every child.
     pub rlimits: Vec<Rlimit>,
+    /// How many locked-down children the zygote keeps forked ahead, waiting for a spawn with
+    /// default options (Android's "unspecialised app process" pool does the same). Each costs an
+    /// idle process; 0 forks every child on request.
+    pub prefork: usize,
     /// When the broker runs as root: the unprivileged host uid/gid that sandbox root maps to.
     /// An unprivileged broker always maps its own ids.
     pub sandbox_host_id: u32,
@@ -53,6 +59,7 @@ impl Default for BrokerConfig {
             send_timeout: Duration::from_secs(5),
             channel_limits: ChannelLimits::default(),
             rlimits: default_rlimits(),
+            prefork: 2,
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
         }
     }
@@ -157,6 +164,9 @@ pub enum SpawnError {
         /// How it ended.
         end: ChildEnd,
     },
+    /// Sending the start message to the locked-down child failed; it was killed.
+    #[error("send start message to child")]
+    Start(#[source] SendError),
     /// The child's first message was not a lockdown report; it was killed.
     #[error("child broke the lockdown handshake")]
     Handshake(#[source] RecvError),
@@ -225,6 +235,8 @@ struct Shared {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Sender<SpawnReply>>>,
     ends: Mutex<HashMap<u64, Sender<i32>>>,
+    /// Pre-forked, locked-down children waiting for a start message, oldest first.
+    pool: Mutex<VecDeque<Forked>>,
     zygote_alive: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -249,6 +261,8 @@ impl Shared {
 /// Dropping the broker shuts the zygote down, which kills every child.
 pub struct Broker {
     shared: Arc<Shared>,
+    /// Names of the registered entries (an unknown name fails before any process is touched).
+    entry_names: BTreeSet<String>,
     zygote_pid: u32,
     reader: Option<JoinHandle<()>>,
 }
@@ -273,6 +287,7 @@ impl Broker {
     /// host that forbids user namespaces from a bug.
     pub fn start(entries: Entries, config: BrokerConfig) -> Result<Broker, StartError> {
         zygote::run_if_zygote(&entries);
+        let entry_names = entries.names().map(str::to_owned).collect();
         drop(entries);
         let seccomp = compile_child_filter()?;
         let (control, zygote_end) =
@@ -283,6 +298,7 @@ impl Broker {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
+            pool: Mutex::new(VecDeque::new()),
             zygote_alive: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
         });
@@ -294,6 +310,8 @@ impl Broker {
                 shared.config.channel_limits.max_message_bytes,
                 shared.config.channel_limits.max_fds_per_message,
             ),
+            pool_size: shared.config.prefork,
+            default_rlimits: shared.config.rlimits.clone(),
         };
         let reader = std::thread::Builder::new()
             .name("portcullis-zygote".into())
@@ -302,6 +320,7 @@ impl Broker {
         match started_rx.recv() {
             Ok(Ok(zygote_pid)) => Ok(Broker {
                 shared,
+                entry_names,
                 zygote_pid,
                 reader: Some(reader),
             }),
@@ -335,6 +354,10 @@ impl Broker {
     }
 
     /// [`Broker::spawn`] with per-child options.
+    ///
+    /// A spawn with default options takes a pre-forked child from the zygote's pool when one is
+    /// waiting (see [`BrokerConfig::prefork`]); otherwise the zygote forks one now. Either way
+    /// the child is fully locked down before it learns which entry to run.
     pub fn spawn_with<Down, Up, A>(
         &self,
         entry: &str,
@@ -347,58 +370,27 @@ impl Broker {
         A: Serialize + ?Sized,
     {
         let shared = &self.shared;
+        if !self.entry_names.contains(entry) {
+            return Err(SpawnError::UnknownEntry {
+                name: entry.to_owned(),
+            });
+        }
         if !shared.zygote_alive.load(Ordering::Acquire) {
             return Err(SpawnError::ZygoteGone);
         }
-        let args = postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?;
-        let (channel, child_end) =
-            Channel::pair(shared.config.channel_limits).map_err(SpawnError::Channel)?;
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (reply_tx, reply_rx) = bounded(1);
-        let (end_tx, end_rx) = bounded(1);
-        lock(&shared.pending).insert(id, reply_tx);
-        lock(&shared.ends).insert(id, end_tx);
-        let request = ToZygote::Spawn {
-            id,
+        let start = StartChild {
             entry: entry.to_owned(),
-            args,
-            rlimits: options
-                .rlimits
-                .clone()
-                .unwrap_or_else(|| shared.config.rlimits.clone()),
-            keep_stderr: options.keep_stderr,
+            args: postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?,
         };
-        let forget = || {
-            lock(&shared.pending).remove(&id);
-            lock(&shared.ends).remove(&id);
-        };
-        if shared
-            .send_to_zygote(&request, &[child_end.as_fd()])
-            .is_err()
-        {
-            forget();
-            return Err(SpawnError::ZygoteGone);
-        }
-        drop(child_end);
         let deadline = Instant::now() + shared.config.spawn_timeout;
-        let pid = match reply_rx.recv_deadline(deadline) {
-            Ok(SpawnReply::Spawned { pid }) => pid,
-            Ok(SpawnReply::Failed(failure)) => {
-                forget();
-                return Err(match failure {
-                    SpawnFailure::UnknownEntry => SpawnError::UnknownEntry {
-                        name: entry.to_owned(),
-                    },
-                    SpawnFailure::BadRequest => SpawnError::ZygoteGone,
-                    SpawnFailure::Step { step, errno } => {
-                        SpawnError::Lockdown(LockdownError { step, errno })
-                    }
-                });
-            }
-            Err(_) => {
-                forget();
-                return Err(SpawnError::ZygoteGone);
-            }
+        let prepared = if options.rlimits.is_none() && !options.keep_stderr {
+            shared.claim_pooled()
+        } else {
+            None
+        };
+        let (id, pid, channel, end_rx) = match prepared {
+            Some(pooled) => pooled,
+            None => shared.fork_on_request(options, deadline)?,
         };
         let child = Child {
             id,
@@ -410,8 +402,79 @@ impl Broker {
             send_timeout: shared.config.send_timeout,
             _types: std::marker::PhantomData,
         };
+        // The start message waits in the socket until the child, locked down, reads it; sending
+        // it first saves a round trip for a child forked on request.
+        let sent = child.channel.send(&start, &[], Some(deadline));
         child.wait_for_locked_down(deadline)?;
+        if let Err(e) = sent {
+            child.kill();
+            return Err(SpawnError::Start(e));
+        }
         Ok(child)
+    }
+}
+
+/// A child the zygote forked: id, pid, the broker's end of its channel, and its end status.
+type Forked = (u64, u32, Channel, Receiver<i32>);
+
+impl Shared {
+    /// Takes a pre-forked child that is still alive, and asks the zygote for a replacement.
+    fn claim_pooled(&self) -> Option<Forked> {
+        loop {
+            let (id, pid, channel, end_rx) = lock(&self.pool).pop_front()?;
+            let _ = self.send_to_zygote(&ToZygote::Claimed { id }, &[]);
+            if end_rx.is_empty() {
+                return Some((id, pid, channel, end_rx));
+            }
+        }
+    }
+
+    /// Asks the zygote to fork a child with `options` now.
+    fn fork_on_request(
+        &self,
+        options: &SpawnOptions,
+        deadline: Instant,
+    ) -> Result<Forked, SpawnError> {
+        let (channel, child_end) =
+            Channel::pair(self.config.channel_limits).map_err(SpawnError::Channel)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = bounded(1);
+        let (end_tx, end_rx) = bounded(1);
+        lock(&self.pending).insert(id, reply_tx);
+        lock(&self.ends).insert(id, end_tx);
+        let request = ToZygote::Spawn {
+            id,
+            rlimits: options
+                .rlimits
+                .clone()
+                .unwrap_or_else(|| self.config.rlimits.clone()),
+            keep_stderr: options.keep_stderr,
+        };
+        let forget = || {
+            lock(&self.pending).remove(&id);
+            lock(&self.ends).remove(&id);
+        };
+        if self.send_to_zygote(&request, &[child_end.as_fd()]).is_err() {
+            forget();
+            return Err(SpawnError::ZygoteGone);
+        }
+        drop(child_end);
+        match reply_rx.recv_deadline(deadline) {
+            Ok(SpawnReply::Spawned { pid }) => Ok((id, pid, channel, end_rx)),
+            Ok(SpawnReply::Failed(failure)) => {
+                forget();
+                Err(match failure {
+                    SpawnFailure::BadRequest => SpawnError::ZygoteGone,
+                    SpawnFailure::Step { step, errno } => {
+                        SpawnError::Lockdown(LockdownError { step, errno })
+                    }
+                })
+            }
+            Err(_) => {
+                forget();
+                Err(SpawnError::ZygoteGone)
+            }
+        }
     }
 }
 
@@ -469,6 +532,12 @@ fn zygote_thread(
                     let _ = tx.send(SpawnReply::Failed(failure));
                 }
             }
+            Ok((FromZygote::Pooled { id, pid }, mut fds)) if fds.len() == 1 => {
+                let channel = Channel::from_fd(fds.remove(0), shared.config.channel_limits);
+                let (end_tx, end_rx) = bounded(1);
+                lock(&shared.ends).insert(id, end_tx);
+                lock(&shared.pool).push_back((id, pid, channel, end_rx));
+            }
             Ok((FromZygote::Ended { id, status }, _)) => {
                 if let Some(tx) = lock(&shared.ends).remove(&id) {
                     let _ = tx.send(status);
@@ -482,6 +551,7 @@ fn zygote_thread(
     // Every waiter sees its sender dropped: spawns fail, ends become ZygoteLost/BrokerShutdown.
     lock(&shared.pending).clear();
     lock(&shared.ends).clear();
+    lock(&shared.pool).clear();
     let _ = process.kill();
     let _ = process.wait();
 }

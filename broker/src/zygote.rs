@@ -47,14 +47,15 @@ const EMPTY_ROOT_MOUNT_POINT: &std::ffi::CStr = c"/tmp";
 pub(crate) enum ToZygote {
     /// Id maps are written; here is what every child gets.
     Init(ZygoteInit),
-    /// Fork a child running `entry`; the child's channel end comes as the one fd.
+    /// Fork a locked-down child with these options; its channel end comes as the one fd. What
+    /// it runs, the broker tells the child itself once it is locked down.
     Spawn {
         id: u64,
-        entry: String,
-        args: Vec<u8>,
         rlimits: Vec<Rlimit>,
         keep_stderr: bool,
     },
+    /// The broker took pre-forked child `id` out of the pool: fork a replacement.
+    Claimed { id: u64 },
     /// SIGKILL the child `id` if it has not been reaped yet.
     Kill { id: u64 },
 }
@@ -64,7 +65,14 @@ pub(crate) enum ToZygote {
 pub(crate) struct ZygoteInit {
     pub seccomp: SeccompProgram,
     pub channel_limits: (usize, usize),
+    /// Pre-forked, locked-down children kept waiting for a spawn with default options.
+    pub pool_size: usize,
+    /// The rlimits of pre-forked children (the broker's baseline).
+    pub default_rlimits: Vec<Rlimit>,
 }
+
+/// Ids the zygote gives pre-forked children; the broker's own ids never have this bit.
+pub(crate) const POOL_ID_BIT: u64 = 1 << 63;
 
 /// Zygote → broker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,6 +85,8 @@ pub(crate) enum FromZygote {
     StartFailed { step: LockdownStep, errno: i32 },
     /// Child `id` runs as `pid` (in the broker's PID namespace).
     Spawned { id: u64, pid: u32 },
+    /// A pre-forked child `id` runs as `pid`; the broker's end of its channel is the one fd.
+    Pooled { id: u64, pid: u32 },
     /// Child `id` could not be started.
     SpawnFailed { id: u64, failure: SpawnFailure },
     /// Child `id` ended with this raw wait status.
@@ -86,8 +96,6 @@ pub(crate) enum FromZygote {
 /// Why the zygote did not start a child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpawnFailure {
-    /// No entry of that name is registered.
-    UnknownEntry,
     /// The request came without exactly one channel fd.
     BadRequest,
     /// A step failed in the zygote.
@@ -187,6 +195,9 @@ fn run(entries: &Entries, fds: (Channel, OwnedFd, OwnedFd, OwnedFd), exe: Option
             shared,
             children: HashMap::new(),
             ids: HashMap::new(),
+            pooled: 0,
+            next_pool_id: 0,
+            refill_pending: false,
         }
         .serve(entries),
         Err(e) => report_start_failure(&control, e),
@@ -312,11 +323,13 @@ fn finish_set_up(
     // ends us in the serve loop.)
     sys::process::die_with_parent().map_err(at(S::ParentDeathSignal))?;
     sys::process::set_non_dumpable().map_err(at(S::Dumpable))?;
-    // Every capability the kernel knows is dropped from each child's bounding set.
-    let bounding_capabilities: Vec<u8> = caps::runtime::thread_all_supported()
+    // Securebits and an empty bounding set, once, for every child to inherit.
+    let capabilities: Vec<u8> = caps::runtime::thread_all_supported()
         .iter()
         .map(|c| c.index())
         .collect();
+    portcullis_child::lock_inherited_privileges(&capabilities)
+        .map_err(|e| Some((e.step, e.errno)))?;
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -330,7 +343,6 @@ fn finish_set_up(
         dev_null,
         lifeline_read,
         lifeline_write,
-        bounding_capabilities,
         signals,
     })
 }
@@ -341,6 +353,17 @@ struct Zygote {
     /// Live children: pid → broker id, and back.
     children: HashMap<libc::pid_t, u64>,
     ids: HashMap<u64, libc::pid_t>,
+    /// Pre-forked children the broker has not claimed yet.
+    pooled: usize,
+    next_pool_id: u64,
+    /// The pool is short and waits for [`pool_refill_after_idle`] without events.
+    refill_pending: bool,
+}
+
+/// How long the zygote must be idle before it forks replacements for claimed pool children:
+/// one millisecond (poll's unit).
+fn pool_refill_after_idle() -> PollTimeout {
+    PollTimeout::from(1u8)
 }
 
 /// What the one-time set-up leaves for every child.
@@ -350,7 +373,6 @@ struct SharedSetUp {
     lifeline_read: OwnedFd,
     /// Never written: when the zygote dies, children see POLLHUP on the read end.
     lifeline_write: OwnedFd,
-    bounding_capabilities: Vec<u8>,
     signals: SignalFd,
 }
 
@@ -363,13 +385,30 @@ fn send_to_broker(control: &Channel, msg: &FromZygote) -> Result<(), ()> {
 impl Zygote {
     /// Serves spawn and kill requests until the broker goes away, then kills every child.
     fn serve(&mut self, entries: &Entries) -> i32 {
+        if self.fill_pool(entries).is_err() {
+            return self.kill_all();
+        }
         loop {
+            // A pool refill waits for a quiet moment, so its fork never delays the spawn, the
+            // first messages or the reaping that made it necessary.
+            let timeout = if self.refill_pending {
+                pool_refill_after_idle()
+            } else {
+                PollTimeout::NONE
+            };
             let (control_ready, child_ended) = {
                 let mut fds = [
                     PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.shared.signals.as_fd(), PollFlags::POLLIN),
                 ];
-                match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(0) => {
+                        self.refill_pending = false;
+                        if self.fill_pool(entries).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     Ok(_) => {}
                     Err(nix::Error::EINTR) => continue,
                     Err(_) => break,
@@ -391,11 +430,50 @@ impl Zygote {
                 }
             }
         }
-        // The broker is gone (or unreachable): no child may outlive it.
+        self.kill_all()
+    }
+
+    /// The broker is gone (or unreachable): no child may outlive it.
+    fn kill_all(&self) -> i32 {
         for &pid in self.children.keys() {
             let _ = sys::namespaces::kill(pid, libc::SIGKILL);
         }
         0
+    }
+
+    /// Forks pre-forked children until the pool is full. Each locks itself down and waits for
+    /// the broker's start message; the broker gets its channel end now.
+    fn fill_pool(&mut self, entries: &Entries) -> Result<(), ()> {
+        while self.pooled < self.shared.init.pool_size {
+            let (ours, theirs) = Channel::pair(self.child_channel_limits()).map_err(drop)?;
+            let rlimits = self.shared.init.default_rlimits.clone();
+            let Ok(pid) = self.fork_child(entries, &rlimits, false, &theirs.into_fd()) else {
+                // Out of processes or memory: the broker falls back to forking on request.
+                return Ok(());
+            };
+            let id = POOL_ID_BIT | self.next_pool_id;
+            self.next_pool_id += 1;
+            self.children.insert(pid, id);
+            self.ids.insert(id, pid);
+            self.pooled += 1;
+            let pid = u32::try_from(pid).map_err(drop)?;
+            self.control
+                .send(
+                    &FromZygote::Pooled { id, pid },
+                    &[ours.as_fd()],
+                    Some(Instant::now() + Duration::from_secs(10)),
+                )
+                .map_err(drop)?;
+        }
+        Ok(())
+    }
+
+    fn child_channel_limits(&self) -> ChannelLimits {
+        let (max_message_bytes, max_fds_per_message) = self.shared.init.channel_limits;
+        ChannelLimits {
+            max_message_bytes,
+            max_fds_per_message,
+        }
     }
 
     fn handle(
@@ -412,20 +490,23 @@ impl Zygote {
                 }
                 Ok(())
             }
+            ToZygote::Claimed { id } => {
+                if id & POOL_ID_BIT != 0 && self.pooled > 0 {
+                    self.pooled -= 1;
+                    self.refill_pending = true;
+                }
+                Ok(())
+            }
             ToZygote::Spawn {
                 id,
-                entry,
-                args,
                 rlimits,
                 keep_stderr,
             } => {
                 let failure = if fds.len() != 1 {
                     Some(SpawnFailure::BadRequest)
-                } else if !entries.contains(&entry) {
-                    Some(SpawnFailure::UnknownEntry)
                 } else {
                     let channel = fds.remove(0);
-                    match self.fork_child(entries, &entry, &args, &rlimits, keep_stderr, &channel) {
+                    match self.fork_child(entries, &rlimits, keep_stderr, &channel) {
                         Ok(pid) => {
                             self.children.insert(pid, id);
                             self.ids.insert(id, pid);
@@ -452,8 +533,6 @@ impl Zygote {
     fn fork_child(
         &self,
         entries: &Entries,
-        entry: &str,
-        args: &[u8],
         rlimits: &[Rlimit],
         keep_stderr: bool,
         channel: &OwnedFd,
@@ -470,15 +549,9 @@ impl Zygote {
                 lifeline_write: shared.lifeline_write.as_raw_fd(),
                 keep_stderr,
                 rlimits,
-                bounding_capabilities: &shared.bounding_capabilities,
                 seccomp: &shared.init.seccomp,
             };
-            let (max_message_bytes, max_fds_per_message) = shared.init.channel_limits;
-            let limits = ChannelLimits {
-                max_message_bytes,
-                max_fds_per_message,
-            };
-            entries.run_child(entry, args, &plan, limits);
+            entries.run_child(&plan, self.child_channel_limits());
         }
         Ok(pid)
     }
@@ -492,6 +565,8 @@ impl Zygote {
                 Ok(Some((pid, status))) => {
                     if let Some(id) = self.children.remove(&pid) {
                         self.ids.remove(&id);
+                        // A pre-forked child that died unclaimed leaves the pool smaller: no
+                        // refill here, so a child that can never lock down cannot fork-loop.
                         send_to_broker(&self.control, &FromZygote::Ended { id, status })?;
                     }
                 }

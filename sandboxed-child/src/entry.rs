@@ -11,11 +11,13 @@ use serde::Serialize;
 
 use crate::context::ChildContext;
 use crate::lockdown::{lock_down, LockdownPlan};
-use crate::protocol::{ChildToBroker, MAX_PANIC_MESSAGE_BYTES};
+use crate::protocol::{ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES};
 use crate::{sys, EXIT_LOCKDOWN_FAILED};
 
 /// Exit status of a child whose arguments did not decode as the entry's argument type.
 pub const EXIT_BAD_ARGS: i32 = 125;
+/// Exit status of a child asked to run an entry that is not registered.
+pub const EXIT_UNKNOWN_ENTRY: i32 = 124;
 
 /// A registered entry, with its argument and message types erased.
 pub type EntryFn = Box<dyn Fn(Arc<Channel>, &[u8]) -> i32 + Send + Sync>;
@@ -76,19 +78,13 @@ impl Entries {
         self.map.keys().map(String::as_str)
     }
 
-    /// The life of a freshly forked child: lock down, report, run the entry, exit. Never
-    /// returns. If any lockdown step fails, the step and errno go to the broker and the child
-    /// exits with [`EXIT_LOCKDOWN_FAILED`]; the entry never runs.
+    /// The life of a freshly forked child: lock down, report `LockedDown`, wait for the
+    /// broker's [`StartChild`], run that entry, exit. Never returns. If any lockdown step fails,
+    /// the step and errno go to the broker and the child exits with [`EXIT_LOCKDOWN_FAILED`];
+    /// no entry ever runs.
     ///
-    /// Preconditions: called in a process just forked from the single-threaded zygote, with
-    /// `name` registered.
-    pub fn run_child(
-        &self,
-        name: &str,
-        args: &[u8],
-        plan: &LockdownPlan<'_>,
-        limits: ChannelLimits,
-    ) -> ! {
+    /// Preconditions: called in a process just forked from the single-threaded zygote.
+    pub fn run_child(&self, plan: &LockdownPlan<'_>, limits: ChannelLimits) -> ! {
         let mut channel_fd = plan.channel.as_raw_fd();
         if let Err(err) = lock_down(plan, &mut channel_fd) {
             // The plan's fds are the zygote's; this copy of the process only borrows the one
@@ -109,10 +105,14 @@ impl Entries {
         {
             sys::exit_now(EXIT_LOCKDOWN_FAILED);
         }
-        let Some(entry) = self.map.get(name) else {
-            sys::exit_now(EXIT_LOCKDOWN_FAILED);
+        let Ok((start, _)) = channel.recv::<StartChild>(None) else {
+            // The broker went away (or never needed this pre-forked child).
+            sys::exit_now(0);
         };
-        let status = entry(channel, args);
+        let Some(entry) = self.map.get(&start.entry) else {
+            sys::exit_now(EXIT_UNKNOWN_ENTRY);
+        };
+        let status = entry(channel, &start.args);
         sys::exit_now(status)
     }
 }

@@ -20,8 +20,10 @@ pub mod seccomp_program;
 mod sys;
 
 pub use context::{ChildChannelError, ChildContext};
-pub use entry::{Entries, EntryFn, EXIT_BAD_ARGS};
-pub use lockdown::{LockdownError, LockdownPlan, LockdownStep, Rlimit, RlimitResource};
+pub use entry::{Entries, EntryFn, EXIT_BAD_ARGS, EXIT_UNKNOWN_ENTRY};
+pub use lockdown::{
+    lock_inherited_privileges, LockdownError, LockdownPlan, LockdownStep, Rlimit, RlimitResource,
+};
 pub use seccomp_program::{SeccompProgram, SeccompProgramError, SockFilter};
 
 /// Exit status a child uses when a lockdown step failed (the step and errno went to the broker).

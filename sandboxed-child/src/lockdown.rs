@@ -13,9 +13,10 @@
 //!    the channel, nothing else is open (seccomp cannot stop `read` on an inherited fd);
 //! 6. [`LockdownStep::Rlimits`]: the resource-limit baseline;
 //! 7. [`LockdownStep::Dumpable`]: no core dumps, no `/proc/<pid>` access without privilege;
-//! 8. [`LockdownStep::SecureBits`], [`LockdownStep::DropCapabilities`]: bounding set first (it
-//!    needs `CAP_SETPCAP`, which the last part removes), then ambient, then
-//!    inheritable/permitted/effective;
+//! 8. [`LockdownStep::DropCapabilities`]: ambient, then inheritable/permitted/effective. The
+//!    bounding set is already empty and securebits are locked: the zygote did both once for
+//!    itself with [`lock_inherited_privileges`] (both are inherited across `fork`, and neither
+//!    limits the zygote's own effective set, which it needs to create PID namespaces);
 //! 9. [`LockdownStep::NoNewPrivs`];
 //! 10. [`LockdownStep::SeccompFilter`], last: every earlier step needs syscalls the filter forbids.
 //!
@@ -69,9 +70,11 @@ pub enum LockdownStep {
     Rlimits,
     /// `PR_SET_DUMPABLE(0)`.
     Dumpable,
-    /// Lock securebits (no root magic, no ambient raise).
+    /// Lock securebits (no root magic, no ambient raise); once, in the zygote.
     SecureBits,
-    /// Empty bounding, ambient, inheritable, permitted and effective sets.
+    /// Empty the bounding set; once, in the zygote.
+    DropBoundingSet,
+    /// Empty the ambient, inheritable, permitted and effective sets.
     DropCapabilities,
     /// `PR_SET_NO_NEW_PRIVS`.
     NoNewPrivs,
@@ -79,6 +82,8 @@ pub enum LockdownStep {
     SeccompFilter,
     /// Send `LockedDown` to the broker.
     ReportLockedDown,
+    /// Receive which entry to run (after lockdown, so no user code ever runs before it).
+    ReceiveStart,
 }
 
 impl std::fmt::Display for LockdownStep {
@@ -102,10 +107,12 @@ impl std::fmt::Display for LockdownStep {
             Self::Rlimits => "rlimits",
             Self::Dumpable => "dumpable",
             Self::SecureBits => "securebits",
+            Self::DropBoundingSet => "drop bounding set",
             Self::DropCapabilities => "drop capabilities",
             Self::NoNewPrivs => "no_new_privs",
             Self::SeccompFilter => "seccomp filter",
             Self::ReportLockedDown => "report locked down",
+            Self::ReceiveStart => "receive start",
         };
         f.write_str(name)
     }
@@ -191,8 +198,6 @@ pub struct LockdownPlan<'a> {
     pub keep_stderr: bool,
     /// The rlimit baseline.
     pub rlimits: &'a [Rlimit],
-    /// Capabilities the kernel knows (all of them are dropped from the bounding set).
-    pub bounding_capabilities: &'a [u8],
     /// The pre-compiled filter.
     pub seccomp: &'a SeccompProgram,
 }
@@ -244,17 +249,29 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
     }
     sys::set_dumpable(false).map_err(step(S::Dumpable))?;
 
-    sys::set_securebits(SECUREBITS_LOCKED_DOWN).map_err(step(S::SecureBits))?;
-    // Bounding set first: dropping from it needs CAP_SETPCAP, which capset below removes.
-    for &cap in plan.bounding_capabilities {
-        sys::drop_bounding_capability(cap).map_err(step(S::DropCapabilities))?;
-    }
     sys::clear_ambient_capabilities().map_err(step(S::DropCapabilities))?;
     sys::clear_all_capability_sets().map_err(step(S::DropCapabilities))?;
 
     sys::set_no_new_privs().map_err(step(S::NoNewPrivs))?;
     // Last: from here on only the allowlisted syscalls exist.
     sys::install_seccomp_filter(plan.seccomp).map_err(step(S::SeccompFilter))?;
+    Ok(())
+}
+
+/// Locks securebits and empties the bounding set of the calling process, once, in the zygote:
+/// every child forked afterwards inherits both, so no child can ever gain a capability through
+/// `execve`. The zygote keeps its effective set (it needs `CAP_SYS_ADMIN` in its user namespace
+/// to create each child's PID namespace); each child empties that itself
+/// ([`LockdownStep::DropCapabilities`]).
+///
+/// Preconditions: `CAP_SETPCAP` in the effective set. `capabilities` lists every capability the
+/// kernel knows.
+pub fn lock_inherited_privileges(capabilities: &[u8]) -> Result<(), LockdownError> {
+    let step = |s: LockdownStep| move |e: std::io::Error| LockdownError::from_io(s, &e);
+    sys::set_securebits(SECUREBITS_LOCKED_DOWN).map_err(step(LockdownStep::SecureBits))?;
+    for &cap in capabilities {
+        sys::drop_bounding_capability(cap).map_err(step(LockdownStep::DropBoundingSet))?;
+    }
     Ok(())
 }
 

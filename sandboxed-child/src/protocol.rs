@@ -31,6 +31,17 @@ pub enum ChildToBroker<U> {
     App(U),
 }
 
+/// The broker's first message to every child: which entry to run, with what arguments. A child
+/// receives it only after it reported `LockedDown`, so choosing and decoding what to run never
+/// happens in an unlocked process; a pre-forked child waits here until the broker needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartChild {
+    /// The registered entry's name.
+    pub entry: String,
+    /// Its arguments, postcard-encoded by the broker.
+    pub args: Vec<u8>,
+}
+
 /// A message from the broker to a child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BrokerToChild<D> {
