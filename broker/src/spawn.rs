@@ -342,6 +342,12 @@ impl Broker {
         self.zygote_pid
     }
 
+    /// How many pre-forked, locked-down children are waiting for a spawn right now (at most
+    /// [`BrokerConfig::prefork`]; the broker holds one channel fd for each).
+    pub fn pooled_children(&self) -> usize {
+        lock(&self.shared.pool).len()
+    }
+
     /// Spawns a child running entry `entry` with `args`, and waits until it is fully locked
     /// down. `Down` is what the broker sends it, `Up` what it sends back.
     pub fn spawn<Down, Up, A>(&self, entry: &str, args: &A) -> Result<Child<Down, Up>, SpawnError>

@@ -660,8 +660,25 @@ fn open_fd_count() -> usize {
 
 /// A hostile child ends only itself: it is reported as a protocol violation, a bystander keeps
 /// answering, and the broker's fd count returns to its baseline.
+/// Waits until the zygote's pre-forked pool is full again, so the broker's fd count is stable.
+fn settle_pool(broker: &Broker) -> Verdict {
+    let want = BrokerConfig::default().prefork;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while broker.pooled_children() != want {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "pool holds {} children, want {want}",
+                broker.pooled_children()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
 fn hostile(broker: &Broker, attack: Attack) -> Verdict {
     let bystander = spawn_echo(broker)?;
+    settle_pool(broker)?;
     let baseline = open_fd_count();
     {
         let child = broker
@@ -680,6 +697,9 @@ fn hostile(broker: &Broker, attack: Attack) -> Verdict {
         Ok(Up::Echo(b)) if b == [7; 100] => {}
         other => return Err(format!("bystander: {other:?}")),
     }
+    // The zygote refills its pre-forked pool (whose channel ends the broker holds) once it has
+    // been idle for a moment: compare with the pool full again.
+    settle_pool(broker)?;
     let after = open_fd_count();
     if after != baseline {
         return Err(format!("broker fds {baseline} before, {after} after"));
