@@ -23,3 +23,16 @@ if ! have_libseccomp; then
         exit 1
     fi
 fi
+
+# cargo fmt and cargo clippy: rustup components on most machines.
+for tool in rustfmt clippy-driver; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            echo "ensure-deps: adding rustup components rustfmt and clippy" >&2
+            rustup component add rustfmt clippy
+            break
+        fi
+        echo "ensure-deps: $tool is missing; install your toolchain's rustfmt and clippy" >&2
+        exit 1
+    fi
+done

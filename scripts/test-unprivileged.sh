@@ -15,11 +15,24 @@ stage=$(mktemp -d /tmp/portcullis-unpriv.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 
-# Every test executable cargo built, from its JSON messages.
-mapfile -t executables < <(cargo test --workspace --no-run --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/')
-cargo build --workspace --bins
-cp target/debug/probe "$stage/probe"
+# Every test executable cargo built (from its JSON messages), and the probe broker binary.
+json="$stage/build.json"
+cargo test --workspace --no-run --message-format=json >"$json"
+mapfile -t executables < <(grep -o '"executable":"[^"]*/deps/[^"]*"' "$json" | sed 's/"executable":"\(.*\)"/\1/')
+probe=$(grep -o '"executable":"[^"]*/probe"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+if [ -z "$probe" ]; then
+    cargo build --workspace --bins --message-format=json >"$json"
+    probe=$(grep -o '"executable":"[^"]*/probe"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+fi
+if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ]; then
+    echo "test-unprivileged: found no test binaries or no probe binary" >&2
+    exit 1
+fi
+if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
+    echo "test-unprivileged: the sandbox test binary is missing" >&2
+    exit 1
+fi
+cp "$probe" "$stage/probe"
 for exe in "${executables[@]}"; do
     cp "$exe" "$stage/"
 done

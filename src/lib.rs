@@ -34,11 +34,11 @@
 //! Must never: contain sandbox logic of its own; it only re-exports.
 
 pub use portcullis_broker::{
-    default_rlimits, seccomp, Broker, BrokerConfig, ChannelLimits, Child, ChildEnd, ChildError,
-    LockdownError, LockdownStep, ProtocolViolation, Rlimit, RlimitResource, SpawnError,
-    SpawnFailure, SpawnOptions, StartError, DEFAULT_SANDBOX_HOST_ID,
+    default_rlimits, seccomp, AuditRecord, AuditSink, Broker, BrokerConfig, ChannelLimits, Child,
+    ChildEnd, ChildError, LockdownError, LockdownStep, ProtocolViolation, Rlimit, RlimitResource,
+    SpawnError, SpawnFailure, SpawnOptions, StartError, DEFAULT_SANDBOX_HOST_ID,
 };
-pub use portcullis_child::{ChildChannelError, ChildContext, Entries};
+pub use portcullis_child::{ChildChannelError, ChildContext, Entries, OpenOptions};
 pub use {
     portcullis_broker as broker, portcullis_child as child, portcullis_ipc as ipc,
     portcullis_policy as policy,

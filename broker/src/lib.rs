@@ -14,12 +14,15 @@
 //! binary re-executed; it hands each forked child to `portcullis_child`, which finishes the
 //! lockdown.
 
+pub mod audit;
 pub mod namespaces;
 pub mod seccomp;
+mod serve;
 mod spawn;
 mod sys;
 mod zygote;
 
+pub use audit::{AuditRecord, AuditSink};
 pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use spawn::{

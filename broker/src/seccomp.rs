@@ -34,6 +34,26 @@ pub enum RuleAction {
     },
     /// Fails with this errno instead of killing (a call well-behaved code makes and copes with).
     Errno(i32),
+    /// Fails with `errno` when the argument at `arg` equals one of `values`; any other value
+    /// hits the default action (kill).
+    ErrnoIfOneOf {
+        /// Argument index (0-based).
+        arg: u32,
+        /// Values answered with the errno.
+        values: &'static [u64],
+        /// The errno.
+        errno: i32,
+    },
+}
+
+impl RuleAction {
+    /// True when some call of the syscall runs (rather than failing or killing).
+    pub fn allows(&self) -> bool {
+        matches!(
+            self,
+            Self::Allow | Self::AllowIfMasked { .. } | Self::AllowIfOneOf { .. }
+        )
+    }
 }
 
 /// One syscall of the child filter, with the reason it is there.
@@ -157,6 +177,15 @@ pub const CHILD_ALLOWLIST: &[SyscallRule] = &[
         reason: "fd flags and close-on-exec duplicates of fds the child holds",
     },
     SyscallRule {
+        name: "ioctl",
+        action: RuleAction::ErrnoIfOneOf {
+            arg: 1,
+            values: &[libc::TCGETS, libc::TIOCGWINSZ],
+            errno: libc::ENOTTY,
+        },
+        reason: "isatty() and terminal-size probes (logging crates ask at start-up) learn there is no terminal; every other ioctl, TIOCSTI included, kills",
+    },
+    SyscallRule {
         name: "openat",
         action: RuleAction::Errno(libc::EACCES),
         reason: "libraries probe files (std reads cgroup files for available_parallelism); the root is empty anyway, so a clear error beats a kill",
@@ -230,6 +259,13 @@ pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileEr
                 ctx.add_rule(ScmpAction::Errno(errno), syscall)
                     .map_err(lib(what()))?;
             }
+            RuleAction::ErrnoIfOneOf { arg, values, errno } => {
+                for &value in values {
+                    let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::Equal, value);
+                    ctx.add_rule_conditional(ScmpAction::Errno(errno), syscall, &[cmp])
+                        .map_err(lib(what()))?;
+                }
+            }
         }
     }
     let mut memfd = memfd()?;
@@ -298,8 +334,10 @@ mod tests {
             "chroot",
         ] {
             assert!(
-                !CHILD_ALLOWLIST.iter().any(|r| r.name == name),
-                "{name} must not be in the allowlist"
+                !CHILD_ALLOWLIST
+                    .iter()
+                    .any(|r| r.name == name && r.action.allows()),
+                "{name} must never be allowed"
             );
         }
     }

@@ -11,25 +11,30 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use portcullis_child::protocol::{
     BrokerToChild, ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES,
 };
 use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 use portcullis_ipc::{Channel, ChannelLimits, ProtocolViolation, RecvError, SendError};
+use portcullis_policy::Profile;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::audit::AuditSink;
 use crate::namespaces::{write_id_maps, IdMapError};
 use crate::seccomp::{compile_child_filter, SeccompCompileError};
+use crate::serve::{Registration, Service};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
 
-/// Host id a root broker maps a sandbox's root to (`nobody`); never host root.
-pub const DEFAULT_SANDBOX_HOST_ID: u32 = 65534;
+/// Host uid/gid a root broker maps a sandbox's root to: an id no host account or file uses, so
+/// no host process (not even one running as `nobody`) shares it and may signal the zygote or a
+/// child. Never host root. Below 2^31 for tools that treat ids as signed.
+pub const DEFAULT_SANDBOX_HOST_ID: u32 = 2_147_000_000;
 
 /// How a broker starts its zygote and children.
 #[derive(Debug, Clone)]
@@ -47,6 +52,8 @@ pub struct BrokerConfig {
     /// default options (Android's "unspecialised app process" pool does the same). Each costs an
     /// idle process; 0 forks every child on request.
     pub prefork: usize,
+    /// Where the audit records of brokered requests go.
+    pub audit: AuditSink,
     /// When the broker runs as root: the unprivileged host uid/gid that sandbox root maps to.
     /// An unprivileged broker always maps its own ids.
     pub sandbox_host_id: u32,
@@ -60,6 +67,7 @@ impl Default for BrokerConfig {
             channel_limits: ChannelLimits::default(),
             rlimits: default_rlimits(),
             prefork: 2,
+            audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
         }
     }
@@ -95,6 +103,9 @@ pub struct SpawnOptions {
     /// Let the child keep the zygote's stderr (the broker's) instead of `/dev/null`. For
     /// debugging only: a child can then write to the broker's terminal.
     pub keep_stderr: bool,
+    /// What the child may reach through the broker (files, network). `None` grants nothing:
+    /// every request is denied `not-granted` and audited.
+    pub profile: Option<Profile>,
 }
 
 /// Starting the broker failed.
@@ -106,6 +117,9 @@ pub enum StartError {
     /// Creating the control socketpair failed.
     #[error("create zygote control channel")]
     ControlChannel(#[source] std::io::Error),
+    /// Starting the request service's threads failed.
+    #[error("start request service")]
+    Service(#[source] std::io::Error),
     /// Starting the zygote process failed.
     #[error("start zygote process")]
     SpawnZygote(#[source] std::io::Error),
@@ -234,9 +248,11 @@ struct Shared {
     config: BrokerConfig,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Sender<SpawnReply>>>,
-    ends: Mutex<HashMap<u64, Sender<i32>>>,
+    ends: Mutex<HashMap<u64, Arc<EndSlot>>>,
     /// Pre-forked, locked-down children waiting for a start message, oldest first.
     pool: Mutex<VecDeque<Forked>>,
+    /// Serves every child's service channel.
+    service: Arc<Service>,
     zygote_alive: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -292,6 +308,8 @@ impl Broker {
         let seccomp = compile_child_filter()?;
         let (control, zygote_end) =
             Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
+        let service = Service::start(config.audit.clone(), config.send_timeout)
+            .map_err(StartError::Service)?;
         let shared = Arc::new(Shared {
             control,
             config,
@@ -299,6 +317,7 @@ impl Broker {
             pending: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
             pool: Mutex::new(VecDeque::new()),
+            service,
             zygote_alive: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
         });
@@ -389,28 +408,81 @@ impl Broker {
             args: postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?,
         };
         let deadline = Instant::now() + shared.config.spawn_timeout;
-        let prepared = if options.rlimits.is_none() && !options.keep_stderr {
-            shared.claim_pooled()
-        } else {
-            None
-        };
-        let (id, pid, channel, end_rx) = match prepared {
-            Some(pooled) => pooled,
-            None => shared.fork_on_request(options, deadline)?,
-        };
+        let poolable = options.rlimits.is_none() && !options.keep_stderr;
+        if let Some(pooled) = poolable.then(|| shared.claim_pooled()).flatten() {
+            match self.start_child(pooled, entry, &start, options, deadline) {
+                Ok(child) => return Ok(child),
+                // A pre-forked child may have died while it waited: fork one instead.
+                Err(SpawnError::EndedDuringLockdown { .. } | SpawnError::Start(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let forked = shared.fork_on_request(options, deadline)?;
+        self.start_child(forked, entry, &start, options, deadline)
+    }
+
+    /// Registers a forked child with the service, sends it its start message and waits for its
+    /// lockdown report.
+    fn start_child<Down, Up>(
+        &self,
+        forked: Forked,
+        entry: &str,
+        start: &StartChild,
+        options: &SpawnOptions,
+        deadline: Instant,
+    ) -> Result<Child<Down, Up>, SpawnError>
+    where
+        Down: Serialize,
+        Up: DeserializeOwned,
+    {
+        let shared = &self.shared;
+        let Forked {
+            id,
+            pid,
+            channel,
+            service,
+            end,
+        } = forked;
+        let state = Arc::new(Mutex::new(ChildState::default()));
         let child = Child {
             id,
             pid,
             channel,
-            end_rx,
+            end,
             shared: Arc::clone(shared),
-            state: Mutex::new(ChildState::default()),
+            state: Arc::clone(&state),
+            pending: Mutex::new(VecDeque::new()),
             send_timeout: shared.config.send_timeout,
             _types: std::marker::PhantomData,
         };
+        // A violation on the service channel ends the child like one on its own channel.
+        let weak = Arc::downgrade(shared);
+        let on_violation = Box::new(move |violation: ProtocolViolation| {
+            tracing::warn!(child = id, pid, %violation, "protocol violation on service channel; killing child");
+            {
+                let mut state = lock(&state);
+                state.violation.get_or_insert(violation);
+                state.killed_by_broker = true;
+            }
+            if let Some(shared) = weak.upgrade() {
+                shared.kill(id);
+            }
+        });
+        let registration = Registration {
+            child: id,
+            kind: entry.to_owned(),
+            pid,
+            channel: service,
+            profile: options.profile.clone().unwrap_or_default(),
+            on_violation,
+        };
+        if let Err(e) = shared.service.register(registration) {
+            child.kill();
+            return Err(SpawnError::Channel(e));
+        }
         // The start message waits in the socket until the child, locked down, reads it; sending
         // it first saves a round trip for a child forked on request.
-        let sent = child.channel.send(&start, &[], Some(deadline));
+        let sent = child.channel.send(start, &[], Some(deadline));
         child.wait_for_locked_down(deadline)?;
         if let Err(e) = sent {
             child.kill();
@@ -420,17 +492,23 @@ impl Broker {
     }
 }
 
-/// A child the zygote forked: id, pid, the broker's end of its channel, and its end status.
-type Forked = (u64, u32, Channel, Receiver<i32>);
+/// A child the zygote forked: the broker's ends of its channels, and its end status.
+struct Forked {
+    id: u64,
+    pid: u32,
+    channel: Channel,
+    service: Channel,
+    end: Arc<EndSlot>,
+}
 
 impl Shared {
     /// Takes a pre-forked child that is still alive, and asks the zygote for a replacement.
     fn claim_pooled(&self) -> Option<Forked> {
         loop {
-            let (id, pid, channel, end_rx) = lock(&self.pool).pop_front()?;
-            let _ = self.send_to_zygote(&ToZygote::Claimed { id }, &[]);
-            if end_rx.is_empty() {
-                return Some((id, pid, channel, end_rx));
+            let forked = lock(&self.pool).pop_front()?;
+            let _ = self.send_to_zygote(&ToZygote::Claimed { id: forked.id }, &[]);
+            if !forked.end.is_set() {
+                return Some(forked);
             }
         }
     }
@@ -443,11 +521,13 @@ impl Shared {
     ) -> Result<Forked, SpawnError> {
         let (channel, child_end) =
             Channel::pair(self.config.channel_limits).map_err(SpawnError::Channel)?;
+        let (service, child_service) =
+            Channel::pair(self.config.channel_limits).map_err(SpawnError::Channel)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = bounded(1);
-        let (end_tx, end_rx) = bounded(1);
+        let end = Arc::new(EndSlot::default());
         lock(&self.pending).insert(id, reply_tx);
-        lock(&self.ends).insert(id, end_tx);
+        lock(&self.ends).insert(id, Arc::clone(&end));
         let request = ToZygote::Spawn {
             id,
             rlimits: options
@@ -460,13 +540,22 @@ impl Shared {
             lock(&self.pending).remove(&id);
             lock(&self.ends).remove(&id);
         };
-        if self.send_to_zygote(&request, &[child_end.as_fd()]).is_err() {
+        if self
+            .send_to_zygote(&request, &[child_end.as_fd(), child_service.as_fd()])
+            .is_err()
+        {
             forget();
             return Err(SpawnError::ZygoteGone);
         }
-        drop(child_end);
+        drop((child_end, child_service));
         match reply_rx.recv_deadline(deadline) {
-            Ok(SpawnReply::Spawned { pid }) => Ok((id, pid, channel, end_rx)),
+            Ok(SpawnReply::Spawned { pid }) => Ok(Forked {
+                id,
+                pid,
+                channel,
+                service,
+                end,
+            }),
             Ok(SpawnReply::Failed(failure)) => {
                 forget();
                 Err(match failure {
@@ -476,7 +565,13 @@ impl Shared {
                     }
                 })
             }
-            Err(_) => {
+            Err(RecvTimeoutError::Timeout) => {
+                forget();
+                Err(SpawnError::TimedOut {
+                    timeout: self.config.spawn_timeout,
+                })
+            }
+            Err(RecvTimeoutError::Disconnected) => {
                 forget();
                 Err(SpawnError::ZygoteGone)
             }
@@ -538,15 +633,23 @@ fn zygote_thread(
                     let _ = tx.send(SpawnReply::Failed(failure));
                 }
             }
-            Ok((FromZygote::Pooled { id, pid }, mut fds)) if fds.len() == 1 => {
-                let channel = Channel::from_fd(fds.remove(0), shared.config.channel_limits);
-                let (end_tx, end_rx) = bounded(1);
-                lock(&shared.ends).insert(id, end_tx);
-                lock(&shared.pool).push_back((id, pid, channel, end_rx));
+            Ok((FromZygote::Pooled { id, pid }, mut fds)) if fds.len() == 2 => {
+                let limits = shared.config.channel_limits;
+                let service = Channel::from_fd(fds.remove(1), limits);
+                let channel = Channel::from_fd(fds.remove(0), limits);
+                let end = Arc::new(EndSlot::default());
+                lock(&shared.ends).insert(id, Arc::clone(&end));
+                lock(&shared.pool).push_back(Forked {
+                    id,
+                    pid,
+                    channel,
+                    service,
+                    end,
+                });
             }
             Ok((FromZygote::Ended { id, status }, _)) => {
-                if let Some(tx) = lock(&shared.ends).remove(&id) {
-                    let _ = tx.send(status);
+                if let Some(end) = lock(&shared.ends).remove(&id) {
+                    end.set(Some(status));
                 }
             }
             Ok((other, _)) => tracing::warn!(?other, "unexpected zygote message"),
@@ -556,7 +659,9 @@ fn zygote_thread(
     shared.zygote_alive.store(false, Ordering::Release);
     // Every waiter sees its sender dropped: spawns fail, ends become ZygoteLost/BrokerShutdown.
     lock(&shared.pending).clear();
-    lock(&shared.ends).clear();
+    for (_, end) in lock(&shared.ends).drain() {
+        end.set(None);
+    }
     lock(&shared.pool).clear();
     let _ = process.kill();
     let _ = process.wait();
@@ -651,6 +756,59 @@ struct ChildState {
     end: Option<ChildEnd>,
 }
 
+/// Where the zygote thread leaves a child's end: `Some(Some(status))` once reaped,
+/// `Some(None)` when the zygote is gone. Any number of threads may wait on it.
+#[derive(Default)]
+pub(crate) struct EndSlot {
+    value: Mutex<Option<Option<i32>>>,
+    ended: Condvar,
+}
+
+impl EndSlot {
+    fn set(&self, status: Option<i32>) {
+        let mut value = lock(&self.value);
+        if value.is_none() {
+            *value = Some(status);
+        }
+        self.ended.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        lock(&self.value).is_some()
+    }
+
+    /// Waits until set (or the deadline passes: `None`).
+    fn wait(&self, deadline: Option<Instant>) -> Option<Option<i32>> {
+        let mut value = lock(&self.value);
+        loop {
+            if let Some(status) = *value {
+                return Some(status);
+            }
+            value = match deadline {
+                None => self
+                    .ended
+                    .wait(value)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now())?;
+                    self.ended
+                        .wait_timeout(value, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// How often a blocked receive looks whether the child has ended meanwhile (a child can keep
+/// its own end of the channel open by sending it to us, so EOF alone is not enough).
+const END_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A message the broker read while looking for something else (a panic report), kept for the
+/// application's next receive.
+type Pending<Up> = VecDeque<(Up, Vec<OwnedFd>)>;
+
 /// A running sandboxed child: its typed channel (`Down` to it, `Up` from it) and its end.
 ///
 /// Dropping the handle kills the child if it still runs.
@@ -658,9 +816,10 @@ pub struct Child<Down, Up> {
     id: u64,
     pid: u32,
     channel: Channel,
-    end_rx: Receiver<i32>,
+    end: Arc<EndSlot>,
     shared: Arc<Shared>,
-    state: Mutex<ChildState>,
+    state: Arc<Mutex<ChildState>>,
+    pending: Mutex<Pending<Up>>,
     send_timeout: Duration,
     _types: std::marker::PhantomData<fn(Down) -> Up>,
 }
@@ -686,13 +845,10 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 
     fn wait_for_locked_down(&self, deadline: Instant) -> Result<(), SpawnError> {
-        match self
-            .channel
-            .recv::<ChildToBroker<serde::de::IgnoredAny>>(Some(deadline))
-        {
+        match self.channel.recv::<ChildToBroker<Up>>(Some(deadline)) {
             Ok((ChildToBroker::LockedDown, _)) => Ok(()),
             Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
-                let _ = self.wait();
+                let _ = self.wait_timeout(Duration::from_secs(5));
                 Err(SpawnError::Lockdown(LockdownError { step, errno }))
             }
             Ok(_) => {
@@ -709,7 +865,11 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                     timeout: self.shared.config.spawn_timeout,
                 })
             }
-            Err(RecvError::Closed) => Err(SpawnError::EndedDuringLockdown { end: self.wait() }),
+            Err(RecvError::Closed) => Err(SpawnError::EndedDuringLockdown {
+                end: self
+                    .wait_timeout(Duration::from_secs(5))
+                    .unwrap_or(ChildEnd::ZygoteLost),
+            }),
             Err(e) => {
                 self.kill();
                 Err(SpawnError::Handshake(e))
@@ -740,7 +900,9 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         Ok(self.recv_until(Some(Instant::now() + timeout))?.0)
     }
 
-    /// Receives the child's next message with the fds it attached.
+    /// Receives the child's next message with the fds it attached. Do not keep an fd of the
+    /// child's own channel: that holds its end open after it died (receives still end when the
+    /// child does).
     pub fn recv_with_fds(
         &self,
         timeout: Option<Duration>,
@@ -755,10 +917,17 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<(Up, Vec<OwnedFd>), ChildError> {
+        if let Some(message) = lock(&self.pending).pop_front() {
+            return Ok(message);
+        }
         loop {
-            match self.channel.recv::<ChildToBroker<Up>>(deadline) {
+            // Wait in slices, so a child that ended while something keeps its socket open (an
+            // fd of it in flight) cannot hold this receive forever.
+            let slice = Instant::now() + END_CHECK_INTERVAL;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            match self.channel.recv::<ChildToBroker<Up>>(Some(until)) {
                 Ok((ChildToBroker::App(msg), fds)) => return Ok((msg, fds)),
-                Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(message),
+                Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(&message),
                 Ok((ChildToBroker::LockedDown | ChildToBroker::LockdownFailed { .. }, _)) => {
                     return Err(self.violation(ProtocolViolation::Decode {
                         reason: "lockdown report after start".into(),
@@ -766,32 +935,34 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                 }
                 Err(RecvError::Violation(v)) => return Err(self.violation(v)),
                 Err(RecvError::Closed) => return Err(ChildError::Closed),
-                Err(RecvError::TimedOut) => return Err(ChildError::TimedOut),
+                Err(RecvError::TimedOut) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(ChildError::TimedOut);
+                    }
+                    if self.end.is_set() {
+                        return Err(ChildError::Closed);
+                    }
+                }
                 Err(RecvError::Io(e)) => return Err(ChildError::Io(e)),
             }
         }
     }
 
-    fn note_panic(&self, mut message: String) {
-        if message.len() > MAX_PANIC_MESSAGE_BYTES {
-            let mut cut = MAX_PANIC_MESSAGE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+    fn note_panic(&self, message: &str) {
+        let mut cut = message.len().min(MAX_PANIC_MESSAGE_BYTES);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
         }
-        lock(&self.state).panic_message = Some(message);
+        // A copy of the bounded part only: the child's message may be megabytes.
+        lock(&self.state).panic_message = Some(message[..cut].to_owned());
     }
 
     /// Records a protocol violation, kills the child and logs it.
     fn violation(&self, violation: ProtocolViolation) -> ChildError {
         tracing::warn!(child = self.id, pid = self.pid, %violation, "protocol violation; killing child");
-        {
-            let mut state = lock(&self.state);
-            if state.violation.is_none() {
-                state.violation = Some(violation.clone());
-            }
-        }
+        lock(&self.state)
+            .violation
+            .get_or_insert_with(|| violation.clone());
         self.kill();
         ChildError::ProtocolViolation(violation)
     }
@@ -803,7 +974,7 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         self.shared.kill(self.id);
     }
 
-    /// Waits for the child to end and says how. Idempotent.
+    /// Waits for the child to end and says how. Idempotent; any number of threads may wait.
     pub fn wait(&self) -> ChildEnd {
         self.wait_deadline(None).unwrap_or(ChildEnd::ZygoteLost)
     }
@@ -817,17 +988,13 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         if let Some(end) = lock(&self.state).end.clone() {
             return Some(end);
         }
-        let status = match deadline {
-            None => self.end_rx.recv().ok(),
-            Some(d) => match self.end_rx.recv_deadline(d) {
-                Ok(s) => Some(s),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return None,
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
-            },
-        };
+        let status = self.end.wait(deadline)?;
         // A panicking child sends its message just before it crashes: collect it if unread.
         self.drain_unread();
         let mut state = lock(&self.state);
+        if let Some(end) = state.end.clone() {
+            return Some(end);
+        }
         let end = classify(
             status,
             &state,
@@ -837,15 +1004,14 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         Some(end)
     }
 
+    /// Reads what the dead child left in its channel: keeps application messages for the next
+    /// receive and notes a panic report.
     fn drain_unread(&self) {
         for _ in 0..64 {
-            match self
-                .channel
-                .recv::<ChildToBroker<serde::de::IgnoredAny>>(Some(Instant::now()))
-            {
-                Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(message),
-                Ok(_) => {}
-                Err(_) => break,
+            match self.channel.recv::<ChildToBroker<Up>>(Some(Instant::now())) {
+                Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(&message),
+                Ok((ChildToBroker::App(msg), fds)) => lock(&self.pending).push_back((msg, fds)),
+                Ok(_) | Err(_) => break,
             }
         }
     }
@@ -883,10 +1049,12 @@ fn classify(status: Option<i32>, state: &ChildState, shutting_down: bool) -> Chi
 
 impl<Down, Up> Drop for Child<Down, Up> {
     fn drop(&mut self) {
-        let ended = lock(&self.state).end.is_some();
+        let ended = lock(&self.state).end.is_some() || self.end.is_set();
         if !ended {
+            lock(&self.state).killed_by_broker = true;
             self.shared.kill(self.id);
-            lock(&self.shared.ends).remove(&self.id);
         }
+        lock(&self.shared.ends).remove(&self.id);
+        self.shared.service.deregister(self.id);
     }
 }

@@ -47,8 +47,8 @@ const EMPTY_ROOT_MOUNT_POINT: &std::ffi::CStr = c"/tmp";
 pub(crate) enum ToZygote {
     /// Id maps are written; here is what every child gets.
     Init(ZygoteInit),
-    /// Fork a locked-down child with these options; its channel end comes as the one fd. What
-    /// it runs, the broker tells the child itself once it is locked down.
+    /// Fork a locked-down child with these options; its channel end and service channel end come
+    /// as the two fds. What it runs, the broker tells the child itself once it is locked down.
     Spawn {
         id: u64,
         rlimits: Vec<Rlimit>,
@@ -85,7 +85,8 @@ pub(crate) enum FromZygote {
     StartFailed { step: LockdownStep, errno: i32 },
     /// Child `id` runs as `pid` (in the broker's PID namespace).
     Spawned { id: u64, pid: u32 },
-    /// A pre-forked child `id` runs as `pid`; the broker's end of its channel is the one fd.
+    /// A pre-forked child `id` runs as `pid`; the broker's ends of its channel and service
+    /// channel are the two fds.
     Pooled { id: u64, pid: u32 },
     /// Child `id` could not be started.
     SpawnFailed { id: u64, failure: SpawnFailure },
@@ -96,7 +97,7 @@ pub(crate) enum FromZygote {
 /// Why the zygote did not start a child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpawnFailure {
-    /// The request came without exactly one channel fd.
+    /// The request came without exactly two channel fds.
     BadRequest,
     /// A step failed in the zygote.
     Step {
@@ -324,12 +325,7 @@ fn finish_set_up(
     sys::process::die_with_parent().map_err(at(S::ParentDeathSignal))?;
     sys::process::set_non_dumpable().map_err(at(S::Dumpable))?;
     // Securebits and an empty bounding set, once, for every child to inherit.
-    let capabilities: Vec<u8> = caps::runtime::thread_all_supported()
-        .iter()
-        .map(|c| c.index())
-        .collect();
-    portcullis_child::lock_inherited_privileges(&capabilities)
-        .map_err(|e| Some((e.step, e.errno)))?;
+    portcullis_child::lock_inherited_privileges().map_err(|e| Some((e.step, e.errno)))?;
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -446,8 +442,17 @@ impl Zygote {
     fn fill_pool(&mut self, entries: &Entries) -> Result<(), ()> {
         while self.pooled < self.shared.init.pool_size {
             let (ours, theirs) = Channel::pair(self.child_channel_limits()).map_err(drop)?;
+            let (our_service, their_service) =
+                Channel::pair(self.child_channel_limits()).map_err(drop)?;
             let rlimits = self.shared.init.default_rlimits.clone();
-            let Ok(pid) = self.fork_child(entries, &rlimits, false, &theirs.into_fd()) else {
+            let forked = self.fork_child(
+                entries,
+                &rlimits,
+                false,
+                &theirs.into_fd(),
+                &their_service.into_fd(),
+            );
+            let Ok(pid) = forked else {
                 // Out of processes or memory: the broker falls back to forking on request.
                 return Ok(());
             };
@@ -460,7 +465,7 @@ impl Zygote {
             self.control
                 .send(
                     &FromZygote::Pooled { id, pid },
-                    &[ours.as_fd()],
+                    &[ours.as_fd(), our_service.as_fd()],
                     Some(Instant::now() + Duration::from_secs(10)),
                 )
                 .map_err(drop)?;
@@ -502,11 +507,12 @@ impl Zygote {
                 rlimits,
                 keep_stderr,
             } => {
-                let failure = if fds.len() != 1 {
+                let failure = if fds.len() != 2 {
                     Some(SpawnFailure::BadRequest)
                 } else {
+                    let service = fds.remove(1);
                     let channel = fds.remove(0);
-                    match self.fork_child(entries, &rlimits, keep_stderr, &channel) {
+                    match self.fork_child(entries, &rlimits, keep_stderr, &channel, &service) {
                         Ok(pid) => {
                             self.children.insert(pid, id);
                             self.ids.insert(id, pid);
@@ -536,6 +542,7 @@ impl Zygote {
         rlimits: &[Rlimit],
         keep_stderr: bool,
         channel: &OwnedFd,
+        service: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
         let pid = sys::namespaces::fork_into_new_pid_namespace()
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
@@ -544,6 +551,7 @@ impl Zygote {
             let shared = &self.shared;
             let plan = LockdownPlan {
                 channel: channel.as_fd(),
+                service: service.as_fd(),
                 dev_null: shared.dev_null.as_fd(),
                 lifeline_read: shared.lifeline_read.as_fd(),
                 lifeline_write: shared.lifeline_write.as_raw_fd(),

@@ -43,6 +43,7 @@ mod channel;
 mod codec;
 mod error;
 mod frame;
+pub mod service;
 mod wait;
 
 pub use channel::Channel;

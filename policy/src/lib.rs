@@ -1,81 +1,65 @@
 //! `portcullis-policy`: what a sandboxed child may do, as pure data and decisions.
 //!
-//! Owns: the vocabulary of access a child may ask for and the [`Decision`] the broker acts on.
-//! Must never: perform I/O, touch the kernel, or know about the wire format (`ipc`); only the
-//! broker maps a request to an [`Access`] and asks for a decision, so a wire change cannot widen
-//! access. Default deny: an empty [`Profile`] allows nothing.
+//! Owns: the TOML policy model ([`Policy`]: profiles with filesystem grants, network grants and
+//! limits, optionally parameterised with `${name}`), its validation with line/column errors
+//! ([`PolicyError`]), the vocabulary a child's requests are judged in ([`Access`]), the
+//! decision rules ([`Profile::decide`], [`Profile::check_address`]) and the per-child request
+//! rate limiter ([`RateLimiter`]).
 //!
-//! The core sandbox (no filesystem, no network) needs no grants; the policy engine with
-//! filesystem and network grants builds on this vocabulary.
+//! Must never: perform I/O of any kind (no files, sockets, DNS or clock — the caller passes the
+//! text to parse and the time to rate-limit at), use `unsafe`, or know the wire format (`ipc`).
+//! Only the broker maps a request to an [`Access`] and asks for a [`Decision`], so a wire
+//! change cannot widen access. Default deny: an empty [`Profile`] allows nothing, and anything
+//! this crate cannot judge unambiguously (an unclean path, an odd URL) is refused, never fixed.
+//!
+//! The trust boundary: a `Decision::AllowPath` is only a statement about strings. The broker
+//! must still resolve `relative` beneath the grant's pre-opened root with `openat2(2)`
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV`, and a
+//! `Decision::AllowNet` only after [`Profile::check_address`] approves each resolved address.
+//! Strings reach this crate as `&str`: the wire layer refuses non-UTF-8 paths and URLs.
+//!
+//! ```
+//! use portcullis_policy::{Access, Decision, DenyReason, OpenMode, Policy};
+//! let policy = Policy::from_toml_str(
+//!     r#"
+//!     [[profiles.reader.fs]]
+//!     path = "/data"
+//!     rights = ["read", "list"]
+//!     "#,
+//!     "policy.toml",
+//! )?;
+//! let reader = policy.instantiate("reader", &[])?;
+//! let read = OpenMode { read: true, ..OpenMode::default() };
+//! let write = OpenMode { write: true, ..OpenMode::default() };
+//! assert_eq!(
+//!     reader.decide(&Access::Open { path: "/data/a/b.txt", mode: read }),
+//!     Decision::AllowPath { grant: 0, relative: "a/b.txt".into() }
+//! );
+//! assert_eq!(
+//!     reader.decide(&Access::Open { path: "/data/a/b.txt", mode: write }),
+//!     Decision::Deny(DenyReason::MissingRight)
+//! );
+//! assert_eq!(
+//!     reader.decide(&Access::Open { path: "/data-evil/x", mode: read }),
+//!     Decision::Deny(DenyReason::NotGranted)
+//! );
+//! # Ok::<(), portcullis_policy::PolicyError>(())
+//! ```
 #![forbid(unsafe_code)]
 
-use serde::{Deserialize, Serialize};
+mod decide;
+mod error;
+mod host;
+mod load;
+mod path;
+mod profile;
+mod rate;
+mod url;
 
-/// Something a child asks the broker to do for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Access {
-    /// Open a file for reading.
-    ReadFile(String),
-}
-
-/// Why an access was refused: a closed set, safe to show to the child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DenyReason {
-    /// No grant of the profile covers the access.
-    NotGranted,
-}
-
-/// The broker's answer to an [`Access`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Decision {
-    /// The broker performs the access.
-    Allow,
-    /// The broker refuses, for this reason.
-    Deny(DenyReason),
-}
-
-/// What one kind of child may do. The default profile grants nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Profile {
-    /// Files the child may read, by exact path.
-    pub read_files: Vec<String>,
-}
-
-impl Profile {
-    /// Decides an access: allowed only if a grant covers it exactly.
-    pub fn decide(&self, access: &Access) -> Decision {
-        match access {
-            Access::ReadFile(path) if self.read_files.iter().any(|p| p == path) => Decision::Allow,
-            Access::ReadFile(_) => Decision::Deny(DenyReason::NotGranted),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_profile_denies_everything() {
-        let p = Profile::default();
-        assert_eq!(
-            p.decide(&Access::ReadFile("/etc/passwd".into())),
-            Decision::Deny(DenyReason::NotGranted)
-        );
-    }
-
-    #[test]
-    fn literal_grant_allows_only_that_path() {
-        let p = Profile {
-            read_files: vec!["/data/a".into()],
-        };
-        assert_eq!(
-            p.decide(&Access::ReadFile("/data/a".into())),
-            Decision::Allow
-        );
-        assert_eq!(
-            p.decide(&Access::ReadFile("/data/ab".into())),
-            Decision::Deny(DenyReason::NotGranted)
-        );
-    }
-}
+pub use decide::{Access, Decision, DenyReason, OpenMode};
+pub use error::PolicyError;
+pub use load::Policy;
+pub use path::MAX_PATH_LEN;
+pub use profile::{FsGrant, HostPattern, Limits, NetGrant, Profile, Rights, Scheme, Scope};
+pub use rate::RateLimiter;
+pub use url::MAX_URL_LEN;

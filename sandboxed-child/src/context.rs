@@ -9,12 +9,14 @@ use portcullis_ipc::{Channel, RecvError, SendError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::files::ServiceClient;
 use crate::protocol::{BrokerToChild, ChildToBroker};
 
 /// A child's channel to the broker, typed by the application's messages: `Up` goes to the
 /// broker, `Down` comes from it. Cheap to share between the child's threads by reference.
 pub struct ChildContext<Up, Down> {
     channel: Arc<Channel>,
+    pub(crate) service: Arc<ServiceClient>,
     _types: PhantomData<fn(Up) -> Down>,
 }
 
@@ -38,9 +40,10 @@ pub enum ChildChannelError {
 }
 
 impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
-    pub(crate) fn new(channel: Arc<Channel>) -> Self {
+    pub(crate) fn new(channel: Arc<Channel>, service: Arc<ServiceClient>) -> Self {
         Self {
             channel,
+            service,
             _types: PhantomData,
         }
     }

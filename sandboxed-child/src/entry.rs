@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::context::ChildContext;
+use crate::files::ServiceClient;
 use crate::lockdown::{lock_down, LockdownPlan};
 use crate::protocol::{ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES};
 use crate::{sys, EXIT_LOCKDOWN_FAILED};
@@ -20,7 +21,7 @@ pub const EXIT_BAD_ARGS: i32 = 125;
 pub const EXIT_UNKNOWN_ENTRY: i32 = 124;
 
 /// A registered entry, with its argument and message types erased.
-pub type EntryFn = Box<dyn Fn(Arc<Channel>, &[u8]) -> i32 + Send + Sync>;
+pub type EntryFn = Box<dyn Fn(Arc<Channel>, Arc<ServiceClient>, &[u8]) -> i32 + Send + Sync>;
 
 /// The entry functions a zygote can start, by name. Register the same set in every process
 /// of the application (the zygote is a re-exec of the same binary and looks them up by name).
@@ -57,10 +58,10 @@ impl Entries {
         Up: Serialize + 'static,
         Down: DeserializeOwned + 'static,
     {
-        let erased: EntryFn = Box::new(move |channel, args| {
+        let erased: EntryFn = Box::new(move |channel, service, args| {
             // Decoding runs the application's Deserialize code: only after lockdown.
             match postcard::from_bytes::<A>(args) {
-                Ok(args) => entry(ChildContext::new(channel), args),
+                Ok(args) => entry(ChildContext::new(channel, service), args),
                 Err(_) => EXIT_BAD_ARGS,
             }
         });
@@ -112,7 +113,11 @@ impl Entries {
         let Some(entry) = self.map.get(&start.entry) else {
             sys::exit_now(EXIT_UNKNOWN_ENTRY);
         };
-        let status = entry(channel, &start.args);
+        let service = Arc::new(ServiceClient::new(Channel::from_fd(
+            sys::owned_fd(crate::SERVICE_FD),
+            limits,
+        )));
+        let status = entry(channel, service, &start.args);
         sys::exit_now(status)
     }
 }

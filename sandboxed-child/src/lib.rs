@@ -14,6 +14,7 @@
 
 pub mod context;
 pub mod entry;
+pub mod files;
 pub mod lockdown;
 pub mod protocol;
 pub mod seccomp_program;
@@ -21,6 +22,7 @@ mod sys;
 
 pub use context::{ChildChannelError, ChildContext};
 pub use entry::{Entries, EntryFn, EXIT_BAD_ARGS, EXIT_UNKNOWN_ENTRY};
+pub use files::OpenOptions;
 pub use lockdown::{
     lock_inherited_privileges, LockdownError, LockdownPlan, LockdownStep, Rlimit, RlimitResource,
 };
@@ -30,3 +32,5 @@ pub use seccomp_program::{SeccompProgram, SeccompProgramError, SockFilter};
 pub const EXIT_LOCKDOWN_FAILED: i32 = 126;
 /// The fd number of the channel inside a locked-down child.
 pub const CHANNEL_FD: i32 = 3;
+/// The fd number of the service channel (files and network through the broker).
+pub const SERVICE_FD: i32 = 4;

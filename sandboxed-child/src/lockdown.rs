@@ -10,7 +10,8 @@
 //! 3. [`LockdownStep::NewSession`]: leave the broker's session and controlling terminal;
 //! 4. [`LockdownStep::SignalMask`]: undo the zygote's blocked SIGCHLD;
 //! 5. [`LockdownStep::StdioToNull`], [`LockdownStep::CloseFds`]: fds 0–2 are `/dev/null`, fd 3 is
-//!    the channel, nothing else is open (seccomp cannot stop `read` on an inherited fd);
+//!    the channel, fd 4 the service channel, nothing else is open (seccomp cannot stop `read` on
+//!    an inherited fd);
 //! 6. [`LockdownStep::Rlimits`]: the resource-limit baseline;
 //! 7. [`LockdownStep::Dumpable`]: no core dumps, no `/proc/<pid>` access without privilege;
 //! 8. [`LockdownStep::DropCapabilities`]: ambient, then inheritable/permitted/effective. The
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::seccomp_program::SeccompProgram;
 use crate::sys;
-use crate::CHANNEL_FD;
+use crate::{CHANNEL_FD, SERVICE_FD};
 
 /// One step of a child's lockdown, or of the zygote's shared set-up. Named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,9 +63,9 @@ pub enum LockdownStep {
     NewSession,
     /// Unblock all signals.
     SignalMask,
-    /// fds 0, 1, 2 onto `/dev/null`, the channel onto fd 3.
+    /// fds 0, 1, 2 onto `/dev/null`, the channels onto fds 3 and 4.
     StdioToNull,
-    /// `close_range(4, ~0)`.
+    /// `close_range(5, ~0)`.
     CloseFds,
     /// `setrlimit` baseline.
     Rlimits,
@@ -187,6 +188,9 @@ pub struct Rlimit {
 pub struct LockdownPlan<'a> {
     /// The child's end of its channel (any fd number; it ends up at [`CHANNEL_FD`]).
     pub channel: BorrowedFd<'a>,
+    /// The child's end of its service channel (files and network through the broker; it ends
+    /// up at [`SERVICE_FD`]).
+    pub service: BorrowedFd<'a>,
     /// An open `/dev/null` for fds 0–2.
     pub dev_null: BorrowedFd<'a>,
     /// The read end of the zygote's lifeline pipe; `POLLHUP` means the zygote is gone.
@@ -229,10 +233,12 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
     sys::new_session().map_err(step(S::NewSession))?;
     sys::unblock_all_signals().map_err(step(S::SignalMask))?;
 
-    // Park the channel above the stdio slots, point 0–2 at /dev/null, then put the channel
-    // at fd 3 and close everything above it.
+    // Park both channels above the stdio slots, point 0–2 at /dev/null, then put the channels
+    // at fds 3 and 4 and close everything above them.
     let parked = sys::dup_fd_above(plan.channel.as_raw_fd(), 10).map_err(step(S::StdioToNull))?;
     *channel_fd_now = parked;
+    let parked_service =
+        sys::dup_fd_above(plan.service.as_raw_fd(), 10).map_err(step(S::StdioToNull))?;
     let null = plan.dev_null.as_raw_fd();
     sys::dup_fd_onto(null, 0).map_err(step(S::StdioToNull))?;
     sys::dup_fd_onto(null, 1).map_err(step(S::StdioToNull))?;
@@ -241,7 +247,8 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
     }
     sys::dup_fd_onto(parked, CHANNEL_FD).map_err(step(S::StdioToNull))?;
     *channel_fd_now = CHANNEL_FD;
-    sys::close_fds_from(CHANNEL_FD + 1).map_err(step(S::CloseFds))?;
+    sys::dup_fd_onto(parked_service, SERVICE_FD).map_err(step(S::StdioToNull))?;
+    sys::close_fds_from(SERVICE_FD + 1).map_err(step(S::CloseFds))?;
 
     for limit in plan.rlimits {
         sys::set_rlimit(limit.resource.raw(), limit.value, limit.value)
@@ -264,13 +271,19 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
 /// to create each child's PID namespace); each child empties that itself
 /// ([`LockdownStep::DropCapabilities`]).
 ///
-/// Preconditions: `CAP_SETPCAP` in the effective set. `capabilities` lists every capability the
-/// kernel knows.
-pub fn lock_inherited_privileges(capabilities: &[u8]) -> Result<(), LockdownError> {
+/// Every capability number from 0 up is dropped until the kernel answers `EINVAL` (past its last
+/// capability), so a capability newer than this code is dropped too.
+///
+/// Preconditions: `CAP_SETPCAP` in the effective set.
+pub fn lock_inherited_privileges() -> Result<(), LockdownError> {
     let step = |s: LockdownStep| move |e: std::io::Error| LockdownError::from_io(s, &e);
     sys::set_securebits(SECUREBITS_LOCKED_DOWN).map_err(step(LockdownStep::SecureBits))?;
-    for &cap in capabilities {
-        sys::drop_bounding_capability(cap).map_err(step(LockdownStep::DropBoundingSet))?;
+    for cap in 0..=u8::MAX {
+        match sys::drop_bounding_capability(cap) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 => return Ok(()),
+            Err(e) => return Err(LockdownError::from_io(LockdownStep::DropBoundingSet, &e)),
+        }
     }
     Ok(())
 }

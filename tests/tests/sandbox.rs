@@ -21,6 +21,11 @@ scenarios! {
     denied_list_root => "list-root",
     denied_create_file => "create-file",
     allowed_read_passed_fd => "read-passed-fd",
+    // Brokered files: the traversal battery (denied/allowed pairs), the symlink-swap race,
+    // and one audit record per request.
+    files_traversal_battery => "files-traversal",
+    files_symlink_swap_race => "files-race",
+    files_audit_records => "files-audit",
     // Network: no socket of any family.
     denied_socket_inet => "socket-inet",
     denied_socket_netlink => "socket-netlink",
@@ -51,6 +56,7 @@ scenarios! {
     allowed_allocate_64mib => "allocate-64mib",
     allowed_sleep => "sleep",
     allowed_available_parallelism => "available-parallelism",
+    allowed_is_terminal_probe => "is-terminal",
     crash_panic_is_reported_as_crash => "panic-is-crash",
     // The channel.
     echo_1_byte => "echo-1-byte",
@@ -62,6 +68,9 @@ scenarios! {
     broker_unknown_entry => "unknown-entry",
     broker_lockdown_failure_is_typed => "lockdown-failure-is-typed",
     broker_kill_and_wait => "kill-and-wait",
+    broker_wait_from_two_threads => "wait-from-two-threads",
+    broker_messages_kept_across_panic => "messages-kept-across-panic",
+    hostile_recv_ends_when_child_holds_its_channel => "recv-ends-when-child-holds-its-channel",
     // Hostile channel: each ends only itself.
     hostile_garbage => "hostile-garbage",
     hostile_tebibyte_length => "hostile-tebibyte-length",

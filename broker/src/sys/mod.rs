@@ -3,6 +3,7 @@
 
 use std::io;
 
+pub mod files;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;

@@ -12,6 +12,8 @@ use portcullis::{
     RlimitResource, SpawnError, SpawnOptions,
 };
 use portcullis_tests::EXIT_SKIP;
+
+mod files;
 use serde::{Deserialize, Serialize};
 
 /// Broker → child.
@@ -62,7 +64,12 @@ enum Probe {
     RaiseOwnThreadSignal,
     Sleep,
     AvailableParallelism,
+    IsTerminal,
     Panic,
+    /// Send two messages, then panic (the broker must keep both and the panic message).
+    TwoMessagesThenPanic,
+    /// Send half a message carrying a duplicate of our own channel end, then exit.
+    HoldOwnChannelOpen,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -87,6 +94,21 @@ fn outcome(ret: libc::c_long) -> Result<String, i32> {
 
 /// The probe entry: try one thing, report what happened, exit 0.
 fn probe_child(ctx: ChildContext<Up, Down>, args: ProbeArgs) -> i32 {
+    match args.probe {
+        Probe::TwoMessagesThenPanic => {
+            let _ = ctx.send(&Up::Echo(vec![1]));
+            let _ = ctx.send(&Up::Echo(vec![2]));
+            panic!("after two messages");
+        }
+        Probe::HoldOwnChannelOpen => {
+            let channel = ctx.raw_channel();
+            if let Ok(own) = channel.as_fd().try_clone_to_owned() {
+                let _ = channel.send_raw_datagram(&[0x01, 3, 0], &[own.as_fd()]);
+            }
+            return 0;
+        }
+        _ => {}
+    }
     let result = run_probe(args);
     match ctx.send(&Up::Outcome(result)) {
         Ok(()) => 0,
@@ -239,7 +261,12 @@ fn run_probe(args: ProbeArgs) -> Result<String, i32> {
                 "{:?}",
                 std::thread::available_parallelism().map(|n| n.get()).ok()
             )),
+            Probe::IsTerminal => {
+                use std::io::IsTerminal;
+                Ok(format!("{}", std::io::stderr().is_terminal()))
+            }
             Probe::Panic => panic!("probe panicked on purpose"),
+            Probe::TwoMessagesThenPanic | Probe::HoldOwnChannelOpen => Err(-1),
         }
     }
 }
@@ -327,12 +354,23 @@ fn entries() -> Entries {
         .register("probe", probe_child)
         .register("echo", echo_child)
         .register("hostile", hostile_child)
+        .register("files", files::files_child)
 }
 
 type Verdict = Result<(), String>;
 
 fn main() -> ExitCode {
-    let broker = match Broker::start(entries(), BrokerConfig::default()) {
+    let audit =
+        portcullis::AuditSink::Callback(std::sync::Arc::new(|record: &portcullis::AuditRecord| {
+            if let Ok(mut records) = files::AUDIT.lock() {
+                records.push(record.clone());
+            }
+        }));
+    let config = BrokerConfig {
+        audit,
+        ..BrokerConfig::default()
+    };
+    let broker = match Broker::start(entries(), config) {
         Ok(b) => b,
         Err(e) if e.is_host_restriction() => {
             println!(
@@ -402,6 +440,13 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "available-parallelism" => {
             expect_ok(broker, P::AvailableParallelism, |d| d.starts_with("Some("))
         }
+        "files-traversal" => files::traversal_battery(broker),
+        "files-race" => files::symlink_swap_race(broker),
+        "files-audit" => files::audit_records(broker),
+        "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
+        "messages-kept-across-panic" => messages_kept_across_panic(broker),
+        "recv-ends-when-child-holds-its-channel" => recv_ends_when_child_holds_its_channel(broker),
+        "wait-from-two-threads" => wait_from_two_threads(broker),
         "panic-is-crash" => panic_is_crash(broker),
         "echo-1-byte" => echo(broker, 1),
         "echo-1-mib" => echo(broker, 1 << 20),
@@ -565,7 +610,7 @@ fn status_from_outside(broker: &Broker) -> Verdict {
             problems.push(format!("{ns} namespace shared with the broker: {mine:?}"));
         }
     }
-    // Its root is empty and its only fds are 0-3.
+    // Its root is empty and its only fds are 0-4.
     match std::fs::read_dir(format!("/proc/{pid}/root")) {
         Ok(entries) => {
             let names: Vec<_> = entries
@@ -585,8 +630,9 @@ fn status_from_outside(broker: &Broker) -> Verdict {
                 .filter_map(|e| e.file_name().to_str()?.parse().ok())
                 .collect();
             fds.sort_unstable();
-            if fds != [0, 1, 2, 3] {
-                problems.push(format!("open fds {fds:?}, want [0, 1, 2, 3]"));
+            // stdio on /dev/null, the channel, the service channel.
+            if fds != [0, 1, 2, 3, 4] {
+                problems.push(format!("open fds {fds:?}, want [0, 1, 2, 3, 4]"));
             }
         }
         Err(e) => problems.push(format!("read /proc/{pid}/fd: {e}")),
@@ -713,5 +759,75 @@ fn kill_and_wait(broker: &Broker) -> Verdict {
     match child.wait_timeout(Duration::from_secs(20)) {
         Some(ChildEnd::Killed) => Ok(()),
         other => Err(format!("expected Killed, got {other:?}")),
+    }
+}
+
+/// A child that sends two messages and panics: `wait` reports the crash with its message and
+/// the two messages are still there for the application.
+fn messages_kept_across_panic(broker: &Broker) -> Verdict {
+    let child = broker
+        .spawn::<Down, Up, _>("probe", &probe_args(broker, Probe::TwoMessagesThenPanic))
+        .map_err(|e| format!("spawn: {e}"))?;
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::Crashed {
+            signal: libc::SIGILL,
+            panic_message: Some(m),
+        }) if m.contains("after two messages") => {}
+        other => {
+            return Err(format!(
+                "expected a crash with its panic message, got {other:?}"
+            ))
+        }
+    }
+    for want in [1u8, 2] {
+        match child.recv_timeout(Duration::from_secs(5)) {
+            Ok(Up::Echo(b)) if b == [want] => {}
+            other => return Err(format!("message {want}: {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// A child that parks a duplicate of its own channel end in an unfinished message, then exits:
+/// the broker's receive must still end (not wait forever on a socket the child kept open).
+fn recv_ends_when_child_holds_its_channel(broker: &Broker) -> Verdict {
+    let child = broker
+        .spawn::<Down, Up, _>("probe", &probe_args(broker, Probe::HoldOwnChannelOpen))
+        .map_err(|e| format!("spawn: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(format!("{:?}", child.recv().map(|_| ())));
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(r) if r.contains("Closed") => Ok(()),
+            Ok(r) => Err(format!("recv returned {r}")),
+            Err(_) => {
+                child.kill();
+                Err("recv still blocked 20 s after the child exited".into())
+            }
+        }
+    })
+}
+
+/// Two threads waiting on one child both get its real end.
+fn wait_from_two_threads(broker: &Broker) -> Verdict {
+    let child = spawn_echo(broker)?;
+    let ends: Vec<ChildEnd> = std::thread::scope(|s| {
+        let a = s.spawn(|| child.wait());
+        let b = s.spawn(|| child.wait());
+        std::thread::sleep(Duration::from_millis(20));
+        let _ = child.send(&Down::Quit);
+        vec![
+            a.join().unwrap_or(ChildEnd::ZygoteLost),
+            b.join().unwrap_or(ChildEnd::ZygoteLost),
+        ]
+    });
+    if ends.iter().all(|e| *e == ChildEnd::Exited { code: 0 })
+        && child.wait() == (ChildEnd::Exited { code: 0 })
+    {
+        Ok(())
+    } else {
+        Err(format!("ends {ends:?}, stored {:?}", child.wait()))
     }
 }

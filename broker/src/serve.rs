@@ -1,0 +1,520 @@
+//! Serving children's requests for files (the service channel): decide by policy, perform the
+//! operation beneath a pre-opened directory with `openat2`, answer, audit.
+//!
+//! Threads: [`SERVICE_WORKERS`] workers wait on one epoll set holding every child's service
+//! channel with `EPOLLONESHOT`: a child's channel is armed again only after its request was
+//! answered, so each child has at most one request in flight, whatever it sends, and the epoll
+//! ready list serves children in turn. A flooding child is additionally held to its profile's
+//! request rate (token bucket). Nothing a child sends reaches a worker but through
+//! `Channel::recv`, which caps size and fds and never panics.
+//!
+//! Trust boundary: the policy decides on the path *string* only to pick a grant and a relative
+//! path; whether that relative path really stays beneath the grant is the kernel's decision
+//! (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+//! RESOLVE_NO_XDEV`), made on the directory fd at the moment of the open. A symlink swapped in
+//! between the decision and the open is refused by that same call; there is no window.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::stat::{fstat, SFlag};
+use portcullis_ipc::service::{
+    Denied, DirEntry, Failure, FileKind, FileStat, OpenFlags, ServiceRequest, ServiceResponse,
+    MAX_DIR_ENTRIES,
+};
+use portcullis_ipc::{Channel, RecvError};
+use portcullis_policy::{Access, Decision, DenyReason, OpenMode, Profile, RateLimiter};
+
+use crate::audit::{bounded_target, AuditRecord, AuditSink};
+use crate::sys::files as fs;
+
+/// Worker threads serving requests.
+pub const SERVICE_WORKERS: usize = 2;
+
+/// One child, as the service sees it.
+struct Served {
+    child: u64,
+    kind: String,
+    pid: u32,
+    channel: Channel,
+    profile: Profile,
+    /// One pre-opened directory per grant (`None` if it could not be opened at spawn).
+    roots: Vec<Option<OwnedFd>>,
+    limiter: Mutex<RateLimiter>,
+    /// Set when the child broke the protocol on its service channel; the spawn side kills it.
+    on_violation: Box<dyn Fn(portcullis_ipc::ProtocolViolation) + Send + Sync>,
+}
+
+/// The broker's request service: register each child's service channel; workers answer.
+pub(crate) struct Service {
+    epoll: Arc<Epoll>,
+    served: Arc<Mutex<HashMap<u64, Arc<Served>>>>,
+    audit: AuditSink,
+    stop: Arc<AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+/// What a registration needs to know about its child.
+pub(crate) struct Registration {
+    pub child: u64,
+    pub kind: String,
+    pub pid: u32,
+    pub channel: Channel,
+    pub profile: Profile,
+    pub on_violation: Box<dyn Fn(portcullis_ipc::ProtocolViolation) + Send + Sync>,
+}
+
+impl Service {
+    pub(crate) fn start(audit: AuditSink, send_timeout: Duration) -> std::io::Result<Arc<Service>> {
+        let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
+        let mut service = Service {
+            epoll,
+            served: Arc::new(Mutex::new(HashMap::new())),
+            audit,
+            stop: Arc::new(AtomicBool::new(false)),
+            workers: Vec::new(),
+            started: Instant::now(),
+        };
+        for n in 0..SERVICE_WORKERS {
+            let worker = Worker {
+                epoll: Arc::clone(&service.epoll),
+                served: Arc::clone(&service.served),
+                audit: service.audit.clone(),
+                stop: Arc::clone(&service.stop),
+                started: service.started,
+                send_timeout,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("portcullis-serve-{n}"))
+                .spawn(move || worker.run())?;
+            service.workers.push(handle);
+        }
+        Ok(Arc::new(service))
+    }
+
+    /// Starts serving a child: pre-opens every grant's directory and arms its channel.
+    pub(crate) fn register(&self, r: Registration) -> std::io::Result<()> {
+        let roots = r
+            .profile
+            .fs
+            .iter()
+            .map(|grant| open_grant_root(&grant.root))
+            .collect();
+        let limiter = Mutex::new(RateLimiter::new(&r.profile.limits));
+        let served = Arc::new(Served {
+            child: r.child,
+            kind: r.kind,
+            pid: r.pid,
+            channel: r.channel,
+            profile: r.profile,
+            roots,
+            limiter,
+            on_violation: r.on_violation,
+        });
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, r.child);
+        lock(&self.served).insert(r.child, Arc::clone(&served));
+        self.epoll
+            .add(served.channel.as_fd(), event)
+            .map_err(std::io::Error::from)
+    }
+
+    /// Stops serving a child (it ended or its handle was dropped).
+    pub(crate) fn deregister(&self, child: u64) {
+        if let Some(served) = lock(&self.served).remove(&child) {
+            let _ = self.epoll.delete(served.channel.as_fd());
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Opens a grant's directory as an `O_PATH` handle every request is resolved beneath.
+fn open_grant_root(root: &str) -> Option<OwnedFd> {
+    use nix::fcntl::{open, OFlag};
+    open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()
+}
+
+struct Worker {
+    epoll: Arc<Epoll>,
+    served: Arc<Mutex<HashMap<u64, Arc<Served>>>>,
+    audit: AuditSink,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    send_timeout: Duration,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut events = [EpollEvent::empty(); 8];
+        while !self.stop.load(Ordering::Acquire) {
+            // A bounded wait, so a stopping service is noticed.
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(100u8)) {
+                Ok(n) => n,
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return,
+            };
+            for event in &events[..n] {
+                let child = event.data();
+                let served = lock(&self.served).get(&child).cloned();
+                if let Some(served) = served {
+                    if self.serve_one(&served) {
+                        let rearm =
+                            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, child);
+                        let _ = self
+                            .epoll
+                            .modify(served.channel.as_fd(), &mut rearm.clone());
+                    } else {
+                        lock(&self.served).remove(&child);
+                        let _ = self.epoll.delete(served.channel.as_fd());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and answers one request. False when the child's service channel is finished.
+    fn serve_one(&self, served: &Served) -> bool {
+        let request = match served.channel.recv::<ServiceRequest>(Some(Instant::now())) {
+            Ok((request, _fds)) => request,
+            Err(RecvError::TimedOut) => return true,
+            Err(RecvError::Violation(v)) => {
+                (served.on_violation)(v);
+                return false;
+            }
+            Err(RecvError::Closed | RecvError::Io(_)) => return false,
+        };
+        let received = Instant::now();
+        let (response, fd, op, target, outcome) = self.answer(served, &request);
+        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
+        let sent = served
+            .channel
+            .send(&response, &fds, Some(Instant::now() + self.send_timeout));
+        self.audit.write(&AuditRecord {
+            time_ms: AuditRecord::now_ms(),
+            child: served.child,
+            kind: served.kind.clone(),
+            pid: served.pid,
+            op,
+            target: bounded_target(target),
+            decision: outcome.0,
+            reason: outcome.1,
+            latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
+        sent.is_ok()
+    }
+
+    fn answer<'r>(
+        &self,
+        served: &Served,
+        request: &'r ServiceRequest,
+    ) -> (
+        ServiceResponse,
+        Option<OwnedFd>,
+        &'static str,
+        &'r str,
+        (&'static str, Option<&'static str>),
+    ) {
+        let (op, target) = describe(request);
+        let deny = |d: Denied| {
+            (
+                ServiceResponse::Denied(d),
+                None,
+                op,
+                target,
+                ("deny", Some(d.as_str())),
+            )
+        };
+        if !lock(&served.limiter).try_acquire(self.started.elapsed()) {
+            return deny(Denied::RateLimited);
+        }
+        let access = to_access(request);
+        let decision = served.profile.decide(&access);
+        let result = match decision {
+            Decision::Deny(reason) => return deny(denied(reason)),
+            Decision::AllowPath { grant, relative } => perform(served, request, grant, &relative),
+            Decision::AllowRename { grant, from, to } => rename(served, grant, &from, &to),
+            Decision::AllowNet { .. } => Err(Outcome::Denied(Denied::BadRequest)),
+        };
+        match result {
+            Ok((response, fd)) => (response, fd, op, target, ("allow", None)),
+            Err(Outcome::Denied(d)) => deny(d),
+            Err(Outcome::Failed(f)) => (
+                ServiceResponse::Failed(f),
+                None,
+                op,
+                target,
+                ("error", Some(failure_name(f))),
+            ),
+        }
+    }
+}
+
+fn describe(request: &ServiceRequest) -> (&'static str, &str) {
+    match request {
+        ServiceRequest::Open { path, .. } => ("open", path),
+        ServiceRequest::Stat { path } => ("stat", path),
+        ServiceRequest::ReadDir { path } => ("read_dir", path),
+        ServiceRequest::CreateDir { path } => ("create_dir", path),
+        ServiceRequest::RemoveFile { path } => ("remove_file", path),
+        ServiceRequest::Rename { from, .. } => ("rename", from),
+    }
+}
+
+/// Only the broker maps a wire request to a policy access.
+fn to_access(request: &ServiceRequest) -> Access<'_> {
+    match request {
+        ServiceRequest::Open { path, flags } => Access::Open {
+            path,
+            mode: open_mode(*flags),
+        },
+        ServiceRequest::Stat { path } => Access::Stat { path },
+        ServiceRequest::ReadDir { path } => Access::ReadDir { path },
+        ServiceRequest::CreateDir { path } => Access::CreateDir { path },
+        ServiceRequest::RemoveFile { path } => Access::Remove { path },
+        ServiceRequest::Rename { from, to } => Access::Rename { from, to },
+    }
+}
+
+fn open_mode(f: OpenFlags) -> OpenMode {
+    OpenMode {
+        read: f.read,
+        write: f.write,
+        create: f.create,
+        truncate: f.truncate,
+        append: f.append,
+        exclusive: f.exclusive,
+    }
+}
+
+fn denied(reason: DenyReason) -> Denied {
+    match reason {
+        DenyReason::NotGranted => Denied::NotGranted,
+        DenyReason::MissingRight => Denied::MissingRight,
+        DenyReason::BadPath => Denied::BadPath,
+        DenyReason::BadUrl => Denied::BadUrl,
+        DenyReason::BadRequest => Denied::BadRequest,
+        DenyReason::CrossGrant => Denied::CrossGrant,
+        DenyReason::PrivateAddress => Denied::PrivateAddress,
+        DenyReason::RateLimited => Denied::RateLimited,
+        DenyReason::TooManyFds => Denied::BadRequest,
+    }
+}
+
+enum Outcome {
+    Denied(Denied),
+    Failed(Failure),
+}
+
+fn os_outcome(e: &std::io::Error) -> Outcome {
+    match e.raw_os_error() {
+        // openat2 refuses every escape: beneath (EXDEV), a symlink or magic link (ELOOP).
+        Some(libc::EXDEV | libc::ELOOP) => Outcome::Denied(Denied::Escape),
+        Some(libc::ENOENT) => Outcome::Failed(Failure::NotFound),
+        Some(libc::EEXIST) => Outcome::Failed(Failure::AlreadyExists),
+        Some(libc::ENOTDIR) => Outcome::Failed(Failure::NotADirectory),
+        Some(libc::EISDIR) => Outcome::Failed(Failure::IsADirectory),
+        Some(libc::ENOTEMPTY) => Outcome::Failed(Failure::DirectoryNotEmpty),
+        Some(libc::EACCES | libc::EPERM) => Outcome::Failed(Failure::HostPermission),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EFBIG) => {
+            Outcome::Failed(Failure::NoSpace)
+        }
+        _ => Outcome::Failed(Failure::Other),
+    }
+}
+
+fn failure_name(f: Failure) -> &'static str {
+    match f {
+        Failure::NotFound => "not-found",
+        Failure::AlreadyExists => "already-exists",
+        Failure::NotADirectory => "not-a-directory",
+        Failure::IsADirectory => "is-a-directory",
+        Failure::DirectoryNotEmpty => "directory-not-empty",
+        Failure::HostPermission => "host-permission",
+        Failure::NoSpace => "no-space",
+        Failure::Other => "other",
+    }
+}
+
+type Performed = Result<(ServiceResponse, Option<OwnedFd>), Outcome>;
+
+fn root(served: &Served, grant: usize) -> Result<BorrowedFd<'_>, Outcome> {
+    match served.roots.get(grant) {
+        Some(Some(fd)) => Ok(fd.as_fd()),
+        _ => Err(Outcome::Failed(Failure::NotFound)),
+    }
+}
+
+/// Splits a clean relative path into (parent, last component); the root itself has none.
+fn split_last(relative: &str) -> Result<(&str, &str), Outcome> {
+    match relative.rsplit_once('/') {
+        Some((parent, name)) => Ok((parent, name)),
+        None if !relative.is_empty() => Ok(("", relative)),
+        None => Err(Outcome::Denied(Denied::BadRequest)),
+    }
+}
+
+fn perform(served: &Served, request: &ServiceRequest, grant: usize, relative: &str) -> Performed {
+    let dir = root(served, grant)?;
+    let os = |e: std::io::Error| os_outcome(&e);
+    match request {
+        ServiceRequest::Open { flags, .. } => open_file(dir, relative, *flags),
+        ServiceRequest::Stat { .. } => {
+            let fd =
+                fs::open_beneath(dir, relative, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(os)?;
+            Ok((
+                ServiceResponse::Stat(stat_of(fd.as_fd()).map_err(os)?),
+                None,
+            ))
+        }
+        ServiceRequest::ReadDir { .. } => {
+            let fd = fs::open_beneath(dir, relative, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(os)?;
+            list(fd)
+        }
+        ServiceRequest::CreateDir { .. } => {
+            let (parent, name) = split_last(relative)?;
+            let parent =
+                fs::open_beneath(dir, parent, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(os)?;
+            fs::mkdir_in(parent.as_fd(), name, 0o700).map_err(os)?;
+            Ok((ServiceResponse::Done, None))
+        }
+        ServiceRequest::RemoveFile { .. } => {
+            let (parent, name) = split_last(relative)?;
+            let parent =
+                fs::open_beneath(dir, parent, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(os)?;
+            fs::unlink_in(parent.as_fd(), name).map_err(os)?;
+            Ok((ServiceResponse::Done, None))
+        }
+        ServiceRequest::Rename { .. } => Err(Outcome::Denied(Denied::BadRequest)),
+    }
+}
+
+fn rename(served: &Served, grant: usize, from: &str, to: &str) -> Performed {
+    let dir = root(served, grant)?;
+    let os = |e: std::io::Error| os_outcome(&e);
+    let (from_parent, from_name) = split_last(from)?;
+    let (to_parent, to_name) = split_last(to)?;
+    let from_dir =
+        fs::open_beneath(dir, from_parent, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(os)?;
+    let to_dir =
+        fs::open_beneath(dir, to_parent, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(os)?;
+    fs::rename_in(from_dir.as_fd(), from_name, to_dir.as_fd(), to_name).map_err(os)?;
+    Ok((ServiceResponse::Done, None))
+}
+
+/// Opens a regular file with exactly the access asked for (the policy already checked it is
+/// within the grant's rights). Opened non-blocking so a FIFO cannot stall a worker, then
+/// refused unless it is a regular file with a single link: a hard link may name an inode outside
+/// the grant, and the broker cannot prove otherwise.
+fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
+    let os = |e: std::io::Error| os_outcome(&e);
+    let mut flags = match (f.read, f.write || f.append || f.truncate) {
+        (true, true) => libc::O_RDWR,
+        (false, true) => libc::O_WRONLY,
+        (true, false) => libc::O_RDONLY,
+        (false, false) => return Err(Outcome::Denied(Denied::BadRequest)),
+    };
+    flags |= libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW;
+    if f.create {
+        flags |= libc::O_CREAT;
+    }
+    if f.exclusive {
+        flags |= libc::O_EXCL;
+    }
+    if f.truncate {
+        flags |= libc::O_TRUNC;
+    }
+    if f.append {
+        flags |= libc::O_APPEND;
+    }
+    // openat2 insists on mode 0 unless the open may create.
+    let mode = if f.create { 0o600 } else { 0 };
+    let fd = fs::open_beneath(dir, relative, flags, mode).map_err(os)?;
+    let st = fstat(fd.as_fd()).map_err(|e| os_outcome(&e.into()))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(Outcome::Denied(Denied::NotAFile));
+    }
+    if st.st_nlink > 1 {
+        return Err(Outcome::Denied(Denied::Escape));
+    }
+    fs::clear_nonblocking(fd.as_fd()).map_err(os)?;
+    Ok((ServiceResponse::Opened, Some(fd)))
+}
+
+fn kind_of(mode: u32) -> FileKind {
+    match SFlag::from_bits_truncate(mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => FileKind::File,
+        SFlag::S_IFDIR => FileKind::Dir,
+        SFlag::S_IFLNK => FileKind::Symlink,
+        _ => FileKind::Other,
+    }
+}
+
+fn stat_of(fd: BorrowedFd<'_>) -> std::io::Result<FileStat> {
+    let st = fstat(fd)?;
+    Ok(FileStat {
+        kind: kind_of(st.st_mode),
+        len: u64::try_from(st.st_size).unwrap_or(0),
+        modified_secs: st.st_mtime,
+        permissions: st.st_mode & 0o7777,
+    })
+}
+
+fn list(fd: OwnedFd) -> Performed {
+    let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| os_outcome(&e.into()))?;
+    let mut entries = Vec::new();
+    let mut omitted = 0u32;
+    for entry in dir.iter() {
+        let Ok(entry) = entry else {
+            omitted = omitted.saturating_add(1);
+            continue;
+        };
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        match (std::str::from_utf8(name), entries.len() < MAX_DIR_ENTRIES) {
+            (Ok(name), true) => {
+                let kind = match entry.file_type() {
+                    Some(nix::dir::Type::File) => FileKind::File,
+                    Some(nix::dir::Type::Directory) => FileKind::Dir,
+                    Some(nix::dir::Type::Symlink) => FileKind::Symlink,
+                    _ => FileKind::Other,
+                };
+                entries.push(DirEntry {
+                    name: name.to_owned(),
+                    kind,
+                });
+            }
+            _ => omitted = omitted.saturating_add(1),
+        }
+    }
+    Ok((ServiceResponse::Entries { entries, omitted }, None))
+}

@@ -1,0 +1,188 @@
+//! The framework's own requests on a child's service channel: files and network through the
+//! broker. These are plain data; the broker maps each to a policy access and decides. Nothing
+//! here is a trust decision.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest path or URL a child may send in one request, in bytes. The broker rejects longer ones
+/// without looking at them.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Most directory entries one `ReadDir` answer carries.
+pub const MAX_DIR_ENTRIES: usize = 4096;
+
+/// How a child wants a file opened (open(2) semantics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFlags {
+    /// Open for reading.
+    pub read: bool,
+    /// Open for writing.
+    pub write: bool,
+    /// Create the file if missing.
+    pub create: bool,
+    /// Truncate it to zero length.
+    pub truncate: bool,
+    /// Append on every write.
+    pub append: bool,
+    /// Fail if it exists (with `create`).
+    pub exclusive: bool,
+}
+
+/// A request from a child to the broker's service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceRequest {
+    /// Open a file; answered with [`ServiceResponse::Opened`] and the fd.
+    Open {
+        /// Absolute path as the child sees it.
+        path: String,
+        /// Open mode.
+        flags: OpenFlags,
+    },
+    /// File metadata without opening for I/O.
+    Stat {
+        /// Absolute path.
+        path: String,
+    },
+    /// List a directory.
+    ReadDir {
+        /// Absolute path.
+        path: String,
+    },
+    /// Create a directory.
+    CreateDir {
+        /// Absolute path.
+        path: String,
+    },
+    /// Unlink a file.
+    RemoveFile {
+        /// Absolute path.
+        path: String,
+    },
+    /// Rename a file or directory.
+    Rename {
+        /// Absolute path now.
+        from: String,
+        /// Absolute path after.
+        to: String,
+    },
+}
+
+/// What kind of file a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed by the broker).
+    Symlink,
+    /// Anything else (fifo, socket, device).
+    Other,
+}
+
+/// File metadata the broker passes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    /// Kind.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification, seconds since the Unix epoch.
+    pub modified_secs: i64,
+    /// Permission bits (the low 12 bits of st_mode).
+    pub permissions: u32,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// The entry's name (UTF-8 names only; others are left out and counted).
+    pub name: String,
+    /// Its kind.
+    pub kind: FileKind,
+}
+
+/// Why the broker refused: a closed set, safe to show to the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Denied {
+    /// No grant of the child's profile covers the path or destination.
+    NotGranted,
+    /// A grant covers it, but without the right asked for (e.g. write on a read grant).
+    MissingRight,
+    /// The path is not absolute and clean (`..`, `.`, `//`, NUL, too long).
+    BadPath,
+    /// The URL is not one the broker accepts.
+    BadUrl,
+    /// The request is malformed (e.g. an open with neither read nor write).
+    BadRequest,
+    /// The two paths of a rename are under different grants.
+    CrossGrant,
+    /// The destination resolved to a loopback, private or link-local address.
+    PrivateAddress,
+    /// The child exceeded its request rate.
+    RateLimited,
+    /// The path leads through a symlink, a mount point or outside the grant.
+    Escape,
+    /// The path names something other than a regular file or directory.
+    NotAFile,
+}
+
+impl Denied {
+    /// A short stable name, used in audit records and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotGranted => "not-granted",
+            Self::MissingRight => "missing-right",
+            Self::BadPath => "bad-path",
+            Self::BadUrl => "bad-url",
+            Self::BadRequest => "bad-request",
+            Self::CrossGrant => "cross-grant",
+            Self::PrivateAddress => "private-address",
+            Self::RateLimited => "rate-limited",
+            Self::Escape => "escape",
+            Self::NotAFile => "not-a-file",
+        }
+    }
+}
+
+/// An allowed operation that the OS refused: a closed set of errno classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    /// ENOENT.
+    NotFound,
+    /// EEXIST.
+    AlreadyExists,
+    /// ENOTDIR.
+    NotADirectory,
+    /// EISDIR.
+    IsADirectory,
+    /// ENOTEMPTY.
+    DirectoryNotEmpty,
+    /// EACCES/EPERM from the host's own permissions.
+    HostPermission,
+    /// ENOSPC/EDQUOT/EROFS/EFBIG.
+    NoSpace,
+    /// Anything else.
+    Other,
+}
+
+/// The broker's answer to a [`ServiceRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceResponse {
+    /// The fd is attached.
+    Opened,
+    /// Metadata.
+    Stat(FileStat),
+    /// Directory entries, and how many were left out (non-UTF-8 or over the cap).
+    Entries {
+        /// The entries.
+        entries: Vec<DirEntry>,
+        /// Entries not listed.
+        omitted: u32,
+    },
+    /// Done (mkdir, unlink, rename).
+    Done,
+    /// The policy refused.
+    Denied(Denied),
+    /// The OS refused an allowed operation.
+    Failed(Failure),
+}

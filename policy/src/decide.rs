@@ -1,0 +1,401 @@
+//! Requests, decisions, and the rules that connect them.
+
+use crate::host::{is_public, parse_host, HostName};
+use crate::path::{is_clean_component, split_clean};
+use crate::profile::{FsGrant, Profile, Rights, Scheme, Scope};
+use crate::url::parse_fetch_url;
+use std::net::IpAddr;
+
+/// Something a child asks the broker to do for it.
+///
+/// Paths are the child's view, which is the host's: absolute host paths. They must already be
+/// clean (see [`Profile::decide`]); nothing is normalised. Paths and URLs are `&str`, so
+/// non-UTF-8 cannot reach this crate: the wire layer refuses it before the broker builds an
+/// `Access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// Open a file. Needs `read` for reading, `write` for writing, truncating or appending,
+    /// `create` for creating or exclusive creation.
+    Open {
+        /// The file.
+        path: &'a str,
+        /// How to open it.
+        mode: OpenMode,
+    },
+    /// Read a file's or directory's metadata. Needs `read` or `list`.
+    Stat {
+        /// The file or directory; may be a grant's root.
+        path: &'a str,
+    },
+    /// List a directory. Needs `list`.
+    ReadDir {
+        /// The directory; may be a grant's root.
+        path: &'a str,
+    },
+    /// Make a directory. Needs `create`.
+    CreateDir {
+        /// The new directory.
+        path: &'a str,
+    },
+    /// Unlink a file. Needs `delete`.
+    Remove {
+        /// The file.
+        path: &'a str,
+    },
+    /// Rename an entry. `from` needs `delete` and `to` needs `create`, and both must resolve to
+    /// grants with the same root, else [`DenyReason::CrossGrant`].
+    Rename {
+        /// The existing entry.
+        from: &'a str,
+        /// Its new name.
+        to: &'a str,
+    },
+    /// Open a raw TCP connection; matches [`Scheme::Tcp`] grants. `host` is a DNS name, an
+    /// IPv4 address, or an IPv6 address with or without brackets.
+    Connect {
+        /// Host to connect to.
+        host: &'a str,
+        /// Port to connect to (not 0).
+        port: u16,
+    },
+    /// Have the broker fetch an `http` or `https` URL; matches grants of that scheme.
+    Fetch {
+        /// Absolute URL. Userinfo, IDNA (non-ASCII) hosts and anything else ambiguous are
+        /// refused with [`DenyReason::BadUrl`]; fragments are fine.
+        url: &'a str,
+    },
+}
+
+/// The flags of an `Open`, as `open(2)` would take them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct OpenMode {
+    /// Open for reading.
+    pub read: bool,
+    /// Open for writing.
+    pub write: bool,
+    /// Create the file if it does not exist (`O_CREAT`).
+    pub create: bool,
+    /// Truncate the file (`O_TRUNC`).
+    pub truncate: bool,
+    /// Append on every write (`O_APPEND`).
+    pub append: bool,
+    /// Fail if the file exists (`O_EXCL`).
+    pub exclusive: bool,
+}
+
+impl OpenMode {
+    /// The rights an open with these flags needs, or `None` if it would neither read nor write.
+    pub fn needed_rights(&self) -> Option<Rights> {
+        if !self.read && !self.write {
+            return None;
+        }
+        Some(Rights {
+            read: self.read,
+            write: self.write || self.truncate || self.append,
+            create: self.create || self.exclusive,
+            delete: false,
+            list: false,
+        })
+    }
+}
+
+/// The broker's answer to an [`Access`]. Anything but a `Deny` says exactly what to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A file access: `Profile::fs[grant]` covers it, and the broker resolves `relative`
+    /// beneath that grant's pre-opened root. `relative` has no leading `/` and no `.` or `..`
+    /// component; `""` is the root itself (only for `Stat` and `ReadDir`).
+    AllowPath {
+        /// Index into [`Profile::fs`].
+        grant: usize,
+        /// Path beneath the grant's root.
+        relative: String,
+    },
+    /// A rename within the root of `Profile::fs[grant]`: `from` and `to` are relative to it,
+    /// as in `AllowPath`.
+    AllowRename {
+        /// Index into [`Profile::fs`] (the grant that covers `from`; `to`'s has the same root).
+        grant: usize,
+        /// Existing entry, relative to the root.
+        from: String,
+        /// New name, relative to the root.
+        to: String,
+    },
+    /// A connection or fetch: `Profile::net[grant]` covers `host:port` over `scheme`. The
+    /// broker resolves `host` itself and must call [`Profile::check_address`] on every
+    /// resolved address before connecting to it.
+    AllowNet {
+        /// Index into [`Profile::net`].
+        grant: usize,
+        /// Lowercase DNS name, or canonical IP address without brackets.
+        host: String,
+        /// Port to connect to.
+        port: u16,
+        /// `Tcp` for `Connect`, the URL's scheme for `Fetch`.
+        scheme: Scheme,
+    },
+    /// Refused; the reason is safe to show to the child.
+    Deny(DenyReason),
+}
+
+/// Why an access was refused: a closed set, safe to show to the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum DenyReason {
+    /// No grant covers the path, host, scheme or port.
+    NotGranted,
+    /// The most specific grant covering the path lacks a right the access needs.
+    MissingRight,
+    /// The path is not a clean absolute path of at most 4096 bytes.
+    BadPath,
+    /// The URL is not an `http`/`https` URL this crate can parse unambiguously.
+    BadUrl,
+    /// The request makes no sense (an open that neither reads nor writes, a bad `Connect` host
+    /// or port 0).
+    BadRequest,
+    /// A rename between two different grant roots.
+    CrossGrant,
+    /// The host resolved to a non-public address the grant does not allow.
+    PrivateAddress,
+    /// The child exceeded its request rate (decided by the broker with a [`RateLimiter`](crate::RateLimiter)).
+    RateLimited,
+    /// The child holds as many brokered fds as `Limits::open_fds` allows (counted by the broker).
+    TooManyFds,
+}
+
+impl DenyReason {
+    /// A stable kebab-case name: `"not-granted"`, `"missing-right"`, ...
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DenyReason::NotGranted => "not-granted",
+            DenyReason::MissingRight => "missing-right",
+            DenyReason::BadPath => "bad-path",
+            DenyReason::BadUrl => "bad-url",
+            DenyReason::BadRequest => "bad-request",
+            DenyReason::CrossGrant => "cross-grant",
+            DenyReason::PrivateAddress => "private-address",
+            DenyReason::RateLimited => "rate-limited",
+            DenyReason::TooManyFds => "too-many-fds",
+        }
+    }
+}
+
+impl std::fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a request may name a grant's root itself, or only entries beneath it.
+///
+/// Creating, opening, removing or renaming an entry changes or reads it through its parent
+/// directory, so a subtree grant's root is never the target of those: they resolve through a
+/// less specific grant whose root is a proper ancestor, or are not granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RootUse {
+    Allowed,
+    EntriesOnly,
+}
+
+impl Profile {
+    /// Decides an access. Pure: no I/O, and the same answer for the same profile and access.
+    ///
+    /// Files: the path must be clean and absolute — `/data/./x`, `/data//x`, a trailing `/`
+    /// (except `/` itself), any `..`, NUL, or more than 4096 bytes give
+    /// [`DenyReason::BadPath`]; nothing is normalised. Grants match by whole components (a
+    /// grant for `/data` does not cover `/data-evil`). The most specific matching grant wins:
+    /// the longest root, with a literal grant counting one component more than its root. If
+    /// several grants are equally specific, the first one with the needed rights is used. If
+    /// the winner lacks a needed right the answer is [`DenyReason::MissingRight`], even if a
+    /// less specific grant has it: a narrower grant narrows.
+    ///
+    /// Network: `Connect` matches `tcp` grants, `Fetch` matches grants of the URL's scheme,
+    /// both on host and port; the most specific host pattern wins (exact name or address over
+    /// wildcard, longer wildcard over shorter), then policy order.
+    ///
+    /// ```
+    /// use portcullis_policy::{Access, Decision, DenyReason, FsGrant, Profile, Rights, Scope};
+    /// let profile = Profile {
+    ///     fs: vec![FsGrant {
+    ///         root: "/data".into(),
+    ///         scope: Scope::Subtree,
+    ///         rights: Rights { read: true, ..Rights::default() },
+    ///     }],
+    ///     ..Profile::default()
+    /// };
+    /// assert_eq!(
+    ///     profile.decide(&Access::Stat { path: "/data/a.txt" }),
+    ///     Decision::AllowPath { grant: 0, relative: "a.txt".into() }
+    /// );
+    /// assert_eq!(
+    ///     profile.decide(&Access::Stat { path: "/data/../etc/passwd" }),
+    ///     Decision::Deny(DenyReason::BadPath)
+    /// );
+    /// ```
+    pub fn decide(&self, access: &Access<'_>) -> Decision {
+        let path_decision =
+            |path: &str, root_use: RootUse, allowed: &dyn Fn(&Rights) -> bool| match self
+                .resolve(path, root_use, allowed)
+            {
+                Ok((grant, relative)) => Decision::AllowPath { grant, relative },
+                Err(reason) => Decision::Deny(reason),
+            };
+        match *access {
+            Access::Open { path, mode } => {
+                let Some(needed) = mode.needed_rights() else {
+                    return Decision::Deny(DenyReason::BadRequest);
+                };
+                path_decision(path, RootUse::EntriesOnly, &|r| r.contains(&needed))
+            }
+            Access::Stat { path } => path_decision(path, RootUse::Allowed, &|r| r.read || r.list),
+            Access::ReadDir { path } => path_decision(path, RootUse::Allowed, &|r| r.list),
+            Access::CreateDir { path } => path_decision(path, RootUse::EntriesOnly, &|r| r.create),
+            Access::Remove { path } => path_decision(path, RootUse::EntriesOnly, &|r| r.delete),
+            Access::Rename { from, to } => self.decide_rename(from, to),
+            Access::Connect { host, port } => {
+                let Some(host) = parse_host(host) else {
+                    return Decision::Deny(DenyReason::BadRequest);
+                };
+                if port == 0 {
+                    return Decision::Deny(DenyReason::BadRequest);
+                }
+                self.decide_net(Scheme::Tcp, &host, port)
+            }
+            Access::Fetch { url } => match parse_fetch_url(url) {
+                Some(target) => self.decide_net(target.scheme, &target.host, target.port),
+                None => Decision::Deny(DenyReason::BadUrl),
+            },
+        }
+    }
+
+    /// Checks one address the broker resolved for the host of an `AllowNet` from `grant`.
+    ///
+    /// `Ok` only if the address is public, or the grant has `allow_private`, or the grant's
+    /// host pattern is exactly this IP address. A grant for an IP address allows only that
+    /// address (`NotGranted` for any other). IPv4-mapped IPv6 addresses are judged as IPv4.
+    /// An index with no grant is `NotGranted`.
+    ///
+    /// Errors: [`DenyReason::PrivateAddress`] or [`DenyReason::NotGranted`].
+    pub fn check_address(&self, grant: usize, addr: IpAddr) -> Result<(), DenyReason> {
+        let grant = self.net.get(grant).ok_or(DenyReason::NotGranted)?;
+        let addr = addr.to_canonical();
+        if let crate::HostPattern::Ip(granted) = grant.host {
+            return if granted.to_canonical() == addr {
+                Ok(())
+            } else {
+                Err(DenyReason::NotGranted)
+            };
+        }
+        if grant.allow_private || is_public(addr) {
+            Ok(())
+        } else {
+            Err(DenyReason::PrivateAddress)
+        }
+    }
+
+    fn decide_rename(&self, from: &str, to: &str) -> Decision {
+        if split_clean(from).is_err() || split_clean(to).is_err() {
+            return Decision::Deny(DenyReason::BadPath);
+        }
+        let resolved = self
+            .resolve(from, RootUse::EntriesOnly, &|r| r.delete)
+            .and_then(|f| Ok((f, self.resolve(to, RootUse::EntriesOnly, &|r| r.create)?)));
+        match resolved {
+            Err(reason) => Decision::Deny(reason),
+            Ok(((grant, from), (to_grant, to))) => {
+                if self.fs[grant].root == self.fs[to_grant].root {
+                    Decision::AllowRename { grant, from, to }
+                } else {
+                    Decision::Deny(DenyReason::CrossGrant)
+                }
+            }
+        }
+    }
+
+    /// Finds the grant that decides `path` and the path relative to its root.
+    fn resolve(
+        &self,
+        path: &str,
+        root_use: RootUse,
+        allowed: &dyn Fn(&Rights) -> bool,
+    ) -> Result<(usize, String), DenyReason> {
+        let asked = split_clean(path).map_err(|_| DenyReason::BadPath)?;
+        // Indices of the most specific matching grants, in policy order.
+        let mut best: Vec<usize> = Vec::new();
+        let mut best_rank = 0;
+        for (index, grant) in self.fs.iter().enumerate() {
+            let Some(rank) = match_grant(grant, &asked, root_use) else {
+                continue;
+            };
+            if best.is_empty() || rank > best_rank {
+                best.clear();
+                best_rank = rank;
+            }
+            if rank == best_rank {
+                best.push(index);
+            }
+        }
+        if best.is_empty() {
+            return Err(DenyReason::NotGranted);
+        }
+        let index = best
+            .into_iter()
+            .find(|&i| allowed(&self.fs[i].rights))
+            .ok_or(DenyReason::MissingRight)?;
+        let relative = match &self.fs[index].scope {
+            Scope::Subtree => asked[root_len(&self.fs[index])..].join("/"),
+            Scope::Literal { file_name } => file_name.clone(),
+        };
+        Ok((index, relative))
+    }
+
+    fn decide_net(&self, scheme: Scheme, host: &HostName, port: u16) -> Decision {
+        let mut best: Option<(usize, usize)> = None;
+        for (index, grant) in self.net.iter().enumerate() {
+            if grant.scheme != scheme || !grant.ports.contains(&port) {
+                continue;
+            }
+            if let Some(rank) = grant.host.match_rank(host) {
+                if best.is_none_or(|(_, best_rank)| rank > best_rank) {
+                    best = Some((index, rank));
+                }
+            }
+        }
+        match best {
+            Some((grant, _)) => Decision::AllowNet {
+                grant,
+                host: host.to_host_string(),
+                port,
+                scheme,
+            },
+            None => Decision::Deny(DenyReason::NotGranted),
+        }
+    }
+}
+
+/// Number of components of a grant's root (0 for an unusable root, which never matches).
+fn root_len(grant: &FsGrant) -> usize {
+    split_clean(&grant.root).map_or(0, |c| c.len())
+}
+
+/// How specifically `grant` covers the path with components `asked`, or `None`.
+///
+/// A grant whose root or file name is not clean (possible only in a hand-built `Profile`)
+/// matches nothing.
+fn match_grant(grant: &FsGrant, asked: &[&str], root_use: RootUse) -> Option<usize> {
+    let root = split_clean(&grant.root).ok()?;
+    if !asked.starts_with(&root) {
+        return None;
+    }
+    match &grant.scope {
+        Scope::Subtree => {
+            let beneath = asked.len() > root.len();
+            (beneath || root_use == RootUse::Allowed).then_some(root.len())
+        }
+        Scope::Literal { file_name } => {
+            let exact = is_clean_component(file_name)
+                && asked.len() == root.len() + 1
+                && asked[root.len()] == file_name.as_str();
+            exact.then_some(root.len() + 1)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Files through the broker: the child has no filesystem of its own, so every path goes to the
+//! broker over the service channel, which checks it against the child's policy and, when
+//! allowed, opens it beneath a pre-opened directory and passes the fd back.
+//!
+//! A denial arrives as `io::ErrorKind::PermissionDenied` whose message is one of a closed set of
+//! reasons (`portcullis: denied: not-granted`, …); the broker never sends its own error text.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use portcullis_ipc::service::{
+    DirEntry, Failure, FileStat, OpenFlags, ServiceRequest, ServiceResponse, MAX_PATH_BYTES,
+};
+use portcullis_ipc::Channel;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context::ChildContext;
+
+/// The child's end of its service channel. One request at a time: a second thread waits.
+#[derive(Debug)]
+pub struct ServiceClient {
+    channel: Mutex<Channel>,
+}
+
+impl ServiceClient {
+    pub(crate) fn new(channel: Channel) -> Self {
+        Self {
+            channel: Mutex::new(channel),
+        }
+    }
+
+    fn call(
+        &self,
+        request: &ServiceRequest,
+    ) -> io::Result<(ServiceResponse, Vec<std::os::fd::OwnedFd>)> {
+        let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        channel
+            .send(request, &[], None)
+            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+        channel
+            .recv::<ServiceResponse>(None)
+            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))
+    }
+}
+
+/// Options for [`ChildContext::open`], like `std::fs::OpenOptions`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions(OpenFlags);
+
+impl OpenOptions {
+    /// No access at all (set at least `read` or `write`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Open for reading.
+    pub fn read(mut self, yes: bool) -> Self {
+        self.0.read = yes;
+        self
+    }
+    /// Open for writing.
+    pub fn write(mut self, yes: bool) -> Self {
+        self.0.write = yes;
+        self
+    }
+    /// Create the file if it is missing.
+    pub fn create(mut self, yes: bool) -> Self {
+        self.0.create = yes;
+        self
+    }
+    /// Create the file, failing if it exists.
+    pub fn create_new(mut self, yes: bool) -> Self {
+        self.0.create = yes;
+        self.0.exclusive = yes;
+        self
+    }
+    /// Truncate to zero length.
+    pub fn truncate(mut self, yes: bool) -> Self {
+        self.0.truncate = yes;
+        self
+    }
+    /// Append on every write.
+    pub fn append(mut self, yes: bool) -> Self {
+        self.0.append = yes;
+        self
+    }
+}
+
+fn path_string(path: &Path) -> io::Result<String> {
+    let s = path.to_str().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "portcullis: path is not UTF-8")
+    })?;
+    if s.len() > MAX_PATH_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "portcullis: path too long",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn failure(response: ServiceResponse) -> io::Error {
+    match response {
+        ServiceResponse::Denied(reason) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("portcullis: denied: {}", reason.as_str()),
+        ),
+        ServiceResponse::Failed(f) => {
+            let kind = match f {
+                Failure::NotFound => io::ErrorKind::NotFound,
+                Failure::AlreadyExists => io::ErrorKind::AlreadyExists,
+                Failure::NotADirectory => io::ErrorKind::NotADirectory,
+                Failure::IsADirectory => io::ErrorKind::IsADirectory,
+                Failure::DirectoryNotEmpty => io::ErrorKind::DirectoryNotEmpty,
+                Failure::HostPermission => io::ErrorKind::PermissionDenied,
+                Failure::NoSpace => io::ErrorKind::StorageFull,
+                Failure::Other => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, format!("portcullis: {f:?}"))
+        }
+        other => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("portcullis: unexpected answer {other:?}"),
+        ),
+    }
+}
+
+impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
+    /// Opens `path` through the broker. The fd carries exactly the access asked for, never more
+    /// than the policy grants.
+    pub fn open(&self, path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
+        let request = ServiceRequest::Open {
+            path: path_string(path.as_ref())?,
+            flags: options.0,
+        };
+        match self.service.call(&request)? {
+            (ServiceResponse::Opened, mut fds) if fds.len() == 1 => Ok(File::from(fds.remove(0))),
+            (response, _) => Err(failure(response)),
+        }
+    }
+
+    /// Metadata of `path` (symlinks are never followed).
+    pub fn metadata(&self, path: impl AsRef<Path>) -> io::Result<FileStat> {
+        match self.service.call(&ServiceRequest::Stat {
+            path: path_string(path.as_ref())?,
+        })? {
+            (ServiceResponse::Stat(stat), _) => Ok(stat),
+            (response, _) => Err(failure(response)),
+        }
+    }
+
+    /// The entries of directory `path`.
+    pub fn read_dir(&self, path: impl AsRef<Path>) -> io::Result<Vec<DirEntry>> {
+        match self.service.call(&ServiceRequest::ReadDir {
+            path: path_string(path.as_ref())?,
+        })? {
+            (ServiceResponse::Entries { entries, .. }, _) => Ok(entries),
+            (response, _) => Err(failure(response)),
+        }
+    }
+
+    /// Creates directory `path`.
+    pub fn create_dir(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.done(ServiceRequest::CreateDir {
+            path: path_string(path.as_ref())?,
+        })
+    }
+
+    /// Removes file `path`.
+    pub fn remove_file(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.done(ServiceRequest::RemoveFile {
+            path: path_string(path.as_ref())?,
+        })
+    }
+
+    /// Renames `from` to `to` (both under one grant).
+    pub fn rename(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
+        self.done(ServiceRequest::Rename {
+            from: path_string(from.as_ref())?,
+            to: path_string(to.as_ref())?,
+        })
+    }
+
+    fn done(&self, request: ServiceRequest) -> io::Result<()> {
+        match self.service.call(&request)? {
+            (ServiceResponse::Done, _) => Ok(()),
+            (response, _) => Err(failure(response)),
+        }
+    }
+
+    /// The raw service channel, for tests that play a hostile child.
+    #[doc(hidden)]
+    pub fn raw_service_channel(&self) -> std::sync::MutexGuard<'_, Channel> {
+        self.service
+            .channel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

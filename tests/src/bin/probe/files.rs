@@ -1,0 +1,503 @@
+//! Brokered files: the traversal battery (each a denied/allowed pair), the symlink-swap race,
+//! and the audit trail. The child asks through `ChildContext::open` & co.; the broker decides by
+//! the profile given at spawn and opens beneath the grant's directory fd with `openat2`.
+
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use portcullis::ipc::service::{OpenFlags, ServiceRequest, ServiceResponse};
+use portcullis::policy::{FsGrant, Limits, Profile, Rights, Scope};
+use portcullis::{AuditRecord, Broker, ChildContext, ChildEnd, OpenOptions, SpawnOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::Verdict;
+
+/// Every audit record the probe broker wrote (its `AuditSink::Callback`).
+pub static AUDIT: Mutex<Vec<AuditRecord>> = Mutex::new(Vec::new());
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FileOp {
+    Read(String),
+    Write(String),
+    CreateNew(String),
+    ReadDir(String),
+    Stat(String),
+    CreateDir(String),
+    Remove(String),
+    Rename(String, String),
+    /// A request the child API would refuse to send: straight onto the service channel.
+    RawOpen(String),
+    /// Open `path` for reading `attempts` times; count what came back.
+    Race {
+        path: String,
+        attempts: u32,
+        outside_marker: String,
+    },
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileResult {
+    Ok(String),
+    Err {
+        kind: String,
+        message: String,
+    },
+    Counts {
+        inside: u32,
+        outside: u32,
+        refused: u32,
+    },
+}
+
+fn result(r: std::io::Result<String>) -> FileResult {
+    match r {
+        Ok(s) => FileResult::Ok(s),
+        Err(e) => FileResult::Err {
+            kind: format!("{:?}", e.kind()),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// The child: performs each operation through the broker and reports.
+pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
+    while let Ok(op) = ctx.recv() {
+        let read = |path: &str| {
+            let mut s = String::new();
+            ctx.open(path, &OpenOptions::new().read(true))?
+                .read_to_string(&mut s)?;
+            Ok(s)
+        };
+        let answer = match op {
+            FileOp::Read(path) => result(read(&path)),
+            FileOp::Write(path) => result(
+                ctx.open(&path, &OpenOptions::new().write(true))
+                    .map(|_| "opened".into()),
+            ),
+            FileOp::CreateNew(path) => result(
+                ctx.open(&path, &OpenOptions::new().write(true).create_new(true))
+                    .map(|_| "created".into()),
+            ),
+            FileOp::ReadDir(path) => result(ctx.read_dir(&path).map(|entries| {
+                let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+                names.sort();
+                names.join(",")
+            })),
+            FileOp::Stat(path) => result(
+                ctx.metadata(&path)
+                    .map(|m| format!("{:?} {}", m.kind, m.len)),
+            ),
+            FileOp::CreateDir(path) => result(ctx.create_dir(&path).map(|()| "made".into())),
+            FileOp::Remove(path) => result(ctx.remove_file(&path).map(|()| "removed".into())),
+            FileOp::Rename(from, to) => result(ctx.rename(&from, &to).map(|()| "renamed".into())),
+            FileOp::RawOpen(path) => {
+                let channel = ctx.raw_service_channel();
+                let request = ServiceRequest::Open {
+                    path,
+                    flags: OpenFlags {
+                        read: true,
+                        ..OpenFlags::default()
+                    },
+                };
+                match channel
+                    .send(&request, &[], None)
+                    .map(|()| channel.recv::<ServiceResponse>(None))
+                {
+                    Ok(Ok((response, _))) => FileResult::Ok(format!("{response:?}")),
+                    other => FileResult::Err {
+                        kind: "Channel".into(),
+                        message: format!("{other:?}"),
+                    },
+                }
+            }
+            FileOp::Race {
+                path,
+                attempts,
+                outside_marker,
+            } => {
+                let (mut inside, mut outside, mut refused) = (0, 0, 0);
+                for _ in 0..attempts {
+                    match read(&path) {
+                        Ok(s) if s.contains(&outside_marker) => outside += 1,
+                        Ok(_) => inside += 1,
+                        Err(_) => refused += 1,
+                    }
+                }
+                FileResult::Counts {
+                    inside,
+                    outside,
+                    refused,
+                }
+            }
+            FileOp::Quit => return 0,
+        };
+        if ctx.send(&answer).is_err() {
+            return 1;
+        }
+    }
+    1
+}
+
+/// A directory tree for one scenario, removed on drop.
+struct Tree(PathBuf);
+
+impl Tree {
+    fn new(name: &str) -> Result<Tree, String> {
+        let base = std::env::temp_dir().join(format!("portcullis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("granted/sub")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(base.join("writable")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(base.join("writable2")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(base.join("data-evil")).map_err(|e| e.to_string())?;
+        let write = |p: &str, s: &str| std::fs::write(base.join(p), s).map_err(|e| e.to_string());
+        write("granted/a.txt", "A")?;
+        write("granted/sub/b.txt", "B")?;
+        write("outside.txt", "SECRET")?;
+        write("data-evil/x", "EVIL")?;
+        let link = |target: &str, at: &str| {
+            std::os::unix::fs::symlink(target, base.join(at)).map_err(|e| e.to_string())
+        };
+        link("../outside.txt", "granted/link-out")?;
+        link("/", "granted/link-root")?;
+        link("/proc/self/root", "granted/proc-root")?;
+        link("sub", "granted/link-in")?;
+        std::fs::hard_link(base.join("outside.txt"), base.join("granted/hard"))
+            .map_err(|e| e.to_string())?;
+        // A name that is not UTF-8.
+        std::fs::write(
+            base.join("granted")
+                .join(std::ffi::OsStr::from_bytes(b"caf\xe9")),
+            "X",
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Tree(base))
+    }
+
+    fn path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.0.display())
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn grant(root: &str, rights: Rights) -> FsGrant {
+    FsGrant {
+        root: root.to_owned(),
+        scope: Scope::Subtree,
+        rights,
+    }
+}
+
+const READ_LIST: Rights = Rights {
+    read: true,
+    write: false,
+    create: false,
+    delete: false,
+    list: true,
+};
+const ALL: Rights = Rights {
+    read: true,
+    write: true,
+    create: true,
+    delete: true,
+    list: true,
+};
+
+fn spawn_files(
+    broker: &Broker,
+    profile: Profile,
+) -> Result<portcullis::Child<FileOp, FileResult>, String> {
+    let options = SpawnOptions {
+        profile: Some(profile),
+        ..SpawnOptions::default()
+    };
+    broker
+        .spawn_with::<FileOp, FileResult, _>("files", &(), &options)
+        .map_err(|e| format!("spawn files: {e}"))
+}
+
+fn ask(child: &portcullis::Child<FileOp, FileResult>, op: FileOp) -> Result<FileResult, String> {
+    child.send(&op).map_err(|e| e.to_string())?;
+    child
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|e| format!("{op:?}: {e}"))
+}
+
+fn denied(result: &FileResult, reason: &str) -> bool {
+    matches!(result, FileResult::Err { kind, message } if kind == "PermissionDenied" && message.ends_with(reason))
+}
+
+/// The traversal battery: every escape is denied with its reason, and beside each, the access
+/// the grant does give works.
+pub fn traversal_battery(broker: &Broker) -> Verdict {
+    let tree = Tree::new("battery")?;
+    let t = |rel: &str| tree.path(rel);
+    let profile = Profile {
+        fs: vec![
+            grant(&t("granted"), READ_LIST),
+            grant(&t("writable"), ALL),
+            grant(&t("writable2"), ALL),
+            // Prefix confusion: `data` granted, `data-evil` asked.
+            grant(&t("data"), READ_LIST),
+        ],
+        net: Vec::new(),
+        limits: Limits::default(),
+    };
+    let child = spawn_files(broker, profile)?;
+    let mut problems = Vec::new();
+    let mut expect = |op: FileOp, ok: &dyn Fn(&FileResult) -> bool| match ask(&child, op.clone()) {
+        Ok(r) if ok(&r) => {}
+        Ok(r) => problems.push(format!("{op:?} → {r:?}")),
+        Err(e) => problems.push(e),
+    };
+    let is_ok = |want: &'static str| move |r: &FileResult| *r == FileResult::Ok(want.into());
+    let deny = |reason: &'static str| move |r: &FileResult| denied(r, reason);
+
+    // Allowed: what the grant gives.
+    expect(FileOp::Read(t("granted/a.txt")), &is_ok("A"));
+    expect(FileOp::Read(t("granted/sub/b.txt")), &is_ok("B"));
+    expect(FileOp::Stat(t("granted/a.txt")), &is_ok("File 1"));
+    expect(FileOp::ReadDir(t("granted/sub")), &is_ok("b.txt"));
+    // `..` at every position of granted/sub/b.txt, and a plain escape.
+    let parts = ["granted", "sub", "b.txt"];
+    for at in 0..=parts.len() {
+        let mut p: Vec<&str> = parts.to_vec();
+        p.insert(at, "..");
+        expect(FileOp::Read(t(&p.join("/"))), &deny("bad-path"));
+    }
+    expect(FileOp::Read(t("granted/../outside.txt")), &deny("bad-path"));
+    // Absolute paths outside every grant.
+    expect(FileOp::Read("/etc/passwd".into()), &deny("not-granted"));
+    expect(FileOp::Read(t("outside.txt")), &deny("not-granted"));
+    // `//`, trailing `/.`, `.` components, relative paths, NUL.
+    expect(FileOp::Read(t("granted//a.txt")), &deny("bad-path"));
+    expect(FileOp::Read(t("granted/a.txt/.")), &deny("bad-path"));
+    expect(FileOp::Read(t("granted/./a.txt")), &deny("bad-path"));
+    expect(FileOp::Read("granted/a.txt".into()), &deny("bad-path"));
+    expect(
+        FileOp::Read(format!("{}\0x", t("granted/a.txt"))),
+        &deny("bad-path"),
+    );
+    // Symlinks inside the grant: out, to /, to /proc/self/root — and even one that stays inside
+    // (the broker follows no symlink at all).
+    expect(FileOp::Read(t("granted/link-out")), &deny("escape"));
+    expect(
+        FileOp::Read(t("granted/link-root/etc/passwd")),
+        &deny("escape"),
+    );
+    expect(
+        FileOp::Read(t("granted/proc-root/etc/passwd")),
+        &deny("escape"),
+    );
+    expect(FileOp::Read(t("granted/link-in/b.txt")), &deny("escape"));
+    // A hard link to an outside file.
+    expect(FileOp::Read(t("granted/hard")), &deny("escape"));
+    // A 64 KiB path, straight onto the wire (the child API refuses to send it).
+    expect(
+        FileOp::RawOpen(format!("{}/{}", t("granted"), "a/".repeat(32 * 1024))),
+        &|r: &FileResult| *r == FileResult::Ok("Denied(BadPath)".into()),
+    );
+    // Non-UTF-8 names: never listed, counted as omitted; the UTF-8 ones are.
+    expect(
+        FileOp::ReadDir(t("granted")),
+        &is_ok("a.txt,hard,link-in,link-out,link-root,proc-root,sub"),
+    );
+    // Prefix confusion.
+    expect(FileOp::Read(t("data-evil/x")), &deny("not-granted"));
+    // A read grant asked for write or create; the writable grant allows them.
+    expect(FileOp::Write(t("granted/a.txt")), &deny("missing-right"));
+    expect(
+        FileOp::CreateNew(t("granted/new.txt")),
+        &deny("missing-right"),
+    );
+    expect(FileOp::CreateNew(t("writable/new.txt")), &is_ok("created"));
+    expect(FileOp::Write(t("writable/new.txt")), &is_ok("opened"));
+    // Directory and rename operations: allowed under the writable grant only.
+    expect(FileOp::CreateDir(t("writable/d")), &is_ok("made"));
+    expect(FileOp::CreateDir(t("granted/d")), &deny("missing-right"));
+    expect(
+        FileOp::Rename(t("writable/new.txt"), t("writable/d/moved.txt")),
+        &is_ok("renamed"),
+    );
+    expect(
+        FileOp::Rename(t("writable/d/moved.txt"), t("granted/moved.txt")),
+        &deny("missing-right"),
+    );
+    expect(
+        FileOp::Rename(t("writable/d/moved.txt"), t("writable2/moved.txt")),
+        &deny("cross-grant"),
+    );
+    expect(FileOp::Remove(t("writable/d/moved.txt")), &is_ok("removed"));
+    expect(FileOp::Remove(t("granted/a.txt")), &deny("missing-right"));
+    let _ = child.send(&FileOp::Quit);
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::Exited { code: 0 }) => {}
+        other => problems.push(format!("child ended {other:?}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// While a child opens `d/secret` beneath a grant as fast as it can, two threads swap `d`
+/// between a real directory and a symlink to a directory outside the grant that holds a
+/// `secret` file. Zero opens may return the outside file.
+pub fn symlink_swap_race(broker: &Broker) -> Verdict {
+    let attempts: u32 = std::env::var("PORTCULLIS_RACE_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let tree = Tree::new("race")?;
+    let root = PathBuf::from(tree.path("granted"));
+    std::fs::create_dir_all(root.join("d")).map_err(|e| e.to_string())?;
+    std::fs::write(root.join("d/secret"), "inside").map_err(|e| e.to_string())?;
+    let outside = PathBuf::from(tree.path("elsewhere"));
+    std::fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
+    std::fs::write(outside.join("secret"), "OUTSIDE-SECRET").map_err(|e| e.to_string())?;
+    let profile = Profile {
+        fs: vec![grant(&root.display().to_string(), READ_LIST)],
+        net: Vec::new(),
+        limits: Limits {
+            requests_per_second: 10_000_000,
+            burst: 10_000_000,
+            ..Limits::default()
+        },
+    };
+    let child = spawn_files(broker, profile)?;
+    // The allowed half of the pair: with nobody swapping, the file opens.
+    let target = format!("{}/d/secret", root.display());
+    match ask(&child, FileOp::Read(target.clone()))? {
+        FileResult::Ok(s) if s == "inside" => {}
+        other => return Err(format!("before the race, reading {target}: {other:?}")),
+    }
+    let stop = AtomicBool::new(false);
+    let swaps = std::sync::atomic::AtomicU64::new(0);
+    let result = std::thread::scope(|s| {
+        for n in 0..2 {
+            let (root, outside, stop, swaps) = (&root, &outside, &stop, &swaps);
+            s.spawn(move || swap_loop(root, outside, n, stop, swaps));
+        }
+        let op = FileOp::Race {
+            path: format!("{}/d/secret", root.display()),
+            attempts,
+            outside_marker: "OUTSIDE".into(),
+        };
+        let r = ask(&child, op);
+        stop.store(true, Ordering::Release);
+        r
+    })?;
+    let _ = child.send(&FileOp::Quit);
+    match result {
+        // Some opens must succeed (while `d` is the real directory), or the test proves nothing.
+        FileResult::Counts {
+            inside,
+            outside: 0,
+            refused,
+        } if inside > 0 && inside + refused == attempts => {
+            println!(
+                "race: {attempts} attempts, {inside} opened inside, {refused} refused, 0 outside; {} swaps",
+                swaps.load(Ordering::Relaxed)
+            );
+            Ok(())
+        }
+        other => Err(format!("race result {other:?}")),
+    }
+}
+
+/// Swaps `root/d` between the real directory and a symlink to `outside`, as fast as it can:
+/// each `renameat2(RENAME_EXCHANGE)` atomically trades `d` and `d.link`, so with any number of
+/// swappers `d` is always one or the other.
+fn swap_loop(
+    root: &Path,
+    outside: &Path,
+    n: u32,
+    stop: &AtomicBool,
+    swaps: &std::sync::atomic::AtomicU64,
+) {
+    use std::ffi::CString;
+    let d = CString::new(root.join("d").as_os_str().as_bytes()).unwrap_or_default();
+    let link_path = root.join("d.link");
+    if n == 0 {
+        let _ = std::os::unix::fs::symlink(outside, &link_path);
+    }
+    let link = CString::new(link_path.as_os_str().as_bytes()).unwrap_or_default();
+    while !stop.load(Ordering::Acquire) {
+        // SAFETY: both paths are NUL-terminated CStrings that outlive the call.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                d.as_ptr(),
+                libc::AT_FDCWD,
+                link.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if r == 0 {
+            swaps.fetch_add(1, Ordering::Relaxed);
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Every brokered request leaves exactly one audit record; denials carry their reason; the
+/// record of a 4 KiB target is bounded.
+pub fn audit_records(broker: &Broker) -> Verdict {
+    let tree = Tree::new("audit")?;
+    let profile = Profile {
+        fs: vec![grant(&tree.path("granted"), READ_LIST)],
+        net: Vec::new(),
+        limits: Limits::default(),
+    };
+    let child = spawn_files(broker, profile)?;
+    let id = child.id();
+    let long = format!("/{}", "x".repeat(4000));
+    let ops = [
+        FileOp::Read(tree.path("granted/a.txt")),
+        FileOp::Read("/etc/passwd".into()),
+        FileOp::Read(tree.path("granted/link-out")),
+        FileOp::Write(tree.path("granted/a.txt")),
+        FileOp::Read(long),
+    ];
+    for op in &ops {
+        ask(&child, op.clone())?;
+    }
+    let _ = child.send(&FileOp::Quit);
+    let _ = child.wait_timeout(Duration::from_secs(20));
+    let records: Vec<AuditRecord> = AUDIT
+        .lock()
+        .map_err(|_| "audit lock")?
+        .iter()
+        .filter(|r| r.child == id)
+        .cloned()
+        .collect();
+    let summary: Vec<(&str, Option<&str>)> =
+        records.iter().map(|r| (r.decision, r.reason)).collect();
+    let want = vec![
+        ("allow", None),
+        ("deny", Some("not-granted")),
+        ("deny", Some("escape")),
+        ("deny", Some("missing-right")),
+        ("deny", Some("not-granted")),
+    ];
+    if summary != want {
+        return Err(format!("audit records {summary:?}, want {want:?}"));
+    }
+    if records.iter().any(|r| {
+        r.target.len() > portcullis::broker::audit::MAX_TARGET_BYTES + 32 || r.kind != "files"
+    }) {
+        return Err(format!("unbounded or mislabelled record: {records:?}"));
+    }
+    Ok(())
+}
