@@ -61,6 +61,8 @@ fn raw_fd_peer() -> (std::os::fd::OwnedFd, libc::pid_t) {
     unsafe {
         let pid = libc::fork();
         if pid == 0 {
+            // Our copy of the bench's end would keep the socket open after the bench drops it.
+            libc::close(ours.as_raw_fd());
             let fd = theirs.as_raw_fd();
             let mut byte = [0u8; 1];
             let mut cmsg = [0u64; 8];

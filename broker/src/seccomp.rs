@@ -32,6 +32,14 @@ pub enum RuleAction {
         /// Accepted values.
         values: &'static [u64],
     },
+    /// Allowed only when the argument at `first.0` equals `first.1` and the argument at
+    /// `second.0` equals one of `second.1`.
+    AllowIfBoth {
+        /// (argument index, required value).
+        first: (u32, u64),
+        /// (argument index, accepted values).
+        second: (u32, &'static [u64]),
+    },
     /// Fails with this errno instead of killing (a call well-behaved code makes and copes with).
     Errno(i32),
     /// Fails with `errno` when the argument at `arg` equals one of `values`; any other value
@@ -51,7 +59,10 @@ impl RuleAction {
     pub fn allows(&self) -> bool {
         matches!(
             self,
-            Self::Allow | Self::AllowIfMasked { .. } | Self::AllowIfOneOf { .. }
+            Self::Allow
+                | Self::AllowIfMasked { .. }
+                | Self::AllowIfOneOf { .. }
+                | Self::AllowIfBoth { .. }
         )
     }
 }
@@ -176,6 +187,25 @@ pub const CHILD_ALLOWLIST: &[SyscallRule] = &[
         },
         reason: "fd flags and close-on-exec duplicates of fds the child holds",
     },
+    allow("shutdown", "TcpStream::shutdown on a socket the broker passed"),
+    allow("getsockname", "local address of a socket the broker passed"),
+    allow("getpeername", "peer address of a socket the broker passed"),
+    SyscallRule {
+        name: "setsockopt",
+        action: RuleAction::AllowIfBoth {
+            first: (1, libc::SOL_SOCKET as u64),
+            second: (
+                2,
+                &[
+                    libc::SO_RCVTIMEO as u64,
+                    libc::SO_SNDTIMEO as u64,
+                    libc::SO_RCVTIMEO_NEW as u64,
+                    libc::SO_SNDTIMEO_NEW as u64,
+                ],
+            ),
+        },
+        reason: "read/write timeouts (SOL_SOCKET, SO_RCVTIMEO/SO_SNDTIMEO) on a socket the broker passed; no other option",
+    },
     SyscallRule {
         name: "ioctl",
         action: RuleAction::ErrnoIfOneOf {
@@ -252,6 +282,14 @@ pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileEr
                 for &value in values {
                     let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::Equal, value);
                     ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[cmp])
+                        .map_err(lib(what()))?;
+                }
+            }
+            RuleAction::AllowIfBoth { first, second } => {
+                let level = ScmpArgCompare::new(first.0, ScmpCompareOp::Equal, first.1);
+                for &value in second.1 {
+                    let option = ScmpArgCompare::new(second.0, ScmpCompareOp::Equal, value);
+                    ctx.add_rule_conditional(ScmpAction::Allow, syscall, &[level, option])
                         .map_err(lib(what()))?;
                 }
             }

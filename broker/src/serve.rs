@@ -260,7 +260,9 @@ impl Worker {
             Decision::Deny(reason) => return deny(denied(reason)),
             Decision::AllowPath { grant, relative } => perform(served, request, grant, &relative),
             Decision::AllowRename { grant, from, to } => rename(served, grant, &from, &to),
-            Decision::AllowNet { .. } => Err(Outcome::Denied(Denied::BadRequest)),
+            Decision::AllowNet {
+                grant, host, port, ..
+            } => connect(served, grant, &host, port),
         };
         match result {
             Ok((response, fd)) => (response, fd, op, target, ("allow", None)),
@@ -284,6 +286,7 @@ fn describe(request: &ServiceRequest) -> (&'static str, &str) {
         ServiceRequest::CreateDir { path } => ("create_dir", path),
         ServiceRequest::RemoveFile { path } => ("remove_file", path),
         ServiceRequest::Rename { from, .. } => ("rename", from),
+        ServiceRequest::Connect { host, .. } => ("connect", host),
     }
 }
 
@@ -299,6 +302,7 @@ fn to_access(request: &ServiceRequest) -> Access<'_> {
         ServiceRequest::CreateDir { path } => Access::CreateDir { path },
         ServiceRequest::RemoveFile { path } => Access::Remove { path },
         ServiceRequest::Rename { from, to } => Access::Rename { from, to },
+        ServiceRequest::Connect { host, port } => Access::Connect { host, port: *port },
     }
 }
 
@@ -345,6 +349,8 @@ fn os_outcome(e: &std::io::Error) -> Outcome {
         Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EFBIG) => {
             Outcome::Failed(Failure::NoSpace)
         }
+        Some(libc::ECONNREFUSED) => Outcome::Failed(Failure::ConnectionRefused),
+        Some(libc::ETIMEDOUT | libc::EAGAIN) => Outcome::Failed(Failure::TimedOut),
         _ => Outcome::Failed(Failure::Other),
     }
 }
@@ -358,6 +364,9 @@ fn failure_name(f: Failure) -> &'static str {
         Failure::DirectoryNotEmpty => "directory-not-empty",
         Failure::HostPermission => "host-permission",
         Failure::NoSpace => "no-space",
+        Failure::ConnectionRefused => "connection-refused",
+        Failure::TimedOut => "timed-out",
+        Failure::NameNotResolved => "name-not-resolved",
         Failure::Other => "other",
     }
 }
@@ -412,7 +421,9 @@ fn perform(served: &Served, request: &ServiceRequest, grant: usize, relative: &s
             fs::unlink_in(parent.as_fd(), name).map_err(os)?;
             Ok((ServiceResponse::Done, None))
         }
-        ServiceRequest::Rename { .. } => Err(Outcome::Denied(Denied::BadRequest)),
+        ServiceRequest::Rename { .. } | ServiceRequest::Connect { .. } => {
+            Err(Outcome::Denied(Denied::BadRequest))
+        }
     }
 }
 
@@ -464,7 +475,8 @@ fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     if st.st_nlink > 1 {
         return Err(Outcome::Denied(Denied::Escape));
     }
-    fs::clear_nonblocking(fd.as_fd()).map_err(os)?;
+    // Back to blocking, keeping O_APPEND (the only other status flag we set).
+    fs::set_status_flags(fd.as_fd(), flags & libc::O_APPEND).map_err(os)?;
     Ok((ServiceResponse::Opened, Some(fd)))
 }
 
@@ -517,4 +529,42 @@ fn list(fd: OwnedFd) -> Performed {
         }
     }
     Ok((ServiceResponse::Entries { entries, omitted }, None))
+}
+
+/// Resolves `host` in the broker (the child has no resolver and no network), keeps only the
+/// addresses the grant allows, and connects to the first that answers. The connected socket
+/// goes to the child; the child never names an address the broker did not check.
+fn connect(served: &Served, grant: usize, host: &str, port: u16) -> Performed {
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+    let timeout = Duration::from_millis(served.profile.limits.fetch_timeout_ms.max(1));
+    let resolved: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs.take(16).collect(),
+        Err(_) => return Err(Outcome::Failed(Failure::NameNotResolved)),
+    };
+    let mut refusal = None;
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(
+            |addr| match served.profile.check_address(grant, addr.ip()) {
+                Ok(()) => true,
+                Err(reason) => {
+                    refusal.get_or_insert(reason);
+                    false
+                }
+            },
+        )
+        .collect();
+    if allowed.is_empty() {
+        return Err(Outcome::Denied(denied(
+            refusal.unwrap_or(DenyReason::NotGranted),
+        )));
+    }
+    let mut last = Outcome::Failed(Failure::Other);
+    for addr in allowed {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok((ServiceResponse::Connected, Some(OwnedFd::from(stream)))),
+            Err(e) => last = os_outcome(&e),
+        }
+    }
+    Err(last)
 }

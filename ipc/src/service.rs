@@ -64,6 +64,14 @@ pub enum ServiceRequest {
         /// Absolute path after.
         to: String,
     },
+    /// Open a TCP connection; answered with [`ServiceResponse::Connected`] and the socket. The
+    /// broker resolves `host` itself and checks every address it resolves to.
+    Connect {
+        /// A DNS name or IP address.
+        host: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 /// What kind of file a path names.
@@ -161,6 +169,12 @@ pub enum Failure {
     HostPermission,
     /// ENOSPC/EDQUOT/EROFS/EFBIG.
     NoSpace,
+    /// ECONNREFUSED.
+    ConnectionRefused,
+    /// The connection or name lookup timed out.
+    TimedOut,
+    /// The name did not resolve.
+    NameNotResolved,
     /// Anything else.
     Other,
 }
@@ -181,6 +195,8 @@ pub enum ServiceResponse {
     },
     /// Done (mkdir, unlink, rename).
     Done,
+    /// A connected TCP socket is attached.
+    Connected,
     /// The policy refused.
     Denied(Denied),
     /// The OS refused an allowed operation.

@@ -116,6 +116,9 @@ fn failure(response: ServiceResponse) -> io::Error {
                 Failure::DirectoryNotEmpty => io::ErrorKind::DirectoryNotEmpty,
                 Failure::HostPermission => io::ErrorKind::PermissionDenied,
                 Failure::NoSpace => io::ErrorKind::StorageFull,
+                Failure::ConnectionRefused => io::ErrorKind::ConnectionRefused,
+                Failure::TimedOut => io::ErrorKind::TimedOut,
+                Failure::NameNotResolved => io::ErrorKind::NotFound,
                 Failure::Other => io::ErrorKind::Other,
             };
             io::Error::new(kind, format!("portcullis: {f:?}"))
@@ -181,6 +184,28 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
             from: path_string(from.as_ref())?,
             to: path_string(to.as_ref())?,
         })
+    }
+
+    /// Opens a TCP connection through the broker, which resolves `host`, checks every address
+    /// against the policy (loopback and private ranges only when granted explicitly) and passes
+    /// the connected socket back. Reading, writing, `shutdown` and the read/write timeouts work;
+    /// other socket options are outside the sandbox's allowlist.
+    pub fn connect(&self, host: &str, port: u16) -> io::Result<std::net::TcpStream> {
+        if host.len() > MAX_PATH_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "portcullis: host too long",
+            ));
+        }
+        match self.service.call(&ServiceRequest::Connect {
+            host: host.to_owned(),
+            port,
+        })? {
+            (ServiceResponse::Connected, mut fds) if fds.len() == 1 => {
+                Ok(std::net::TcpStream::from(fds.remove(0)))
+            }
+            (response, _) => Err(failure(response)),
+        }
     }
 
     fn done(&self, request: ServiceRequest) -> io::Result<()> {

@@ -26,6 +26,9 @@ scenarios! {
     files_traversal_battery => "files-traversal",
     files_symlink_swap_race => "files-race",
     files_audit_records => "files-audit",
+    // Brokered network on loopback: allowed host:port and name resolution; other port, other
+    // host, private address denied.
+    net_connect_on_loopback => "net-connect",
     // Network: no socket of any family.
     denied_socket_inet => "socket-inet",
     denied_socket_netlink => "socket-netlink",

@@ -88,12 +88,10 @@ pub fn rename_in(
     .map(drop)
 }
 
-/// Clears `O_NONBLOCK` on an fd (the broker opens with it so a FIFO cannot block a worker).
-/// fcntl(2).
-pub fn clear_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no pointer.
-    let flags = cvt_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+/// Sets the file status flags of `fd` to exactly `flags` (of those F_SETFL can change:
+/// `O_APPEND`, `O_NONBLOCK`, …); the broker uses it to drop the `O_NONBLOCK` it opened with, so a
+/// FIFO could not block a worker. fcntl(2).
+pub fn set_status_flags(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: F_SETFL takes the flag word by value.
-    cvt_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })
-        .map(drop)
+    cvt_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
 }

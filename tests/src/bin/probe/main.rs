@@ -14,6 +14,7 @@ use portcullis::{
 use portcullis_tests::EXIT_SKIP;
 
 mod files;
+mod net;
 use serde::{Deserialize, Serialize};
 
 /// Broker → child.
@@ -355,6 +356,7 @@ fn entries() -> Entries {
         .register("echo", echo_child)
         .register("hostile", hostile_child)
         .register("files", files::files_child)
+        .register("net", net::net_child)
 }
 
 type Verdict = Result<(), String>;
@@ -443,6 +445,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "files-traversal" => files::traversal_battery(broker),
         "files-race" => files::symlink_swap_race(broker),
         "files-audit" => files::audit_records(broker),
+        "net-connect" => net::connect_on_loopback(broker),
         "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
         "messages-kept-across-panic" => messages_kept_across_panic(broker),
         "recv-ends-when-child-holds-its-channel" => recv_ends_when_child_holds_its_channel(broker),
