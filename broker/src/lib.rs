@@ -15,6 +15,7 @@
 //! lockdown.
 
 pub mod audit;
+mod fetch;
 pub mod namespaces;
 pub mod seccomp;
 mod serve;

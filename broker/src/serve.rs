@@ -262,7 +262,18 @@ impl Worker {
             Decision::AllowRename { grant, from, to } => rename(served, grant, &from, &to),
             Decision::AllowNet {
                 grant, host, port, ..
-            } => connect(served, grant, &host, port),
+            } => match request {
+                ServiceRequest::Fetch(fetch) => {
+                    let addrs = resolve_checked(served, grant, &host, port);
+                    let max_message = served.channel.limits().max_message_bytes;
+                    addrs.and_then(|addrs| {
+                        crate::fetch::fetch(fetch, addrs, &served.profile.limits, max_message)
+                            .map(|response| (ServiceResponse::Fetched(response), None))
+                            .map_err(Outcome::Failed)
+                    })
+                }
+                _ => connect(served, grant, &host, port),
+            },
         };
         match result {
             Ok((response, fd)) => (response, fd, op, target, ("allow", None)),
@@ -287,6 +298,7 @@ fn describe(request: &ServiceRequest) -> (&'static str, &str) {
         ServiceRequest::RemoveFile { path } => ("remove_file", path),
         ServiceRequest::Rename { from, .. } => ("rename", from),
         ServiceRequest::Connect { host, .. } => ("connect", host),
+        ServiceRequest::Fetch(request) => ("fetch", &request.url),
     }
 }
 
@@ -303,6 +315,7 @@ fn to_access(request: &ServiceRequest) -> Access<'_> {
         ServiceRequest::RemoveFile { path } => Access::Remove { path },
         ServiceRequest::Rename { from, to } => Access::Rename { from, to },
         ServiceRequest::Connect { host, port } => Access::Connect { host, port: *port },
+        ServiceRequest::Fetch(request) => Access::Fetch { url: &request.url },
     }
 }
 
@@ -421,9 +434,9 @@ fn perform(served: &Served, request: &ServiceRequest, grant: usize, relative: &s
             fs::unlink_in(parent.as_fd(), name).map_err(os)?;
             Ok((ServiceResponse::Done, None))
         }
-        ServiceRequest::Rename { .. } | ServiceRequest::Connect { .. } => {
-            Err(Outcome::Denied(Denied::BadRequest))
-        }
+        ServiceRequest::Rename { .. }
+        | ServiceRequest::Connect { .. }
+        | ServiceRequest::Fetch(_) => Err(Outcome::Denied(Denied::BadRequest)),
     }
 }
 
@@ -531,18 +544,22 @@ fn list(fd: OwnedFd) -> Performed {
     Ok((ServiceResponse::Entries { entries, omitted }, None))
 }
 
-/// Resolves `host` in the broker (the child has no resolver and no network), keeps only the
-/// addresses the grant allows, and connects to the first that answers. The connected socket
-/// goes to the child; the child never names an address the broker did not check.
-fn connect(served: &Served, grant: usize, host: &str, port: u16) -> Performed {
-    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-    let timeout = Duration::from_millis(served.profile.limits.fetch_timeout_ms.max(1));
-    let resolved: Vec<SocketAddr> = match (host, port).to_socket_addrs() {
+/// Resolves `host` in the broker (the child has no resolver and no network) and keeps only the
+/// addresses the grant allows. What the broker then connects to is one of these: the child never
+/// names an address the broker did not check, and a name cannot re-resolve in between.
+fn resolve_checked(
+    served: &Served,
+    grant: usize,
+    host: &str,
+    port: u16,
+) -> Result<Vec<std::net::SocketAddr>, Outcome> {
+    use std::net::ToSocketAddrs;
+    let resolved: Vec<std::net::SocketAddr> = match (host, port).to_socket_addrs() {
         Ok(addrs) => addrs.take(16).collect(),
         Err(_) => return Err(Outcome::Failed(Failure::NameNotResolved)),
     };
     let mut refusal = None;
-    let allowed: Vec<SocketAddr> = resolved
+    let allowed: Vec<std::net::SocketAddr> = resolved
         .into_iter()
         .filter(
             |addr| match served.profile.check_address(grant, addr.ip()) {
@@ -559,9 +576,15 @@ fn connect(served: &Served, grant: usize, host: &str, port: u16) -> Performed {
             refusal.unwrap_or(DenyReason::NotGranted),
         )));
     }
+    Ok(allowed)
+}
+
+/// Connects to the first checked address that answers and passes the socket to the child.
+fn connect(served: &Served, grant: usize, host: &str, port: u16) -> Performed {
+    let timeout = Duration::from_millis(served.profile.limits.fetch_timeout_ms.max(1));
     let mut last = Outcome::Failed(Failure::Other);
-    for addr in allowed {
-        match TcpStream::connect_timeout(&addr, timeout) {
+    for addr in resolve_checked(served, grant, host, port)? {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => return Ok((ServiceResponse::Connected, Some(OwnedFd::from(stream)))),
             Err(e) => last = os_outcome(&e),
         }

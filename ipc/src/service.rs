@@ -64,6 +64,8 @@ pub enum ServiceRequest {
         /// Absolute path after.
         to: String,
     },
+    /// An HTTP(S) request the broker performs itself; answered with [`ServiceResponse::Fetched`].
+    Fetch(FetchRequest),
     /// Open a TCP connection; answered with [`ServiceResponse::Connected`] and the socket. The
     /// broker resolves `host` itself and checks every address it resolves to.
     Connect {
@@ -72,6 +74,45 @@ pub enum ServiceRequest {
         /// The port.
         port: u16,
     },
+}
+
+/// Most request or response headers carried, and their longest value, in bytes.
+pub const MAX_HEADERS: usize = 64;
+
+/// The HTTP method of a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FetchMethod {
+    /// GET.
+    Get,
+    /// POST with the request's body.
+    Post,
+}
+
+/// An HTTP(S) request for the broker to perform. Redirects are never followed by the broker: a
+/// 3xx comes back as it is, and following it is a new request the policy decides again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// The method.
+    pub method: FetchMethod,
+    /// Body for POST.
+    pub body: Vec<u8>,
+    /// `Content-Type` of the body, if any.
+    pub content_type: Option<String>,
+}
+
+/// The broker's answer to a fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (at most [`MAX_HEADERS`], names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// The body, at most the profile's `fetch_bytes`.
+    pub body: Vec<u8>,
+    /// True when the body was cut at the size cap or the time cap.
+    pub truncated: bool,
 }
 
 /// What kind of file a path names.
@@ -197,6 +238,8 @@ pub enum ServiceResponse {
     Done,
     /// A connected TCP socket is attached.
     Connected,
+    /// The response of a fetch.
+    Fetched(FetchResponse),
     /// The policy refused.
     Denied(Denied),
     /// The OS refused an allowed operation.

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use portcullis_ipc::service::{
-    DirEntry, Failure, FileStat, OpenFlags, ServiceRequest, ServiceResponse, MAX_PATH_BYTES,
+    DirEntry, Failure, FetchRequest, FetchResponse, FileStat, OpenFlags, ServiceRequest,
+    ServiceResponse, MAX_PATH_BYTES,
 };
 use portcullis_ipc::Channel;
 use serde::de::DeserializeOwned;
@@ -204,6 +205,22 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
             (ServiceResponse::Connected, mut fds) if fds.len() == 1 => {
                 Ok(std::net::TcpStream::from(fds.remove(0)))
             }
+            (response, _) => Err(failure(response)),
+        }
+    }
+
+    /// Has the broker perform an HTTP(S) request (GET or POST) within the profile's network
+    /// grants, size cap and time cap. Redirects come back as they are (3xx); following one is a
+    /// new fetch the policy decides again.
+    pub fn fetch(&self, request: FetchRequest) -> io::Result<FetchResponse> {
+        if request.url.len() > MAX_PATH_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "portcullis: url too long",
+            ));
+        }
+        match self.service.call(&ServiceRequest::Fetch(request))? {
+            (ServiceResponse::Fetched(response), _) => Ok(response),
             (response, _) => Err(failure(response)),
         }
     }

@@ -29,6 +29,7 @@ scenarios! {
     // Brokered network on loopback: allowed host:port and name resolution; other port, other
     // host, private address denied.
     net_connect_on_loopback => "net-connect",
+    net_fetch_on_loopback => "net-fetch",
     // Network: no socket of any family.
     denied_socket_inet => "socket-inet",
     denied_socket_netlink => "socket-netlink",

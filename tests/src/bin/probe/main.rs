@@ -357,6 +357,7 @@ fn entries() -> Entries {
         .register("hostile", hostile_child)
         .register("files", files::files_child)
         .register("net", net::net_child)
+        .register("fetch", net::fetch_child)
 }
 
 type Verdict = Result<(), String>;
@@ -446,6 +447,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "files-race" => files::symlink_swap_race(broker),
         "files-audit" => files::audit_records(broker),
         "net-connect" => net::connect_on_loopback(broker),
+        "net-fetch" => net::fetch_on_loopback(broker),
         "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
         "messages-kept-across-panic" => messages_kept_across_panic(broker),
         "recv-ends-when-child-holds-its-channel" => recv_ends_when_child_holds_its_channel(broker),
