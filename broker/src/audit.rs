@@ -92,6 +92,13 @@ impl AuditSink {
         Ok(Self::File(Arc::new(Mutex::new(file))))
     }
 
+    /// False only when nothing would receive a record: the sink is `TracingOnly` and no
+    /// `tracing` subscriber listens to `portcullis::audit` at INFO. Saves building the record.
+    pub(crate) fn wants_records(&self) -> bool {
+        !matches!(self, Self::TracingOnly)
+            || tracing::enabled!(target: "portcullis::audit", tracing::Level::INFO)
+    }
+
     /// Writes one record. Failures to write are reported through `tracing`, never to the child.
     pub(crate) fn write(&self, record: &AuditRecord) {
         tracing::info!(

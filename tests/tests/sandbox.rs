@@ -26,6 +26,7 @@ scenarios! {
     files_traversal_battery => "files-traversal",
     files_symlink_swap_race => "files-race",
     files_audit_records => "files-audit",
+    files_rate_limit_and_fairness => "files-rate-limit",
     // Brokered network on loopback: allowed host:port and name resolution; other port, other
     // host, private address denied.
     net_connect_on_loopback => "net-connect",

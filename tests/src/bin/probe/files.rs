@@ -37,6 +37,11 @@ pub enum FileOp {
         attempts: u32,
         outside_marker: String,
     },
+    /// Stat `path` `count` times back to back: (ok, rate-limited, other) as Counts.
+    StatMany {
+        path: String,
+        count: u32,
+    },
     Quit,
 }
 
@@ -132,6 +137,21 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
                     inside,
                     outside,
                     refused,
+                }
+            }
+            FileOp::StatMany { path, count } => {
+                let (mut ok, mut limited, mut other) = (0, 0, 0);
+                for _ in 0..count {
+                    match ctx.metadata(&path) {
+                        Ok(_) => ok += 1,
+                        Err(e) if e.to_string().ends_with("rate-limited") => limited += 1,
+                        Err(_) => other += 1,
+                    }
+                }
+                FileResult::Counts {
+                    inside: ok,
+                    outside: other,
+                    refused: limited,
                 }
             }
             FileOp::Quit => return 0,
@@ -500,4 +520,80 @@ pub fn audit_records(broker: &Broker) -> Verdict {
         return Err(format!("unbounded or mislabelled record: {records:?}"));
     }
     Ok(())
+}
+
+/// A child flooding the broker past its rate gets `rate-limited` denials (after its burst is
+/// served), while a bystander child asking at the same time is served in full.
+pub fn rate_limit_and_fairness(broker: &Broker) -> Verdict {
+    let tree = Tree::new("rate")?;
+    let path = tree.path("granted/a.txt");
+    let grants = || vec![grant(&tree.path("granted"), READ_LIST)];
+    let flooder_limits = Limits {
+        requests_per_second: 20,
+        burst: 20,
+        ..Limits::default()
+    };
+    let flooder = spawn_files(
+        broker,
+        Profile {
+            fs: grants(),
+            net: Vec::new(),
+            limits: flooder_limits,
+        },
+    )?;
+    let bystander_limits = Limits {
+        requests_per_second: 1_000_000,
+        burst: 1_000_000,
+        ..Limits::default()
+    };
+    let bystander = spawn_files(
+        broker,
+        Profile {
+            fs: grants(),
+            net: Vec::new(),
+            limits: bystander_limits,
+        },
+    )?;
+    let (flood, calm) = std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            ask(
+                &flooder,
+                FileOp::StatMany {
+                    path: path.clone(),
+                    count: 2_000,
+                },
+            )
+        });
+        let calm = s.spawn(|| {
+            ask(
+                &bystander,
+                FileOp::StatMany {
+                    path: path.clone(),
+                    count: 500,
+                },
+            )
+        });
+        (
+            flood.join().unwrap_or(Err("join".into())),
+            calm.join().unwrap_or(Err("join".into())),
+        )
+    });
+    match (flood?, calm?) {
+        (
+            FileResult::Counts {
+                inside,
+                outside: 0,
+                refused,
+            },
+            FileResult::Counts {
+                inside: 500,
+                outside: 0,
+                refused: 0,
+            },
+        ) if inside >= 20 && refused > 0 && inside + refused == 2_000 => {
+            println!("rate: flooder {inside} served, {refused} rate-limited; bystander 500 of 500 served");
+            Ok(())
+        }
+        other => Err(format!("flooder/bystander counts {other:?}")),
+    }
 }

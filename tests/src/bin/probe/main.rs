@@ -446,6 +446,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "files-traversal" => files::traversal_battery(broker),
         "files-race" => files::symlink_swap_race(broker),
         "files-audit" => files::audit_records(broker),
+        "files-rate-limit" => files::rate_limit_and_fairness(broker),
         "net-connect" => net::connect_on_loopback(broker),
         "net-fetch" => net::fetch_on_loopback(broker),
         "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
