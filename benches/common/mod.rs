@@ -1,3 +1,5 @@
+//! (Each benchmark uses a subset of these helpers.)
+#![allow(dead_code)]
 //! Shared by the benchmarks: argument parsing, CPU pinning, medians, the JSON line.
 
 use std::time::Duration;
