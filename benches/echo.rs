@@ -21,37 +21,6 @@ fn echo(ctx: ChildContext<u8, u8>, _: ()) -> i32 {
     0
 }
 
-/// A forked process that echoes 1-byte datagrams until EOF; returns our end.
-fn raw_peer() -> (libc::c_int, libc::pid_t) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a live array of two c_ints for socketpair to fill. The forked child only
-    // calls read/write/_exit (async-signal-safe) on fds it owns.
-    unsafe {
-        assert_eq!(
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr()
-            ),
-            0
-        );
-        let pid = libc::fork();
-        if pid == 0 {
-            libc::close(fds[0]);
-            let mut b = [0u8; 1];
-            while libc::read(fds[1], b.as_mut_ptr().cast(), 1) == 1 {
-                if libc::write(fds[1], b.as_ptr().cast(), 1) != 1 {
-                    break;
-                }
-            }
-            libc::_exit(0);
-        }
-        libc::close(fds[1]);
-        (fds[0], pid)
-    }
-}
-
 fn raw_rtt(fd: libc::c_int) -> Duration {
     let mut b = [7u8; 1];
     let start = Instant::now();
@@ -74,7 +43,7 @@ fn main() {
     )
     .expect("start broker");
     let child = broker.spawn::<u8, u8, _>("echo", &()).expect("spawn echo");
-    let (raw_fd, raw_pid) = raw_peer();
+    let (raw_fd, raw_pid) = common::raw_echo_peer();
 
     const BLOCK: usize = 200;
     for _ in 0..BLOCK {
@@ -94,12 +63,7 @@ fn main() {
             assert_eq!(back, byte);
         }
     }
-    // SAFETY: closing our socket end makes the raw peer exit; then we reap it.
-    unsafe {
-        libc::close(raw_fd);
-        let mut status = 0;
-        libc::waitpid(raw_pid, &mut status, 0);
-    }
+    common::end_raw_echo_peer(raw_fd, raw_pid);
     let raw_rtt_us = median_us(&mut raws);
     let echo_rtt_us = median_us(&mut echoes);
     if !options.json {

@@ -16,8 +16,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use common::{json_line, median_us, r2, Options};
-use portcullis::policy::{FsGrant, Limits, Profile, Rights, Scope};
-use portcullis::{Broker, BrokerConfig, ChildContext, Entries, OpenOptions, SpawnOptions};
+use portcullis::{Broker, BrokerConfig, ChildContext, Entries, OpenOptions};
 
 const BLOCK: usize = 200;
 
@@ -124,29 +123,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("small.txt");
     std::fs::write(&path, "small").expect("file");
-    let profile = Profile {
-        fs: vec![FsGrant {
-            root: dir.display().to_string(),
-            scope: Scope::Subtree,
-            rights: Rights {
-                read: true,
-                write: false,
-                create: false,
-                delete: false,
-                list: false,
-            },
-        }],
-        net: Vec::new(),
-        limits: Limits {
-            requests_per_second: 100_000_000,
-            burst: 100_000_000,
-            ..Limits::default()
-        },
-    };
-    let spawn_options = SpawnOptions {
-        profile: Some(profile),
-        ..SpawnOptions::default()
-    };
+    let spawn_options = common::read_grant_options(&dir);
     let child = broker
         .spawn_with::<String, Vec<u64>, _>("opener", &(), &spawn_options)
         .expect("spawn");

@@ -11,8 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{json_line, r2, Options};
-use portcullis::policy::{FsGrant, Limits, Profile, Rights, Scope};
-use portcullis::{Broker, BrokerConfig, ChildContext, Entries, SpawnOptions};
+use portcullis::{Broker, BrokerConfig, ChildContext, Entries};
 
 const PER_CLIENT: u32 = 2_000;
 
@@ -27,41 +26,6 @@ fn statter(ctx: ChildContext<u32, String>, _: ()) -> i32 {
         }
     }
     0
-}
-
-/// One raw pair: a forked echo peer; returns our end and its pid.
-fn raw_pair() -> (libc::c_int, libc::pid_t) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a live array for socketpair; the forked child only calls
-    // dup2/close_range/read/write/_exit (async-signal-safe) on its own fds.
-    unsafe {
-        assert_eq!(
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr()
-            ),
-            0
-        );
-        let pid = libc::fork();
-        if pid == 0 {
-            // Keep only our socket (as fd 3): copies of other pairs' ends would keep them open.
-            if fds[1] != 3 {
-                libc::dup2(fds[1], 3);
-            }
-            libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
-            let mut b = [0u8; 1];
-            while libc::read(3, b.as_mut_ptr().cast(), 1) == 1 {
-                if libc::write(3, b.as_ptr().cast(), 1) != 1 {
-                    break;
-                }
-            }
-            libc::_exit(0);
-        }
-        libc::close(fds[1]);
-        (fds[0], pid)
-    }
 }
 
 fn raw_round(pairs: &[(libc::c_int, libc::pid_t)]) -> f64 {
@@ -127,29 +91,7 @@ fn main() {
     ));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("f"), "x").expect("file");
-    let profile = Profile {
-        fs: vec![FsGrant {
-            root: dir.display().to_string(),
-            scope: Scope::Subtree,
-            rights: Rights {
-                read: true,
-                write: false,
-                create: false,
-                delete: false,
-                list: true,
-            },
-        }],
-        net: Vec::new(),
-        limits: Limits {
-            requests_per_second: 100_000_000,
-            burst: 100_000_000,
-            ..Limits::default()
-        },
-    };
-    let spawn_options = SpawnOptions {
-        profile: Some(profile),
-        ..SpawnOptions::default()
-    };
+    let spawn_options = common::read_grant_options(&dir);
     let children: Vec<_> = (0..clients)
         .map(|_| {
             broker
@@ -157,7 +99,7 @@ fn main() {
                 .expect("spawn")
         })
         .collect();
-    let pairs: Vec<_> = (0..clients).map(|_| raw_pair()).collect();
+    let pairs: Vec<_> = (0..clients).map(|_| common::raw_echo_peer()).collect();
     let path = dir.join("f").display().to_string();
 
     brokered_round(&children, &path);
@@ -168,11 +110,7 @@ fn main() {
         brokered.push(brokered_round(&children, &path));
     }
     for (fd, pid) in pairs {
-        // SAFETY: closing our end ends the peer; then we reap it.
-        unsafe {
-            libc::close(fd);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
+        common::end_raw_echo_peer(fd, pid);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let raw_rps = median(raws);

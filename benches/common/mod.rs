@@ -1,6 +1,6 @@
-//! (Each benchmark uses a subset of these helpers.)
-#![allow(dead_code)]
 //! Shared by the benchmarks: argument parsing, CPU pinning, medians, the JSON line.
+//! Each benchmark uses a subset of these helpers.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -74,4 +74,78 @@ pub fn r2(x: f64) -> f64 {
 pub fn json_line(pairs: &[(&str, String)]) -> String {
     let body: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
     format!("{{{}}}", body.join(","))
+}
+
+/// Spawn options granting read and list beneath `dir`, with no practical rate limit (the
+/// benchmarks measure the broker, not its throttle).
+pub fn read_grant_options(dir: &std::path::Path) -> portcullis::SpawnOptions {
+    use portcullis::policy::{FsGrant, Limits, Profile, Rights, Scope};
+    let profile = Profile {
+        fs: vec![FsGrant {
+            root: dir.display().to_string(),
+            scope: Scope::Subtree,
+            rights: Rights {
+                read: true,
+                write: false,
+                create: false,
+                delete: false,
+                list: true,
+            },
+        }],
+        net: Vec::new(),
+        limits: Limits {
+            requests_per_second: 100_000_000,
+            burst: 100_000_000,
+            ..Limits::default()
+        },
+    };
+    portcullis::SpawnOptions {
+        profile: Some(profile),
+        ..portcullis::SpawnOptions::default()
+    }
+}
+
+/// A plain forked process that echoes 1-byte `SOCK_SEQPACKET` datagrams until EOF; returns our
+/// end and its pid. The peer keeps only its own socket (as fd 3), so copies of other fds of
+/// ours (other peers' ends, the broker's channels) never keep anything open.
+pub fn raw_echo_peer() -> (libc::c_int, libc::pid_t) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array for socketpair to fill. The forked child only calls
+    // dup2/close_range/read/write/_exit (async-signal-safe) on its own fds and a stack buffer.
+    unsafe {
+        assert_eq!(
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr()
+            ),
+            0
+        );
+        let pid = libc::fork();
+        if pid == 0 {
+            if fds[1] != 3 {
+                libc::dup2(fds[1], 3);
+            }
+            libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+            let mut b = [0u8; 1];
+            while libc::read(3, b.as_mut_ptr().cast(), 1) == 1 {
+                if libc::write(3, b.as_ptr().cast(), 1) != 1 {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        }
+        libc::close(fds[1]);
+        (fds[0], pid)
+    }
+}
+
+/// Closes our end of a raw peer (it exits) and reaps it.
+pub fn end_raw_echo_peer(fd: libc::c_int, pid: libc::pid_t) {
+    // SAFETY: `fd` is ours and not used afterwards; `pid` is our own child.
+    unsafe {
+        libc::close(fd);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
 }
