@@ -33,7 +33,8 @@ pub struct AuditRecord {
     /// Why, for `deny` and `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    /// Microseconds from receiving the request to sending the answer's fd or result.
+    /// Microseconds from receiving the request to having its answer (decision and operation
+    /// done; the record is written just before the answer is sent).
     pub latency_us: u64,
 }
 

@@ -212,25 +212,26 @@ impl Worker {
         };
         let received = Instant::now();
         let (response, fd, op, target, outcome) = self.answer(served, &request);
-        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
-        let sent = served
-            .channel
-            .send(&response, &fds, Some(Instant::now() + self.send_timeout));
-        if !self.audit.wants_records() {
-            return sent.is_ok();
+        // The record is written before the answer leaves: once a child sees a decision, its
+        // audit record exists.
+        if self.audit.wants_records() {
+            self.audit.write(&AuditRecord {
+                time_ms: AuditRecord::now_ms(),
+                child: served.child,
+                kind: served.kind.clone(),
+                pid: served.pid,
+                op,
+                target: bounded_target(target),
+                decision: outcome.0,
+                reason: outcome.1,
+                latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
+            });
         }
-        self.audit.write(&AuditRecord {
-            time_ms: AuditRecord::now_ms(),
-            child: served.child,
-            kind: served.kind.clone(),
-            pid: served.pid,
-            op,
-            target: bounded_target(target),
-            decision: outcome.0,
-            reason: outcome.1,
-            latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
-        });
-        sent.is_ok()
+        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
+        served
+            .channel
+            .send(&response, &fds, Some(Instant::now() + self.send_timeout))
+            .is_ok()
     }
 
     fn answer<'r>(
