@@ -34,6 +34,8 @@ use crate::sys::files as fs;
 
 /// Worker threads serving requests.
 pub const SERVICE_WORKERS: usize = 2;
+/// Longest a worker waits for a child to take an answer before it stops serving that child.
+const SERVICE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One child, as the service sees it.
 struct Served {
@@ -93,7 +95,9 @@ impl Service {
                 audit: service.audit.clone(),
                 stop: Arc::clone(&service.stop),
                 started: service.started,
-                send_timeout,
+                // A child waiting for its answer reads it at once (its client blocks in recv);
+                // one that does not would hold a worker, so it gets at most a second.
+                send_timeout: send_timeout.min(SERVICE_ANSWER_TIMEOUT),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("portcullis-serve-{n}"))
