@@ -2,13 +2,17 @@
 //!
 //! Owns: starting the single-threaded zygote ([`Broker::start`]), the child's seccomp allowlist
 //! and its compilation ([`seccomp`]), the id maps of the sandbox's user namespace, spawning
-//! children through the zygote, each child's typed channel and its end ([`Child`],
-//! [`ChildEnd`]).
+//! children through the zygote (and its pool of pre-forked, locked-down children), each child's
+//! typed channel and its end ([`Child`], [`ChildEnd`]), and serving each child's service channel:
+//! files beneath pre-opened grant directories with `openat2`, TCP connections and HTTP(S)
+//! fetches to checked addresses, every request decided by the child's policy profile and written
+//! to the audit log ([`audit`]).
 //!
 //! Must never: fork itself except to exec at once (the zygote forks), trust a byte or fd a child
 //! sends (every receive is size- and fd-capped, decoding never panics, a protocol violation kills
-//! that child only), block forever on a child (sends have a deadline), or map sandbox root to host
-//! root.
+//! that child only), block forever on a child (sends have a deadline), map sandbox root to host
+//! root, open a path by checking its string (the kernel resolves beneath the grant's fd), or
+//! connect to an address it did not check.
 //!
 //! The zygote's code lives here too ([`zygote`] module, private) because it is the broker's own
 //! binary re-executed; it hands each forked child to `portcullis_child`, which finishes the
