@@ -14,7 +14,7 @@
 //! root, open a path by checking its string (the kernel resolves beneath the grant's fd), or
 //! connect to an address it did not check.
 //!
-//! The zygote's code lives here too ([`zygote`] module, private) because it is the broker's own
+//! The zygote's code lives here too (module `zygote`, private) because it is the broker's own
 //! binary re-executed; it hands each forked child to `portcullis_child`, which finishes the
 //! lockdown.
 
