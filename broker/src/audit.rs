@@ -107,7 +107,8 @@ impl AuditSink {
             child = record.child,
             kind = %record.kind,
             op = record.op,
-            target_path = %record.target,
+            // Debug escapes control characters: a child's path cannot forge log lines.
+            target_path = ?record.target,
             decision = record.decision,
             reason = record.reason.unwrap_or(""),
             latency_us = record.latency_us,

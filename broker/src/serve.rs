@@ -215,7 +215,7 @@ impl Worker {
             Err(RecvError::Closed | RecvError::Io(_)) => return false,
         };
         let received = Instant::now();
-        let (response, fd, op, target, outcome) = self.answer(served, &request);
+        let (response, fd, op, outcome) = self.answer(served, &request);
         // The record is written before the answer leaves: once a child sees a decision, its
         // audit record exists.
         if self.audit.wants_records() {
@@ -225,7 +225,7 @@ impl Worker {
                 kind: served.kind.clone(),
                 pid: served.pid,
                 op,
-                target: bounded_target(target),
+                target: audit_target(&request),
                 decision: outcome.0,
                 reason: outcome.1,
                 latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -238,24 +238,15 @@ impl Worker {
             .is_ok()
     }
 
-    fn answer<'r>(
-        &self,
-        served: &Served,
-        request: &'r ServiceRequest,
-    ) -> (
-        ServiceResponse,
-        Option<OwnedFd>,
-        &'static str,
-        &'r str,
-        (&'static str, Option<&'static str>),
-    ) {
-        let (op, target) = describe(request);
+    /// Decides and performs one request: the answer, its fd, the operation's name, and the
+    /// audit outcome (decision, reason).
+    fn answer(&self, served: &Served, request: &ServiceRequest) -> Answer {
+        let op = describe(request).0;
         let deny = |d: Denied| {
             (
                 ServiceResponse::Denied(d),
                 None,
                 op,
-                target,
                 ("deny", Some(d.as_str())),
             )
         };
@@ -284,16 +275,36 @@ impl Worker {
             },
         };
         match result {
-            Ok((response, fd)) => (response, fd, op, target, ("allow", None)),
+            Ok((response, fd)) => (response, fd, op, ("allow", None)),
             Err(Outcome::Denied(d)) => deny(d),
             Err(Outcome::Failed(f)) => (
                 ServiceResponse::Failed(f),
                 None,
                 op,
-                target,
                 ("error", Some(failure_name(f))),
             ),
         }
+    }
+}
+
+/// An answer, its fd, the operation's name and the audit outcome (decision, reason).
+type Answer = (
+    ServiceResponse,
+    Option<OwnedFd>,
+    &'static str,
+    (&'static str, Option<&'static str>),
+);
+
+/// What an audit record names: the path, both paths of a rename, the host and port of a
+/// connection, the method and URL of a fetch — each part bounded.
+fn audit_target(request: &ServiceRequest) -> String {
+    match request {
+        ServiceRequest::Rename { from, to } => {
+            format!("{} -> {}", bounded_target(from), bounded_target(to))
+        }
+        ServiceRequest::Connect { host, port } => format!("{}:{port}", bounded_target(host)),
+        ServiceRequest::Fetch(f) => format!("{:?} {}", f.method, bounded_target(&f.url)),
+        other => bounded_target(describe(other).1),
     }
 }
 
@@ -418,10 +429,12 @@ fn perform(served: &Served, request: &ServiceRequest, grant: usize, relative: &s
         ServiceRequest::Stat { .. } => {
             let fd =
                 fs::open_beneath(dir, relative, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(os)?;
-            Ok((
-                ServiceResponse::Stat(stat_of(fd.as_fd()).map_err(os)?),
-                None,
-            ))
+            let stat = stat_of(fd.as_fd()).map_err(os)?;
+            // A hard-linked file may be an outside inode: not even its metadata.
+            if stat.kind == FileKind::File && stat.links > 1 {
+                return Err(Outcome::Denied(Denied::Escape));
+            }
+            Ok((ServiceResponse::Stat(stat.stat), None))
         }
         ServiceRequest::ReadDir { .. } => {
             let fd = fs::open_beneath(dir, relative, libc::O_RDONLY | libc::O_DIRECTORY, 0)
@@ -457,7 +470,21 @@ fn rename(served: &Served, grant: usize, from: &str, to: &str) -> Performed {
         fs::open_beneath(dir, from_parent, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(os)?;
     let to_dir =
         fs::open_beneath(dir, to_parent, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(os)?;
-    fs::rename_in(from_dir.as_fd(), from_name, to_dir.as_fd(), to_name).map_err(os)?;
+    // Replacing an existing destination is a write and a delete of it: only when its grant
+    // allows both.
+    let replace = served
+        .profile
+        .fs
+        .get(grant)
+        .is_some_and(|g| g.rights.write && g.rights.delete);
+    fs::rename_in(
+        from_dir.as_fd(),
+        from_name,
+        to_dir.as_fd(),
+        to_name,
+        replace,
+    )
+    .map_err(os)?;
     Ok((ServiceResponse::Done, None))
 }
 
@@ -480,9 +507,8 @@ fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     if f.exclusive {
         flags |= libc::O_EXCL;
     }
-    if f.truncate {
-        flags |= libc::O_TRUNC;
-    }
+    // No O_TRUNC here: truncating must wait until the file is known to be ours to change
+    // (a regular file with one link), or a hard link could empty an outside file.
     if f.append {
         flags |= libc::O_APPEND;
     }
@@ -495,6 +521,9 @@ fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     }
     if st.st_nlink > 1 {
         return Err(Outcome::Denied(Denied::Escape));
+    }
+    if f.truncate {
+        fs::truncate(fd.as_fd()).map_err(os)?;
     }
     // Back to blocking, keeping O_APPEND (the only other status flag we set).
     fs::set_status_flags(fd.as_fd(), flags & libc::O_APPEND).map_err(os)?;
@@ -510,13 +539,25 @@ fn kind_of(mode: u32) -> FileKind {
     }
 }
 
-fn stat_of(fd: BorrowedFd<'_>) -> std::io::Result<FileStat> {
+/// File metadata plus the link count (which the child is not told).
+struct Stat {
+    stat: FileStat,
+    kind: FileKind,
+    links: u64,
+}
+
+fn stat_of(fd: BorrowedFd<'_>) -> std::io::Result<Stat> {
     let st = fstat(fd)?;
-    Ok(FileStat {
-        kind: kind_of(st.st_mode),
-        len: u64::try_from(st.st_size).unwrap_or(0),
-        modified_secs: st.st_mtime,
-        permissions: st.st_mode & 0o7777,
+    let kind = kind_of(st.st_mode);
+    Ok(Stat {
+        stat: FileStat {
+            kind,
+            len: u64::try_from(st.st_size).unwrap_or(0),
+            modified_secs: st.st_mtime,
+            permissions: st.st_mode & 0o7777,
+        },
+        kind,
+        links: st.st_nlink,
     })
 }
 

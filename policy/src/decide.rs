@@ -301,14 +301,46 @@ impl Profile {
             .and_then(|f| Ok((f, self.resolve(to, RootUse::EntriesOnly, &|r| r.create)?)));
         match resolved {
             Err(reason) => Decision::Deny(reason),
-            Ok(((grant, from), (to_grant, to))) => {
-                if self.fs[grant].root == self.fs[to_grant].root {
-                    Decision::AllowRename { grant, from, to }
-                } else {
+            Ok(((grant, from_rel), (to_grant, to_rel))) => {
+                if self.fs[grant].root != self.fs[to_grant].root {
                     Decision::Deny(DenyReason::CrossGrant)
+                } else if self.holds_other_grant(from, grant)
+                    || self.holds_other_grant(to, to_grant)
+                {
+                    // Moving a directory that holds (or is) another grant's root would carry that
+                    // grant's files out from under its rules (a read-only subtree renamed into
+                    // a writable name), or move a file the other grant governs.
+                    Decision::Deny(DenyReason::MissingRight)
+                } else {
+                    Decision::AllowRename {
+                        grant,
+                        from: from_rel,
+                        to: to_rel,
+                    }
                 }
             }
         }
+    }
+
+    /// True when `path` is, or is a directory above, the root or file of a grant other than
+    /// `deciding` (compared by whole components).
+    fn holds_other_grant(&self, path: &str, deciding: usize) -> bool {
+        self.fs.iter().enumerate().any(|(i, grant)| {
+            if i == deciding {
+                return false;
+            }
+            let governed = match &grant.scope {
+                Scope::Subtree => grant.root.clone(),
+                Scope::Literal { file_name } => {
+                    format!("{}/{}", grant.root.trim_end_matches('/'), file_name)
+                }
+            };
+            governed == path
+                || governed
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+                || (path == "/" && governed.starts_with('/'))
+        })
     }
 
     /// Finds the grant that decides `path` and the path relative to its root.

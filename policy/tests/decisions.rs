@@ -499,9 +499,15 @@ fn rename_needs_delete_then_create_under_one_root() {
             (rename("/drop/a", "/drop/b"), deny(MissingRight)),
             (rename("/data/rw/a", "/nowhere/b"), deny(NotGranted)),
             (rename("/nowhere/a", "/data/rw/b"), deny(NotGranted)),
+            // Renaming the root of a narrower grant would carry its files out from under its
+            // rules (read-only `locked` renamed to a writable name): refused.
             (
                 rename("/data/rw/locked", "/data/rw/unlocked"),
-                allow_rename(1, "locked", "unlocked"),
+                deny(MissingRight),
+            ),
+            (
+                rename("/data/rw/other", "/data/rw/locked"),
+                deny(MissingRight),
             ),
             (rename("/data/rw", "/data/rw2"), deny(MissingRight)),
             (rename("/data/rw/../a", "/data/rw/b"), deny(BadPath)),

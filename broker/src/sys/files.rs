@@ -68,24 +68,35 @@ pub fn unlink_in(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     cvt_int(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
 }
 
-/// Renames `from_dir/from` to `to_dir/to` (single components). renameat(2).
+/// Renames `from_dir/from` to `to_dir/to` (single components); with `replace` false the
+/// rename fails with `EEXIST` instead of replacing an existing destination. renameat2(2)
+/// (`RENAME_NOREPLACE`).
 pub fn rename_in(
     from_dir: BorrowedFd<'_>,
     from: &str,
     to_dir: BorrowedFd<'_>,
     to: &str,
+    replace: bool,
 ) -> io::Result<()> {
     let (from, to) = (cpath(from)?, cpath(to)?);
+    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
     // SAFETY: both names are NUL-terminated and outlive the call.
     cvt_int(unsafe {
-        libc::renameat(
+        libc::renameat2(
             from_dir.as_raw_fd(),
             from.as_ptr(),
             to_dir.as_raw_fd(),
             to.as_ptr(),
+            flags,
         )
     })
     .map(drop)
+}
+
+/// Truncates the file behind `fd` to zero length. ftruncate(2).
+pub fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: ftruncate takes an fd and a length by value.
+    cvt_int(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }).map(drop)
 }
 
 /// Sets the file status flags of `fd` to exactly `flags` (of those F_SETFL can change:

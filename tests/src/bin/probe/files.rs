@@ -23,6 +23,8 @@ pub static AUDIT: Mutex<Vec<AuditRecord>> = Mutex::new(Vec::new());
 pub enum FileOp {
     Read(String),
     Write(String),
+    /// Open for writing with truncation.
+    Truncate(String),
     CreateNew(String),
     ReadDir(String),
     Stat(String),
@@ -83,6 +85,10 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
             FileOp::Write(path) => result(
                 ctx.open(&path, &OpenOptions::new().write(true))
                     .map(|_| "opened".into()),
+            ),
+            FileOp::Truncate(path) => result(
+                ctx.open(&path, &OpenOptions::new().write(true).truncate(true))
+                    .map(|_| "truncated".into()),
             ),
             FileOp::CreateNew(path) => result(
                 ctx.open(&path, &OpenOptions::new().write(true).create_new(true))
@@ -173,6 +179,7 @@ impl Tree {
         std::fs::create_dir_all(base.join("granted/sub")).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(base.join("writable")).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(base.join("writable2")).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(base.join("dropbox")).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(base.join("data-evil")).map_err(|e| e.to_string())?;
         let write = |p: &str, s: &str| std::fs::write(base.join(p), s).map_err(|e| e.to_string());
         write("granted/a.txt", "A")?;
@@ -188,6 +195,10 @@ impl Tree {
         link("sub", "granted/link-in")?;
         std::fs::hard_link(base.join("outside.txt"), base.join("granted/hard"))
             .map_err(|e| e.to_string())?;
+        std::fs::hard_link(base.join("outside.txt"), base.join("writable/hard"))
+            .map_err(|e| e.to_string())?;
+        write("dropbox/x", "X")?;
+        write("dropbox/y", "Y")?;
         // A name that is not UTF-8.
         std::fs::write(
             base.join("granted")
@@ -266,6 +277,17 @@ pub fn traversal_battery(broker: &Broker) -> Verdict {
             grant(&t("granted"), READ_LIST),
             grant(&t("writable"), ALL),
             grant(&t("writable2"), ALL),
+            // May add and remove names, never write: a rename must not replace a file.
+            grant(
+                &t("dropbox"),
+                Rights {
+                    read: true,
+                    write: false,
+                    create: true,
+                    delete: true,
+                    list: true,
+                },
+            ),
             // Prefix confusion: `data` granted, `data-evil` asked.
             grant(&t("data"), READ_LIST),
         ],
@@ -321,6 +343,19 @@ pub fn traversal_battery(broker: &Broker) -> Verdict {
     expect(FileOp::Read(t("granted/link-in/b.txt")), &deny("escape"));
     // A hard link to an outside file.
     expect(FileOp::Read(t("granted/hard")), &deny("escape"));
+    // Not even metadata of a hard-linked file; and truncating one through a writable grant
+    // is refused before the outside file is touched.
+    expect(FileOp::Stat(t("granted/hard")), &deny("escape"));
+    expect(FileOp::Truncate(t("writable/hard")), &deny("escape"));
+    // A grant without write cannot replace a file by renaming over it; a new name is fine.
+    expect(
+        FileOp::Rename(t("dropbox/x"), t("dropbox/y")),
+        &|r: &FileResult| matches!(r, FileResult::Err { kind, .. } if kind == "AlreadyExists"),
+    );
+    expect(
+        FileOp::Rename(t("dropbox/x"), t("dropbox/z")),
+        &is_ok("renamed"),
+    );
     // A 64 KiB path, straight onto the wire (the child API refuses to send it).
     expect(
         FileOp::RawOpen(format!("{}/{}", t("granted"), "a/".repeat(32 * 1024))),
@@ -362,6 +397,10 @@ pub fn traversal_battery(broker: &Broker) -> Verdict {
     match child.wait_timeout(Duration::from_secs(20)) {
         Some(ChildEnd::Exited { code: 0 }) => {}
         other => problems.push(format!("child ended {other:?}")),
+    }
+    match std::fs::read_to_string(tree.0.join("outside.txt")) {
+        Ok(s) if s == "SECRET" => {}
+        other => problems.push(format!("the outside file changed: {other:?}")),
     }
     if problems.is_empty() {
         Ok(())
