@@ -33,9 +33,17 @@ pub struct AuditRecord {
     /// Why, for `deny` and `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// How many more `rate-limited` denials of this child were answered since the last record
+    /// and not written one by one (a flooding child gets at most one such record a second).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u32,
     /// Microseconds from receiving the request to having its answer (decision and operation
     /// done; the record is written just before the answer is sent).
     pub latency_us: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl AuditRecord {
@@ -161,6 +169,7 @@ mod tests {
             decision: "deny",
             reason: Some("not-granted"),
             latency_us: 4,
+            suppressed: 0,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));

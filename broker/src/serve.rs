@@ -47,6 +47,8 @@ struct Served {
     /// One pre-opened directory per grant (`None` if it could not be opened at spawn).
     roots: Vec<Option<OwnedFd>>,
     limiter: Mutex<RateLimiter>,
+    /// Rate-limited denials not yet audited one by one, and when the last one was.
+    rate_audit: Mutex<(u32, Option<Instant>)>,
     /// Set when the child broke the protocol on its service channel; the spawn side kills it.
     on_violation: Box<dyn Fn(portcullis_ipc::ProtocolViolation) + Send + Sync>,
 }
@@ -124,6 +126,7 @@ impl Service {
             profile: r.profile,
             roots,
             limiter,
+            rate_audit: Mutex::new((0, None)),
             on_violation: r.on_violation,
         });
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, r.child);
@@ -135,8 +138,12 @@ impl Service {
 
     /// Stops serving a child (it ended or its handle was dropped).
     pub(crate) fn deregister(&self, child: u64) {
-        if let Some(served) = lock(&self.served).remove(&child) {
+        // Flushing under the map's lock: when this returns, every record is written, even if
+        // a worker was removing the child at the same moment.
+        let mut map = lock(&self.served);
+        if let Some(served) = map.remove(&child) {
             let _ = self.epoll.delete(served.channel.as_fd());
+            flush_rate_audit(&served, &self.audit);
         }
     }
 }
@@ -195,7 +202,11 @@ impl Worker {
                             .epoll
                             .modify(served.channel.as_fd(), &mut rearm.clone());
                     } else {
-                        lock(&self.served).remove(&child);
+                        let mut map = lock(&self.served);
+                        if map.remove(&child).is_some() {
+                            flush_rate_audit(&served, &self.audit);
+                        }
+                        drop(map);
                         let _ = self.epoll.delete(served.channel.as_fd());
                     }
                 }
@@ -218,8 +229,24 @@ impl Worker {
         let (response, fd, op, outcome) = self.answer(served, &request);
         // The record is written before the answer leaves: once a child sees a decision, its
         // audit record exists.
+        let suppressed = match outcome.1 {
+            Some(reason) if reason == Denied::RateLimited.as_str() => {
+                match rate_limited_audit(served) {
+                    Some(suppressed) => suppressed,
+                    None => {
+                        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
+                        return served
+                            .channel
+                            .send(&response, &fds, Some(Instant::now() + self.send_timeout))
+                            .is_ok();
+                    }
+                }
+            }
+            _ => 0,
+        };
         if self.audit.wants_records() {
             self.audit.write(&AuditRecord {
+                suppressed,
                 time_ms: AuditRecord::now_ms(),
                 child: served.child,
                 kind: served.kind.clone(),
@@ -639,4 +666,42 @@ fn connect(served: &Served, grant: usize, host: &str, port: u16) -> Performed {
         }
     }
     Err(last)
+}
+
+/// A flood of rate-limited requests would otherwise make one audit record each: write one a
+/// second per child, carrying how many were not written. `None`: skip this one.
+fn rate_limited_audit(served: &Served) -> Option<u32> {
+    let mut state = lock(&served.rate_audit);
+    let now = Instant::now();
+    match state.1 {
+        Some(last) if now.duration_since(last) < Duration::from_secs(1) => {
+            state.0 = state.0.saturating_add(1);
+            None
+        }
+        _ => {
+            let suppressed = state.0;
+            *state = (0, Some(now));
+            Some(suppressed)
+        }
+    }
+}
+
+/// Writes the rate-limited denials a child's service still owes the audit log (when it ends).
+fn flush_rate_audit(served: &Served, audit: &AuditSink) {
+    let pending = std::mem::take(&mut lock(&served.rate_audit).0);
+    if pending == 0 || !audit.wants_records() {
+        return;
+    }
+    audit.write(&AuditRecord {
+        time_ms: AuditRecord::now_ms(),
+        child: served.child,
+        kind: served.kind.clone(),
+        pid: served.pid,
+        op: "rate-limited",
+        target: String::new(),
+        decision: "deny",
+        reason: Some(Denied::RateLimited.as_str()),
+        suppressed: pending.saturating_sub(1),
+        latency_us: 0,
+    });
 }
