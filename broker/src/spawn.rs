@@ -299,6 +299,9 @@ impl Broker {
     /// binary, and in that process `start` runs the zygote and never returns. Register the same
     /// `entries` in every run.
     ///
+    /// Side effect: raises this process's soft open-files limit to its hard limit (the broker
+    /// holds two channel fds per child).
+    ///
     /// Errors: [`StartError`] names the failing step; [`StartError::is_host_restriction`] tells a
     /// host that forbids user namespaces from a bug.
     pub fn start(entries: Entries, config: BrokerConfig) -> Result<Broker, StartError> {
@@ -306,6 +309,10 @@ impl Broker {
         let entry_names = entries.names().map(str::to_owned).collect();
         drop(entries);
         let seccomp = compile_child_filter()?;
+        // Best effort: a broker that cannot raise it still works, with fewer children.
+        if let Err(e) = crate::sys::process::raise_open_files_limit() {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
         let (control, zygote_end) =
             Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
         let service = Service::start(config.audit.clone(), config.send_timeout)

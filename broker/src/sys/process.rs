@@ -127,3 +127,21 @@ pub fn die_with_parent() -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// Raises this process's soft limit on open files to its hard limit: the broker holds two
+/// channel fds per child, so the usual soft limit of 1,024 would cap it near 500 children.
+/// getrlimit(2), setrlimit(2).
+pub fn raise_open_files_limit() -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live rlimit for the kernel to fill.
+    cvt_int(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    if limit.rlim_cur >= limit.rlim_max {
+        return Ok(());
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `limit` is a live rlimit the kernel only reads.
+    cvt_int(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }).map(drop)
+}
