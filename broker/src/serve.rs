@@ -131,9 +131,12 @@ impl Service {
         });
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, r.child);
         lock(&self.served).insert(r.child, Arc::clone(&served));
-        self.epoll
-            .add(served.channel.as_fd(), event)
-            .map_err(std::io::Error::from)
+        if let Err(e) = self.epoll.add(served.channel.as_fd(), event) {
+            // Not armed, so never served: do not keep its channel and grant fds either.
+            lock(&self.served).remove(&r.child);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Stops serving a child (it ended or its handle was dropped).
@@ -614,7 +617,13 @@ fn list(fd: OwnedFd) -> Performed {
                     kind,
                 });
             }
-            _ => omitted = omitted.saturating_add(1),
+            (Ok(_), false) => {
+                // Past the cap, stop reading: a huge directory must not cost a worker its whole
+                // length (`omitted` then says "at least this many more").
+                omitted = omitted.saturating_add(1);
+                break;
+            }
+            (Err(_), _) => omitted = omitted.saturating_add(1),
         }
     }
     Ok((ServiceResponse::Entries { entries, omitted }, None))

@@ -227,7 +227,8 @@ pub enum ServiceResponse {
     Opened,
     /// Metadata.
     Stat(FileStat),
-    /// Directory entries, and how many were left out (non-UTF-8 or over the cap).
+    /// Directory entries, and how many were left out (non-UTF-8 names, and at least one more
+    /// when the listing stopped at [`MAX_DIR_ENTRIES`]).
     Entries {
         /// The entries.
         entries: Vec<DirEntry>,
