@@ -24,6 +24,7 @@ pub mod namespaces;
 pub mod seccomp;
 mod serve;
 mod spawn;
+mod supervise;
 mod sys;
 mod zygote;
 
@@ -34,4 +35,5 @@ pub use spawn::{
     default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions,
     StartError, DEFAULT_SANDBOX_HOST_ID,
 };
+pub use supervise::{Violation, ViolationMode};
 pub use zygote::SpawnFailure;

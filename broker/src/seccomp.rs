@@ -254,11 +254,15 @@ fn lib(
     move |source| SeccompCompileError::Libseccomp { what, source }
 }
 
-/// Compiles `rules` into a BPF program: default action kill-process, non-native architectures
-/// killed, binary-tree optimisation (`SCMP_FLTATR_CTL_OPTIMIZE=2`).
+/// Compiles `rules` into a BPF program: every syscall outside the rules, and every call of a
+/// non-native architecture (x32, i386), is answered with `SECCOMP_RET_USER_NOTIF` — the calling
+/// thread stops in the kernel and the broker's supervisor is told the syscall and its arguments
+/// on the filter's listener; it then kills the child or fails the call with `EPERM`
+/// (`crate::supervise`). If nobody holds the listener (the broker is gone), the kernel fails the
+/// call with `ENOSYS`, never runs it. Binary-tree optimisation (`SCMP_FLTATR_CTL_OPTIMIZE=2`).
 pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileError> {
-    let mut ctx = ScmpFilterContext::new(ScmpAction::KillProcess).map_err(lib("create filter"))?;
-    ctx.set_act_badarch(ScmpAction::KillProcess)
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(lib("create filter"))?;
+    ctx.set_act_badarch(ScmpAction::Notify)
         .map_err(lib("bad-arch action"))?;
     ctx.set_ctl_optimize(2)
         .map_err(lib("binary tree optimisation"))?;

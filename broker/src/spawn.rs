@@ -29,6 +29,7 @@ use crate::audit::AuditSink;
 use crate::namespaces::{write_id_maps, IdMapError};
 use crate::seccomp::{compile_child_filter, SeccompCompileError};
 use crate::serve::{Registration, Service};
+use crate::supervise::{Event, Supervisor, Violation, ViolationMode, Watch};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
 
 /// Host uid/gid a root broker maps a sandbox's root to: an id no host account or file uses, so
@@ -222,9 +223,28 @@ pub enum ChildEnd {
         /// The panic message the child sent before crashing, if it panicked (untrusted, bounded).
         panic_message: Option<String>,
     },
-    /// Killed by the kernel for a syscall outside its seccomp allowlist (SIGSYS). A child cannot
-    /// fake this: as PID 1 of its namespace it cannot kill itself with a default-action signal.
-    SeccompViolation,
+    /// Made a syscall outside its seccomp allowlist and was killed for it before the syscall ran
+    /// (the profile's violation mode is `Kill`). The report comes from the kernel through the
+    /// filter's listener ([`crate::supervise`]), not from the child. `None` only if the kernel
+    /// killed the child itself (SIGSYS) without a report, which the filter is built never to do;
+    /// a child cannot fake a SIGSYS end: as PID 1 of its namespace it cannot kill itself with a
+    /// default-action signal.
+    SeccompViolation {
+        /// The syscall, its number and arguments.
+        violation: Option<Violation>,
+    },
+    /// Killed by the kernel's OOM killer inside its memory cgroup (counted in the cgroup's own
+    /// events, not guessed from the signal).
+    OutOfMemory,
+    /// Hit its cgroup's process (task) limit and then failed (a crash or non-zero exit).
+    ProcessLimit,
+    /// Used up its CPU-time limit (`RLIMIT_CPU`; the kernel's own accounting says so).
+    CpuLimit {
+        /// CPU time it used, in milliseconds.
+        used_ms: u64,
+    },
+    /// Still ran at its wall-clock deadline and was killed by the broker.
+    WallTimeout,
     /// Killed on the broker's request ([`Child::kill`], spawn timeout, drop).
     Killed,
     /// Broke the channel protocol and was killed by the broker.
@@ -253,6 +273,8 @@ struct Shared {
     pool: Mutex<VecDeque<Forked>>,
     /// Serves every child's service channel.
     service: Arc<Service>,
+    /// Watches every child's seccomp violations and wall-clock deadline.
+    supervisor: Arc<Supervisor>,
     zygote_alive: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -317,6 +339,7 @@ impl Broker {
             Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
         let service = Service::start(config.audit.clone(), config.send_timeout)
             .map_err(StartError::Service)?;
+        let supervisor = Supervisor::start(config.audit.clone()).map_err(StartError::Service)?;
         let shared = Arc::new(Shared {
             control,
             config,
@@ -325,6 +348,7 @@ impl Broker {
             ends: Mutex::new(HashMap::new()),
             pool: Mutex::new(VecDeque::new()),
             service,
+            supervisor,
             zygote_alive: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
         });
@@ -450,7 +474,11 @@ impl Broker {
             service,
             end,
         } = forked;
-        let state = Arc::new(Mutex::new(ChildState::default()));
+        let supervision = Supervision::of(options);
+        let state = Arc::new(Mutex::new(ChildState {
+            cpu_limit_us: supervision.cpu_limit_us,
+            ..ChildState::default()
+        }));
         let child = Child {
             id,
             pid,
@@ -462,6 +490,7 @@ impl Broker {
             send_timeout: shared.config.send_timeout,
             _types: std::marker::PhantomData,
         };
+        let events_state = Arc::clone(&state);
         // A violation on the service channel ends the child like one on its own channel.
         let weak = Arc::downgrade(shared);
         let on_violation = Box::new(move |violation: ProtocolViolation| {
@@ -483,6 +512,7 @@ impl Broker {
             profile: options.profile.clone().unwrap_or_default(),
             on_violation,
         };
+        let wall_deadline = supervision.wall.map(|wall| Instant::now() + wall);
         if let Err(e) = shared.service.register(registration) {
             child.kill();
             return Err(SpawnError::Channel(e));
@@ -490,12 +520,63 @@ impl Broker {
         // The start message waits in the socket until the child, locked down, reads it; sending
         // it first saves a round trip for a child forked on request.
         let sent = child.channel.send(start, &[], Some(deadline));
-        child.wait_for_locked_down(deadline)?;
+        let listener = child.wait_for_locked_down(deadline)?;
         if let Err(e) = sent {
             child.kill();
             return Err(SpawnError::Start(e));
         }
+        // A syscall the child makes before this point waits in the listener (the calling thread
+        // stays stopped), so nothing is missed by watching only now.
+        let weak = Arc::downgrade(shared);
+        let watch = Watch {
+            child: id,
+            kind: entry.to_owned(),
+            pid,
+            listener,
+            mode: supervision.mode,
+            wall_deadline,
+            on_event: Box::new(move |event: Event| {
+                let kill = {
+                    let mut state = lock(&events_state);
+                    let before = state.killed_by_broker;
+                    state.record(&event);
+                    state.killed_by_broker && !before
+                };
+                if kill {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.kill(id);
+                    }
+                }
+            }),
+        };
+        if let Err(e) = shared.supervisor.watch(watch) {
+            child.kill();
+            return Err(SpawnError::Channel(e));
+        }
         Ok(child)
+    }
+}
+
+/// How the supervisor watches one child, from its spawn options.
+struct Supervision {
+    mode: ViolationMode,
+    wall: Option<Duration>,
+    cpu_limit_us: Option<u64>,
+}
+
+impl Supervision {
+    fn of(options: &SpawnOptions) -> Self {
+        let cpu_limit_us = options
+            .rlimits
+            .iter()
+            .flatten()
+            .find(|r| r.resource == RlimitResource::CpuSeconds)
+            .map(|r| r.value.saturating_mul(1_000_000));
+        Self {
+            mode: ViolationMode::Kill,
+            wall: None,
+            cpu_limit_us,
+        }
     }
 }
 
@@ -654,9 +735,9 @@ fn zygote_thread(
                     end,
                 });
             }
-            Ok((FromZygote::Ended { id, status }, _)) => {
+            Ok((FromZygote::Ended { id, status, cpu_us }, _)) => {
                 if let Some(end) = lock(&shared.ends).remove(&id) {
-                    end.set(Some(status));
+                    end.set(Some(Exit { status, cpu_us }));
                 }
             }
             Ok((other, _)) => tracing::warn!(?other, "unexpected zygote message"),
@@ -755,24 +836,67 @@ fn start_zygote_process(
     }
 }
 
+/// Seccomp violations kept per child; later ones are only counted.
+pub const MAX_KEPT_VIOLATIONS: usize = 32;
+
 #[derive(Default)]
 struct ChildState {
     violation: Option<ProtocolViolation>,
     panic_message: Option<String>,
     killed_by_broker: bool,
+    /// The violation the child was killed for (`Kill` mode).
+    fatal_violation: Option<Violation>,
+    /// The first [`MAX_KEPT_VIOLATIONS`] violations.
+    violations: Vec<Violation>,
+    /// Every violation, kept or not.
+    violations_seen: u64,
+    /// The wall-clock deadline passed and the broker killed the child.
+    wall_timeout: bool,
+    /// The CPU-time limit, if any.
+    cpu_limit_us: Option<u64>,
     end: Option<ChildEnd>,
 }
 
-/// Where the zygote thread leaves a child's end: `Some(Some(status))` once reaped,
+impl ChildState {
+    fn record(&mut self, event: &Event) {
+        match event {
+            Event::Violation(v) => {
+                self.violations_seen += 1;
+                if self.violations.len() < MAX_KEPT_VIOLATIONS {
+                    self.violations.push(v.clone());
+                }
+                if v.mode == ViolationMode::Kill && self.fatal_violation.is_none() {
+                    self.fatal_violation = Some(v.clone());
+                    self.killed_by_broker = true;
+                }
+            }
+            Event::WallTimeout => {
+                self.wall_timeout = true;
+                self.killed_by_broker = true;
+            }
+        }
+    }
+}
+
+/// What the zygote reported of a reaped child.
+#[derive(Debug, Clone, Copy)]
+struct Exit {
+    /// Raw wait status.
+    status: i32,
+    /// CPU time used, all threads.
+    cpu_us: u64,
+}
+
+/// Where the zygote thread leaves a child's end: `Some(Some(exit))` once reaped,
 /// `Some(None)` when the zygote is gone. Any number of threads may wait on it.
 #[derive(Default)]
 pub(crate) struct EndSlot {
-    value: Mutex<Option<Option<i32>>>,
+    value: Mutex<Option<Option<Exit>>>,
     ended: Condvar,
 }
 
 impl EndSlot {
-    fn set(&self, status: Option<i32>) {
+    fn set(&self, status: Option<Exit>) {
         let mut value = lock(&self.value);
         if value.is_none() {
             *value = Some(status);
@@ -785,7 +909,7 @@ impl EndSlot {
     }
 
     /// Waits until set (or the deadline passes: `None`).
-    fn wait(&self, deadline: Option<Instant>) -> Option<Option<i32>> {
+    fn wait(&self, deadline: Option<Instant>) -> Option<Option<Exit>> {
         let mut value = lock(&self.value);
         loop {
             if let Some(status) = *value {
@@ -851,9 +975,10 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         self.pid
     }
 
-    fn wait_for_locked_down(&self, deadline: Instant) -> Result<(), SpawnError> {
+    /// Waits for the child's `LockedDown` report and returns the seccomp listener it carries.
+    fn wait_for_locked_down(&self, deadline: Instant) -> Result<OwnedFd, SpawnError> {
         match self.channel.recv::<ChildToBroker<Up>>(Some(deadline)) {
-            Ok((ChildToBroker::LockedDown, _)) => Ok(()),
+            Ok((ChildToBroker::LockedDown, mut fds)) if fds.len() == 1 => Ok(fds.remove(0)),
             Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
                 let _ = self.wait_timeout(Duration::from_secs(5));
                 Err(SpawnError::Lockdown(LockdownError { step, errno }))
@@ -862,7 +987,8 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                 self.kill();
                 Err(SpawnError::Handshake(RecvError::Violation(
                     ProtocolViolation::Decode {
-                        reason: "first message is not a lockdown report".into(),
+                        reason: "first message is not a lockdown report with one listener fd"
+                            .into(),
                     },
                 )))
             }
@@ -974,6 +1100,14 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         ChildError::ProtocolViolation(violation)
     }
 
+    /// The seccomp violations the kernel reported for this child so far (the first
+    /// [`MAX_KEPT_VIOLATIONS`]), and how many there were in all. In `Deny` mode the child goes on
+    /// after each; in `Kill` mode the first one ends it.
+    pub fn violations(&self) -> (Vec<Violation>, u64) {
+        let state = lock(&self.state);
+        (state.violations.clone(), state.violations_seen)
+    }
+
     /// Asks the zygote to SIGKILL the child (race-free: the zygote has not reaped it yet, so the
     /// pid cannot have been reused). Idempotent.
     pub fn kill(&self) {
@@ -1024,8 +1158,11 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 }
 
-fn classify(status: Option<i32>, state: &ChildState, shutting_down: bool) -> ChildEnd {
-    let Some(status) = status else {
+/// Says how a child ended, from the kernel's wait status and accounting (through the zygote)
+/// and what the broker itself saw and did. The order matters: what the broker did or the kernel
+/// reported outside the child wins over the bare signal.
+fn classify(exit: Option<Exit>, state: &ChildState, shutting_down: bool) -> ChildEnd {
+    let Some(Exit { status, cpu_us }) = exit else {
         return if shutting_down {
             ChildEnd::BrokerShutdown
         } else {
@@ -1037,17 +1174,35 @@ fn classify(status: Option<i32>, state: &ChildState, shutting_down: bool) -> Chi
             violation: violation.clone(),
         };
     }
-    if libc::WIFEXITED(status) {
-        return ChildEnd::Exited {
-            code: libc::WEXITSTATUS(status),
+    let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+    if let Some(violation) = &state.fatal_violation {
+        return ChildEnd::SeccompViolation {
+            violation: Some(violation.clone()),
         };
     }
-    let signal = libc::WTERMSIG(status);
+    if signal == Some(libc::SIGSYS) {
+        return ChildEnd::SeccompViolation { violation: None };
+    }
+    if state.wall_timeout {
+        return ChildEnd::WallTimeout;
+    }
+    if signal == Some(libc::SIGKILL) && state.killed_by_broker {
+        return ChildEnd::Killed;
+    }
+    if let Some(limit) = state.cpu_limit_us {
+        // RLIMIT_CPU: SIGKILL at the hard limit (soft = hard), SIGXCPU if the soft one is lower.
+        if matches!(signal, Some(libc::SIGKILL | libc::SIGXCPU)) && cpu_us >= limit {
+            return ChildEnd::CpuLimit {
+                used_ms: cpu_us / 1000,
+            };
+        }
+    }
     match signal {
-        libc::SIGSYS => ChildEnd::SeccompViolation,
-        libc::SIGKILL if state.killed_by_broker => ChildEnd::Killed,
-        libc::SIGKILL if shutting_down => ChildEnd::BrokerShutdown,
-        _ => ChildEnd::Crashed {
+        None => ChildEnd::Exited {
+            code: libc::WEXITSTATUS(status),
+        },
+        Some(libc::SIGKILL) if shutting_down => ChildEnd::BrokerShutdown,
+        Some(signal) => ChildEnd::Crashed {
             signal,
             panic_message: state.panic_message.clone(),
         },
@@ -1063,5 +1218,6 @@ impl<Down, Up> Drop for Child<Down, Up> {
         }
         lock(&self.shared.ends).remove(&self.id);
         self.shared.service.deregister(self.id);
+        self.shared.supervisor.forget(self.id);
     }
 }

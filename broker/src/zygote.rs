@@ -90,8 +90,9 @@ pub(crate) enum FromZygote {
     Pooled { id: u64, pid: u32 },
     /// Child `id` could not be started.
     SpawnFailed { id: u64, failure: SpawnFailure },
-    /// Child `id` ended with this raw wait status.
-    Ended { id: u64, status: i32 },
+    /// Child `id` ended with this raw wait status, having used `cpu_us` of CPU time (user +
+    /// system, all its threads, from the kernel's accounting).
+    Ended { id: u64, status: i32, cpu_us: u64 },
 }
 
 /// Why the zygote did not start a child.
@@ -570,12 +571,17 @@ impl Zygote {
         while let Ok(Some(_)) = self.shared.signals.read_signal() {}
         loop {
             match sys::namespaces::reap_one() {
-                Ok(Some((pid, status))) => {
+                Ok(Some(sys::namespaces::Reaped {
+                    pid,
+                    status,
+                    cpu_us,
+                })) => {
                     if let Some(id) = self.children.remove(&pid) {
                         self.ids.remove(&id);
                         // A pre-forked child that died unclaimed leaves the pool smaller: no
                         // refill here, so a child that can never lock down cannot fork-loop.
-                        send_to_broker(&self.control, &FromZygote::Ended { id, status })?;
+                        let ended = FromZygote::Ended { id, status, cpu_us };
+                        send_to_broker(&self.control, &ended)?;
                     }
                 }
                 Ok(None) => return Ok(()),

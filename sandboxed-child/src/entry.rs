@@ -1,7 +1,7 @@
 //! Entry functions, registered by name, and the child's life from fork to exit.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,23 +87,27 @@ impl Entries {
     /// Preconditions: called in a process just forked from the single-threaded zygote.
     pub fn run_child(&self, plan: &LockdownPlan<'_>, limits: ChannelLimits) -> ! {
         let mut channel_fd = plan.channel.as_raw_fd();
-        if let Err(err) = lock_down(plan, &mut channel_fd) {
-            // The plan's fds are the zygote's; this copy of the process only borrows the one
-            // the channel sits at now, to say why it gives up.
-            let channel = Channel::from_fd(sys::owned_fd(channel_fd), limits);
-            let failed = ChildToBroker::<()>::LockdownFailed {
-                step: err.step,
-                errno: err.errno,
-            };
-            let _ = channel.send(&failed, &[], Some(Instant::now() + Duration::from_secs(1)));
-            sys::exit_now(EXIT_LOCKDOWN_FAILED);
-        }
+        let listener = match lock_down(plan, &mut channel_fd) {
+            Ok(listener) => listener,
+            Err(err) => {
+                // The plan's fds are the zygote's; this copy of the process only borrows the one
+                // the channel sits at now, to say why it gives up.
+                let channel = Channel::from_fd(sys::owned_fd(channel_fd), limits);
+                let failed = ChildToBroker::<()>::LockdownFailed {
+                    step: err.step,
+                    errno: err.errno,
+                };
+                let _ = channel.send(&failed, &[], Some(Instant::now() + Duration::from_secs(1)));
+                sys::exit_now(EXIT_LOCKDOWN_FAILED);
+            }
+        };
         let channel = Arc::new(Channel::from_fd(sys::owned_fd(crate::CHANNEL_FD), limits));
         install_panic_reporter(Arc::clone(&channel));
-        if channel
-            .send(&ChildToBroker::<()>::LockedDown, &[], None)
-            .is_err()
-        {
+        // The seccomp listener goes to the broker, which supervises this child's violations from
+        // outside; this process keeps no copy (it could otherwise answer its own notifications).
+        let reported = channel.send(&ChildToBroker::<()>::LockedDown, &[listener.as_fd()], None);
+        drop(listener);
+        if reported.is_err() {
             sys::exit_now(EXIT_LOCKDOWN_FAILED);
         }
         let Ok((start, _)) = channel.recv::<StartChild>(None) else {

@@ -24,7 +24,7 @@
 //! Step 1 runs first rather than after the rlimits (as the design recipe lists it) so that the
 //! window in which a dying zygote could leave an orphan is as small as it can be.
 
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
@@ -211,13 +211,17 @@ pub struct LockdownPlan<'a> {
 const SECUREBITS_LOCKED_DOWN: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
 
 /// Runs the per-child recipe on the calling process. On success the channel is at
-/// [`CHANNEL_FD`] and the seccomp filter is installed. On failure the caller reports the error
+/// [`CHANNEL_FD`], the seccomp filter is installed and its notification listener is returned
+/// (the caller must hand it to the broker and close it before running user code). On failure the caller reports the error
 /// on the fd that `channel_fd_now` holds by then (the channel moves during the recipe) and exits
 /// without running user code.
 ///
 /// Preconditions: the calling process was just forked from the single-threaded zygote and is
 /// itself single-threaded.
-pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<(), LockdownError> {
+pub fn lock_down(
+    plan: &LockdownPlan<'_>,
+    channel_fd_now: &mut RawFd,
+) -> Result<OwnedFd, LockdownError> {
     use LockdownStep as S;
     let step = |s: LockdownStep| move |e: std::io::Error| LockdownError::from_io(s, &e);
 
@@ -261,8 +265,7 @@ pub fn lock_down(plan: &LockdownPlan<'_>, channel_fd_now: &mut RawFd) -> Result<
 
     sys::set_no_new_privs().map_err(step(S::NoNewPrivs))?;
     // Last: from here on only the allowlisted syscalls exist.
-    sys::install_seccomp_filter(plan.seccomp).map_err(step(S::SeccompFilter))?;
-    Ok(())
+    sys::install_seccomp_filter(plan.seccomp).map_err(step(S::SeccompFilter))
 }
 
 /// Locks securebits and empties the bounding set of the calling process, once, in the zygote:

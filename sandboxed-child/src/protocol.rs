@@ -14,6 +14,8 @@ pub const MAX_PANIC_MESSAGE_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildToBroker<U> {
     /// Every lockdown step succeeded; the entry function starts next. Always the first message.
+    /// Carries exactly one fd: the seccomp filter's user-notification listener, which the
+    /// broker supervises (the child closes its own copy).
     LockedDown,
     /// A lockdown step failed; the child exits without running user code.
     LockdownFailed {

@@ -7,6 +7,7 @@ pub mod files;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
+pub mod seccomp_notify;
 
 /// Maps a libc-style `-1` return to the thread's errno.
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {

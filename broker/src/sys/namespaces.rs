@@ -44,13 +44,33 @@ pub fn fork_into_new_pid_namespace() -> io::Result<libc::pid_t> {
     libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))
 }
 
-/// Reaps one ended child if there is one, without blocking: `(pid, raw wait status)`.
-/// waitpid(2) with `WNOHANG`.
-pub fn reap_one() -> io::Result<Option<(libc::pid_t, libc::c_int)>> {
+/// Reaps one ended child if there is one, without blocking, with the CPU time it used.
+/// wait4(2) with `WNOHANG`.
+pub fn reap_one() -> io::Result<Option<Reaped>> {
     let mut status: libc::c_int = 0;
-    // SAFETY: `status` is a live c_int the kernel writes the wait status into.
-    let pid = cvt_int(unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) })?;
-    Ok((pid > 0).then_some((pid, status)))
+    // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are live values the kernel writes into.
+    let pid = cvt_int(unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) })?;
+    let micros = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+    };
+    Ok((pid > 0).then(|| Reaped {
+        pid,
+        status,
+        cpu_us: micros(usage.ru_utime) + micros(usage.ru_stime),
+    }))
+}
+
+/// A child [`reap_one`] collected.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    /// Its pid.
+    pub pid: libc::pid_t,
+    /// Its raw wait status.
+    pub status: libc::c_int,
+    /// User + system CPU time it used (all its threads), in microseconds.
+    pub cpu_us: u64,
 }
 
 /// Sends `signal` to `pid`. kill(2).

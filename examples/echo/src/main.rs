@@ -104,7 +104,9 @@ fn main() -> anyhow::Result<()> {
         let end = child.wait();
         let shown = match (&reply, &end) {
             (Ok(Answer::Tried { result, .. }), _) => format!("child saw {result}"),
-            (_, ChildEnd::SeccompViolation) => "killed by seccomp before it could".to_string(),
+            (_, ChildEnd::SeccompViolation { violation: Some(v) }) => {
+                format!("killed before it could: seccomp violation: {v}")
+            }
             _ => format!("{reply:?}"),
         };
         println!("escape attempt {attempt:>18}: {shown}; ended {end:?}");

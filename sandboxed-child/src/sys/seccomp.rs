@@ -1,12 +1,15 @@
 use std::io;
+use std::os::fd::OwnedFd;
 
 use super::cvt;
 use crate::seccomp_program::{SeccompProgram, SockFilter};
 
-/// Installs a seccomp filter on this thread (and so on every thread it creates later).
-/// seccomp(2) `SECCOMP_SET_MODE_FILTER`. Preconditions: `no_new_privs` is set or the caller
+/// Installs a seccomp filter on this thread (and so on every thread it creates later) and
+/// returns its user-notification listener: the fd on which a supervisor receives every syscall
+/// the filter answers with `SECCOMP_RET_USER_NOTIF`. seccomp(2) `SECCOMP_SET_MODE_FILTER` with
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`. Preconditions: `no_new_privs` is set or the caller
 /// has `CAP_SYS_ADMIN`; the process is single-threaded (no TSYNC is asked for).
-pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<()> {
+pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<OwnedFd> {
     let insns: &[SockFilter] = program.instructions();
     let len = u16::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let fprog = libc::sock_fprog {
@@ -16,13 +19,16 @@ pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<()> {
     // SAFETY: `SockFilter` is #[repr(C)] with the same layout as `struct sock_filter`;
     // `fprog` points at `len` live instructions that outlive the call, and the kernel copies
     // the program before returning.
-    cvt(unsafe {
+    let listener = cvt(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0 as libc::c_uint,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
             &fprog as *const libc::sock_fprog,
         )
-    })
-    .map(drop)
+    })?;
+    let listener =
+        libc::c_int::try_from(listener).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // With NEW_LISTENER, success returns a new fd that nothing else owns (close-on-exec).
+    Ok(super::owned_fd(listener))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use portcullis::{
     Broker, BrokerConfig, ChildContext, ChildEnd, ChildError, Entries, LockdownStep, Rlimit,
-    RlimitResource, SpawnError, SpawnOptions,
+    RlimitResource, SpawnError, SpawnOptions, ViolationMode,
 };
 use portcullis_tests::EXIT_SKIP;
 
@@ -408,30 +408,30 @@ fn main() -> ExitCode {
 
 fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
     use Probe as P;
-    let denied_by_seccomp = |p| expect_seccomp_kill(broker, p);
+    let denied_by_seccomp = |p, name| expect_seccomp_kill(broker, p, name);
     match scenario {
         // --- must fail ---
         "read-etc-passwd" => expect_errno(broker, P::ReadEtcPasswd, libc::EACCES),
         "list-root" => expect_errno(broker, P::ListRoot, libc::EACCES),
         "create-file" => expect_errno(broker, P::CreateFile, libc::EACCES),
-        "socket-inet" => denied_by_seccomp(P::SocketInet),
-        "socket-netlink" => denied_by_seccomp(P::SocketNetlink),
-        "kill-broker" => denied_by_seccomp(P::KillBroker),
-        "signal-zygote" => denied_by_seccomp(P::SignalZygote),
-        "ptrace-broker" => denied_by_seccomp(P::PtraceBroker),
-        "ptrace-zygote" => denied_by_seccomp(P::PtraceZygote),
-        "setpriority-broker" => denied_by_seccomp(P::SetPriorityOfBroker),
-        "sethostname" => denied_by_seccomp(P::SetHostname),
-        "mount" => denied_by_seccomp(P::Mount),
-        "unshare-user" => denied_by_seccomp(P::UnshareUser),
+        "socket-inet" => denied_by_seccomp(P::SocketInet, "socket"),
+        "socket-netlink" => denied_by_seccomp(P::SocketNetlink, "socket"),
+        "kill-broker" => denied_by_seccomp(P::KillBroker, "kill"),
+        "signal-zygote" => denied_by_seccomp(P::SignalZygote, "tgkill"),
+        "ptrace-broker" => denied_by_seccomp(P::PtraceBroker, "ptrace"),
+        "ptrace-zygote" => denied_by_seccomp(P::PtraceZygote, "ptrace"),
+        "setpriority-broker" => denied_by_seccomp(P::SetPriorityOfBroker, "setpriority"),
+        "sethostname" => denied_by_seccomp(P::SetHostname, "sethostname"),
+        "mount" => denied_by_seccomp(P::Mount, "mount"),
+        "unshare-user" => denied_by_seccomp(P::UnshareUser, "unshare"),
         "clone3-namespaces" => expect_errno(broker, P::Clone3NewNamespaces, libc::ENOSYS),
-        "io-uring-setup" => denied_by_seccomp(P::IoUringSetup),
-        "bpf" => denied_by_seccomp(P::Bpf),
-        "keyctl" => denied_by_seccomp(P::Keyctl),
-        "fork" => denied_by_seccomp(P::Fork),
-        "x32-syscall" => denied_by_seccomp(P::X32Syscall),
-        "ioctl-tiocsti" => denied_by_seccomp(P::IoctlTiocsti),
-        "execve" => denied_by_seccomp(P::Execve),
+        "io-uring-setup" => denied_by_seccomp(P::IoUringSetup, "io_uring_setup"),
+        "bpf" => denied_by_seccomp(P::Bpf, "bpf"),
+        "keyctl" => denied_by_seccomp(P::Keyctl, "keyctl"),
+        "fork" => denied_by_seccomp(P::Fork, "clone"),
+        "x32-syscall" => denied_by_seccomp(P::X32Syscall, "x32:getpid"),
+        "ioctl-tiocsti" => denied_by_seccomp(P::IoctlTiocsti, "ioctl"),
+        "execve" => denied_by_seccomp(P::Execve, "execve"),
         // --- must work ---
         "own-pid-is-1" => expect_ok(broker, P::OwnPid, |d| d == "1"),
         "allocate-64mib" => expect_ok(broker, P::Allocate64MiB, |d| d == "touched 16384"),
@@ -498,10 +498,19 @@ fn run_probe_child(
     Ok((reported, end))
 }
 
-fn expect_seccomp_kill(broker: &Broker, probe: Probe) -> Verdict {
+/// The child must be killed before the syscall runs, and the broker must have the kernel's
+/// report naming `syscall`.
+fn expect_seccomp_kill(broker: &Broker, probe: Probe, syscall: &str) -> Verdict {
     match run_probe_child(broker, probe)? {
-        (None, ChildEnd::SeccompViolation) => Ok(()),
-        other => Err(format!("expected a seccomp kill, got {other:?}")),
+        (None, ChildEnd::SeccompViolation { violation: Some(v) })
+            if v.syscall == syscall && v.mode == ViolationMode::Kill =>
+        {
+            println!("  reported: {v}");
+            Ok(())
+        }
+        other => Err(format!(
+            "expected a seccomp kill reported as {syscall}, got {other:?}"
+        )),
     }
 }
 

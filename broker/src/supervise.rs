@@ -1,0 +1,404 @@
+//! The supervisor: one broker thread ("portcullis-supervisor") that watches every child from
+//! outside — its seccomp violations and its wall-clock deadline.
+//!
+//! **Violations.** Each child's seccomp filter answers every syscall outside the allowlist with
+//! `SECCOMP_RET_USER_NOTIF`. The child passed the filter's listener fd to the broker with its
+//! `LockedDown` report and kept no copy, so the kernel, not the child, tells the supervisor the
+//! syscall number, architecture, arguments and the calling thread; the calling thread stays
+//! stopped in the kernel until the supervisor answers. A report therefore arrives even if the
+//! child's memory is corrupt, and the child cannot forge or suppress it. The profile decides what
+//! follows ([`ViolationMode`]): `Kill` (the default) has the zygote SIGKILL the child while
+//! the thread is still stopped, so the syscall never runs; `Deny` answers the syscall with
+//! `EPERM` and the child goes on. Either way the violation is recorded on the child and written
+//! to the audit log (at most [`AUDIT_BURST`] records, then one a second with a count, so a child
+//! looping on a denied syscall cannot flood the log).
+//!
+//! **Wall clock.** A child spawned with a wall-clock limit is killed at its deadline; its end is
+//! reported as a wall timeout.
+//!
+//! Must never: block on a child (a notification read blocks only when the listener polled
+//! readable, and a vanished caller gives `ENOENT`), answer a notification with "continue" (the
+//! syscall would run unchecked), or keep a child's listener after the child ended.
+
+use std::collections::{BTreeSet, HashMap};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use libseccomp::{ScmpArch, ScmpSyscall};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use serde::Serialize;
+
+use crate::audit::{AuditRecord, AuditSink};
+use crate::sys::seccomp_notify::{self, Notification};
+
+/// What the broker does when a child makes a syscall outside its allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum ViolationMode {
+    /// Kill the child before the syscall runs (the default).
+    #[default]
+    Kill,
+    /// Fail the syscall with `EPERM`, report it, and let the child go on.
+    Deny,
+}
+
+/// One syscall a child made outside its allowlist, as the kernel reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The syscall's name (`"ptrace"`), `"x32:<name>"`/`"i386:<name>"` for another
+    /// architecture's call, or `"unknown"` when the number has no name.
+    pub syscall: String,
+    /// The raw syscall number as the kernel saw it.
+    pub number: i32,
+    /// The call's architecture (`x86_64`, `x32`, `i386`, or `0x…` for any other).
+    pub arch: String,
+    /// The six argument registers.
+    pub args: [u64; 6],
+    /// The instruction pointer at the call.
+    pub instruction_pointer: u64,
+    /// The calling thread, in the broker's PID namespace.
+    pub thread: u32,
+    /// What the broker did.
+    pub mode: ViolationMode,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}(", self.syscall)?;
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{a:#x}")?;
+        }
+        write!(f, ") [{} #{}]", self.arch, self.number)
+    }
+}
+
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+
+impl Violation {
+    fn from_notification(n: &Notification, mode: ViolationMode) -> Self {
+        let named = |arch: ScmpArch, nr: i32| {
+            ScmpSyscall::from(nr)
+                .get_name_by_arch(arch)
+                .unwrap_or_else(|_| "unknown".to_owned())
+        };
+        let (arch, syscall) = match n.arch {
+            AUDIT_ARCH_X86_64 if n.nr & X32_SYSCALL_BIT != 0 => (
+                "x32".to_owned(),
+                format!("x32:{}", named(ScmpArch::X32, n.nr)),
+            ),
+            AUDIT_ARCH_X86_64 => ("x86_64".to_owned(), named(ScmpArch::X8664, n.nr)),
+            AUDIT_ARCH_I386 => (
+                "i386".to_owned(),
+                format!("i386:{}", named(ScmpArch::X86, n.nr)),
+            ),
+            other => (format!("{other:#x}"), "unknown".to_owned()),
+        };
+        Self {
+            syscall,
+            number: n.nr,
+            arch,
+            args: n.args,
+            instruction_pointer: n.instruction_pointer,
+            thread: n.pid,
+            mode,
+        }
+    }
+}
+
+/// What the supervisor tells a child's owner.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    /// The child made a forbidden syscall. In `Kill` mode the owner must kill the child now.
+    Violation(Violation),
+    /// The child's wall-clock deadline passed; the owner must kill it.
+    WallTimeout,
+}
+
+/// A child to watch.
+pub(crate) struct Watch {
+    pub child: u64,
+    pub kind: String,
+    pub pid: u32,
+    pub listener: OwnedFd,
+    pub mode: ViolationMode,
+    pub wall_deadline: Option<Instant>,
+    pub on_event: Box<dyn Fn(Event) + Send + Sync>,
+}
+
+/// Violation records written one by one per child before the rest are counted.
+pub const AUDIT_BURST: u32 = 16;
+
+struct Watched {
+    kind: String,
+    pid: u32,
+    listener: Option<Arc<OwnedFd>>,
+    mode: ViolationMode,
+    wall_deadline: Option<Instant>,
+    on_event: Arc<dyn Fn(Event) + Send + Sync>,
+    audited: u32,
+    suppressed: u32,
+    last_audit: Option<Instant>,
+}
+
+/// Epoll data of the wake-up eventfd (child ids never reach it: they start at 1 and pool ids
+/// have only the top bit set below it).
+const WAKE: u64 = u64::MAX;
+
+pub(crate) struct Supervisor {
+    epoll: Epoll,
+    wake: EventFd,
+    watched: Mutex<HashMap<u64, Watched>>,
+    deadlines: Mutex<BTreeSet<(Instant, u64)>>,
+    audit: AuditSink,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Supervisor {
+    /// Starts the supervisor thread. It runs until the process exits.
+    pub(crate) fn start(audit: AuditSink) -> std::io::Result<Arc<Self>> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        let supervisor = Arc::new(Self {
+            epoll,
+            wake,
+            watched: Mutex::new(HashMap::new()),
+            deadlines: Mutex::new(BTreeSet::new()),
+            audit,
+        });
+        let weak = Arc::downgrade(&supervisor);
+        std::thread::Builder::new()
+            .name("portcullis-supervisor".into())
+            .spawn(move || {
+                while let Some(supervisor) = weak.upgrade() {
+                    supervisor.turn();
+                }
+            })?;
+        Ok(supervisor)
+    }
+
+    /// Starts watching a child.
+    pub(crate) fn watch(&self, watch: Watch) -> std::io::Result<()> {
+        let Watch {
+            child,
+            kind,
+            pid,
+            listener,
+            mode,
+            wall_deadline,
+            on_event,
+        } = watch;
+        let listener = Arc::new(listener);
+        let mut watched = lock(&self.watched);
+        self.epoll.add(
+            listener.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, child),
+        )?;
+        watched.insert(
+            child,
+            Watched {
+                kind,
+                pid,
+                listener: Some(listener),
+                mode,
+                wall_deadline,
+                on_event: Arc::from(on_event),
+                audited: 0,
+                suppressed: 0,
+                last_audit: None,
+            },
+        );
+        drop(watched);
+        if let Some(deadline) = wall_deadline {
+            lock(&self.deadlines).insert((deadline, child));
+            let _ = self.wake.write(1);
+        }
+        Ok(())
+    }
+
+    /// Stops watching a child (its handle was dropped or it ended) and closes its listener.
+    pub(crate) fn forget(&self, child: u64) {
+        let Some(w) = lock(&self.watched).remove(&child) else {
+            return;
+        };
+        if let Some(listener) = &w.listener {
+            let _ = self.epoll.delete(listener.as_fd());
+        }
+        if let Some(deadline) = w.wall_deadline {
+            lock(&self.deadlines).remove(&(deadline, child));
+        }
+    }
+
+    /// How many children are watched (for leak checks).
+    #[allow(dead_code)]
+    pub(crate) fn watched(&self) -> usize {
+        lock(&self.watched).len()
+    }
+
+    /// One wait on the epoll set (at most 100 ms, so the thread notices when the broker is gone).
+    fn turn(&self) {
+        let now = Instant::now();
+        let next = lock(&self.deadlines).first().map(|&(d, _)| d);
+        let wait = next.map_or(Duration::from_millis(100), |d| {
+            d.saturating_duration_since(now)
+                .min(Duration::from_millis(100))
+        });
+        // Round up so a deadline 0.4 ms away does not spin.
+        let ms = u16::try_from(wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 != 0))
+            .unwrap_or(100);
+        let mut events = [EpollEvent::empty(); 16];
+        let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
+            Ok(n) => n,
+            Err(nix::Error::EINTR) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "supervisor epoll failed");
+                std::thread::sleep(Duration::from_millis(10));
+                0
+            }
+        };
+        for event in &events[..n] {
+            let child = event.data();
+            if child == WAKE {
+                let _ = self.wake.read();
+                continue;
+            }
+            let flags = event.events();
+            if flags.contains(EpollFlags::EPOLLIN) {
+                self.notified(child);
+            } else if flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+                // No task uses the filter any more: the child is gone. Close the listener now;
+                // the child's owner forgets the rest when it drops its handle.
+                self.close_listener(child);
+            }
+        }
+        self.expire(Instant::now());
+    }
+
+    fn close_listener(&self, child: u64) {
+        let mut watched = lock(&self.watched);
+        if let Some(w) = watched.get_mut(&child) {
+            if let Some(listener) = w.listener.take() {
+                let _ = self.epoll.delete(listener.as_fd());
+            }
+        }
+    }
+
+    /// Reads and handles one notification of `child`.
+    fn notified(&self, child: u64) {
+        let (listener, mode, on_event) = {
+            let watched = lock(&self.watched);
+            let Some(w) = watched.get(&child) else {
+                return;
+            };
+            let Some(listener) = w.listener.clone() else {
+                return;
+            };
+            (listener, w.mode, Arc::clone(&w.on_event))
+        };
+        let notification = match seccomp_notify::receive(listener.as_fd()) {
+            Ok(n) => n,
+            // The caller died or was interrupted between poll and read.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return,
+            Err(e) => {
+                tracing::error!(child, error = %e, "reading a seccomp notification failed; closing the listener");
+                self.close_listener(child);
+                return;
+            }
+        };
+        let violation = Violation::from_notification(&notification, mode);
+        if mode == ViolationMode::Deny {
+            // ENOENT: the caller is gone already; nothing to answer.
+            let _ = seccomp_notify::answer_error(listener.as_fd(), notification.id, libc::EPERM);
+        }
+        // In Kill mode the thread stays stopped in the kernel (never answered) until the zygote
+        // has killed the child, so the syscall never runs.
+        self.audit_violation(child, &violation);
+        on_event(Event::Violation(violation));
+    }
+
+    fn audit_violation(&self, child: u64, violation: &Violation) {
+        let now = Instant::now();
+        let (kind, pid, suppressed) = {
+            let mut watched = lock(&self.watched);
+            let Some(w) = watched.get_mut(&child) else {
+                return;
+            };
+            if w.audited >= AUDIT_BURST
+                && w.last_audit
+                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+            {
+                w.suppressed = w.suppressed.saturating_add(1);
+                return;
+            }
+            w.audited = w.audited.saturating_add(1);
+            w.last_audit = Some(now);
+            (w.kind.clone(), w.pid, std::mem::take(&mut w.suppressed))
+        };
+        tracing::warn!(
+            child,
+            kind = %kind,
+            pid,
+            syscall = %violation.syscall,
+            number = violation.number,
+            args = ?violation.args,
+            mode = ?violation.mode,
+            "seccomp violation"
+        );
+        if !self.audit.wants_records() {
+            return;
+        }
+        self.audit.write(&AuditRecord {
+            time_ms: AuditRecord::now_ms(),
+            child,
+            kind,
+            pid,
+            op: "syscall",
+            target: violation.to_string(),
+            decision: "deny",
+            reason: Some(match violation.mode {
+                ViolationMode::Kill => "seccomp-kill",
+                ViolationMode::Deny => "seccomp-eperm",
+            }),
+            suppressed,
+            latency_us: 0,
+        });
+    }
+
+    /// Fires every wall-clock deadline that has passed.
+    fn expire(&self, now: Instant) {
+        loop {
+            let due = {
+                let mut deadlines = lock(&self.deadlines);
+                match deadlines.first() {
+                    Some(&(d, child)) if d <= now => {
+                        deadlines.pop_first();
+                        Some(child)
+                    }
+                    _ => None,
+                }
+            };
+            let Some(child) = due else {
+                return;
+            };
+            let on_event = {
+                let mut watched = lock(&self.watched);
+                watched.get_mut(&child).map(|w| {
+                    w.wall_deadline = None;
+                    Arc::clone(&w.on_event)
+                })
+            };
+            if let Some(on_event) = on_event {
+                on_event(Event::WallTimeout);
+            }
+        }
+    }
+}
