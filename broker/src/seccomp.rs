@@ -1,10 +1,12 @@
 //! The child's seccomp allowlist, compiled once by the broker with libseccomp and shipped to the
 //! zygote as plain BPF ([`SeccompProgram`]); children only install the bytes.
 //!
-//! Default action: kill the whole process (`SECCOMP_RET_KILL_PROCESS`), whose end status the
-//! broker reports as a seccomp violation. Syscalls of any other architecture (x32 included) are
-//! killed too. Every rule below carries the reason it exists; a syscall without a reason does
-//! not belong here.
+//! Default action: user notification (`SECCOMP_RET_USER_NOTIF`). The calling thread stops in
+//! the kernel and the broker's supervisor (`crate::supervise`) is told the syscall, its
+//! architecture and arguments; it kills the child before the call runs (the default) or fails it
+//! with `EPERM`, as the child's profile says, and reports it either way. Syscalls of any other
+//! architecture (x32, i386) take the same path. Every rule below carries the reason it exists; a
+//! syscall without a reason does not belong here.
 
 use std::io::{Read, Seek};
 
