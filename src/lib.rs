@@ -36,7 +36,7 @@
 pub use portcullis_broker::{
     default_rlimits, seccomp, AuditRecord, AuditSink, Broker, BrokerConfig, ChannelLimits, Child,
     ChildEnd, ChildError, LockdownError, LockdownStep, ProtocolViolation, Rlimit, RlimitResource,
-    SpawnError, SpawnFailure, SpawnOptions, StartError, Violation, ViolationMode,
+    SpawnError, SpawnFailure, SpawnOptions, StartError, TrackedChildren, Violation, ViolationMode,
     DEFAULT_SANDBOX_HOST_ID,
 };
 pub use portcullis_child::{ChildChannelError, ChildContext, Entries, OpenOptions};

@@ -33,7 +33,7 @@ pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitR
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use spawn::{
     default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions,
-    StartError, DEFAULT_SANDBOX_HOST_ID,
+    StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID,
 };
 pub use supervise::{Violation, ViolationMode};
 pub use zygote::SpawnFailure;

@@ -96,6 +96,17 @@ pub fn default_rlimits() -> Vec<Rlimit> {
     ]
 }
 
+/// Counts from [`Broker::tracked_children`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackedChildren {
+    /// Children whose end the broker waits for (pooled children included).
+    pub awaiting_end: usize,
+    /// Children whose violations and deadline the supervisor watches.
+    pub supervised: usize,
+    /// Spawns waiting for the zygote's answer.
+    pub spawns_in_flight: usize,
+}
+
 /// Per-spawn options.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
@@ -396,6 +407,16 @@ impl Broker {
     /// [`BrokerConfig::prefork`]; the broker holds one channel fd for each).
     pub fn pooled_children(&self) -> usize {
         lock(&self.shared.pool).len()
+    }
+
+    /// What the broker holds per child right now, for leak checks: children whose end it
+    /// waits for (pooled ones included), children the supervisor watches, spawns in flight.
+    pub fn tracked_children(&self) -> TrackedChildren {
+        TrackedChildren {
+            awaiting_end: lock(&self.shared.ends).len(),
+            supervised: self.shared.supervisor.watched(),
+            spawns_in_flight: lock(&self.shared.pending).len(),
+        }
     }
 
     /// Spawns a child running entry `entry` with `args`, and waits until it is fully locked

@@ -239,7 +239,6 @@ impl Supervisor {
     }
 
     /// How many children are watched (for leak checks).
-    #[allow(dead_code)]
     pub(crate) fn watched(&self) -> usize {
         lock(&self.watched).len()
     }

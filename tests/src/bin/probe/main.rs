@@ -15,6 +15,7 @@ use portcullis_tests::EXIT_SKIP;
 
 mod files;
 mod net;
+mod supervision;
 use serde::{Deserialize, Serialize};
 
 /// Broker → child.
@@ -466,6 +467,9 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "hostile-64-fds" => hostile(broker, Attack::SixtyFourFds),
         "hostile-die-mid-message" => hostile(broker, Attack::DieMidMessage),
         "kill-and-wait" => kill_and_wait(broker),
+        "hold-children" => supervision::hold_children(broker),
+        "broker-death" => supervision::broker_death(broker),
+        "leak-cycles" => supervision::leak_cycles(broker),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }

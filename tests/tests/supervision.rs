@@ -1,0 +1,24 @@
+//! Real-kernel tests of supervision: limits, violation reports from outside the child, the
+//! broker's death, and leak-free spawn/exit cycles. Each runs one probe scenario in a fresh
+//! broker process (see `src/lib.rs` for why).
+
+use portcullis_tests::run_scenario;
+
+macro_rules! scenarios {
+    ($($name:ident => $scenario:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run_scenario(env!("CARGO_BIN_EXE_probe"), $scenario);
+            }
+        )*
+    };
+}
+
+scenarios! {
+    // SIGKILL of a broker holding children: its zygote and every child are dead within 100 ms.
+    broker_death_takes_every_child => "broker-death",
+    // 10,000 spawn/exit cycles (PORTCULLIS_LEAK_CYCLES): fds, RSS, zombies, tracked children
+    // back at their baseline.
+    leak_free_spawn_exit_cycles => "leak-cycles",
+}
