@@ -42,11 +42,17 @@ pub struct Channel {
     recv_state: Mutex<RecvState>,
 }
 
+thread_local! {
+    /// The datagram buffer ([`frame::RECV_BUFFER_BYTES`]) of every channel this thread reads:
+    /// each datagram is copied into its message's assembly before the next read, so one buffer
+    /// per receiving thread serves them all. A broker holding thousands of channels keeps a few
+    /// 32 KiB buffers, not one per channel.
+    static DATAGRAM_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Receive-side buffers and the message in progress.
 #[derive(Debug, Default)]
 struct RecvState {
-    /// Datagram buffer of [`frame::RECV_BUFFER_BYTES`], allocated on the first receive.
-    datagram: Vec<u8>,
     /// Backing store for the control buffer, with slack to align it for `cmsghdr`.
     control: Vec<MaybeUninit<u8>>,
     /// The message being received. It survives a `TimedOut` so the next receive resumes it.
@@ -280,8 +286,22 @@ impl Channel {
         state: &mut RecvState,
         deadline: Option<Instant>,
     ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
-        if state.datagram.len() != frame::RECV_BUFFER_BYTES {
-            state.datagram.resize(frame::RECV_BUFFER_BYTES, 0);
+        DATAGRAM_BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffer) => self.receive_message_into(state, &mut buffer, deadline),
+            // Not reachable (a receive never runs inside another on one thread); stay correct
+            // anyway with a buffer of its own.
+            Err(_) => self.receive_message_into(state, &mut Vec::new(), deadline),
+        })
+    }
+
+    fn receive_message_into(
+        &self,
+        state: &mut RecvState,
+        buffer: &mut Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+        if buffer.len() != frame::RECV_BUFFER_BYTES {
+            buffer.resize(frame::RECV_BUFFER_BYTES, 0);
         }
         let control_len = control_len(self.limits);
         let mut read_any = false;
@@ -292,7 +312,7 @@ impl Channel {
                 return Err(RecvError::TimedOut);
             }
             let control = aligned_control(&mut state.control, control_len);
-            let datagram = self.recv_datagram(&mut state.datagram, control, deadline)?;
+            let datagram = self.recv_datagram(buffer, control, deadline)?;
             read_any = true;
             if self.is_end_of_stream(&datagram)? {
                 let started = state.assembly.is_started();
@@ -484,9 +504,9 @@ mod tests {
         let two = [file.as_fd(), file.as_fd()];
         a.send_raw_datagram(&[HEADER_LAST], &two).unwrap();
         let mut state = RecvState::default();
-        state.datagram.resize(frame::RECV_BUFFER_BYTES, 0);
+        let mut buffer = vec![0; frame::RECV_BUFFER_BYTES];
         let control = aligned_control(&mut state.control, control_len(limits));
-        let datagram = b.recv_datagram(&mut state.datagram, control, None).unwrap();
+        let datagram = b.recv_datagram(&mut buffer, control, None).unwrap();
         assert_eq!(datagram.fds.len(), 1, "the kernel must install only one fd");
         assert!(datagram.control_truncated);
     }
