@@ -21,4 +21,6 @@ scenarios! {
     // 10,000 spawn/exit cycles (PORTCULLIS_LEAK_CYCLES): fds, RSS, zombies, tracked children
     // back at their baseline.
     leak_free_spawn_exit_cycles => "leak-cycles",
+    // One broker holds 1,000 live idle children (PORTCULLIS_SCALE_CHILDREN), then ends them all.
+    one_broker_holds_1000_children => "scale-1000",
 }

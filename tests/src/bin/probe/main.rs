@@ -470,6 +470,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "hold-children" => supervision::hold_children(broker),
         "broker-death" => supervision::broker_death(broker),
         "leak-cycles" => supervision::leak_cycles(broker),
+        "scale-1000" => supervision::scale(broker),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }

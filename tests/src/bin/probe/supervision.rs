@@ -228,3 +228,57 @@ pub fn leak_cycles(broker: &Broker) -> Verdict {
     }
     Ok(())
 }
+
+/// `PORTCULLIS_SCALE_CHILDREN` (default 1,000) live idle children in one broker: each spawned,
+/// answering, all alive at once; then all ended, and the broker tracks only its pool again.
+pub fn scale(broker: &Broker) -> Verdict {
+    let n: usize = std::env::var("PORTCULLIS_SCALE_CHILDREN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    settle(broker);
+    let tracked_before = broker.tracked_children();
+    let fds_before = open_fds();
+    let started = Instant::now();
+    let mut children = Vec::with_capacity(n);
+    for i in 0..n {
+        let child = spawn_echo(broker).map_err(|e| format!("child {i}: {e}"))?;
+        children.push(child);
+    }
+    let spawned = started.elapsed();
+    // All alive at once: each answers now, after the last one started.
+    for (i, child) in children.iter().enumerate() {
+        match child.request(&Down::Echo(vec![3])) {
+            Ok(Up::Echo(b)) if b == [3] => {}
+            other => return Err(format!("child {i} of {n} did not answer: {other:?}")),
+        }
+    }
+    let alive = zygote_children(broker);
+    if alive < n {
+        return Err(format!("only {alive} of {n} children alive at once"));
+    }
+    for child in &children {
+        child.send(&Down::Quit).map_err(|e| e.to_string())?;
+    }
+    for (i, child) in children.iter().enumerate() {
+        match child.wait() {
+            ChildEnd::Exited { code: 0 } => {}
+            end => return Err(format!("child {i} ended {end:?}")),
+        }
+    }
+    drop(children);
+    settle(broker);
+    let (tracked_after, fds_after) = (broker.tracked_children(), open_fds());
+    println!(
+        "  {n} children spawned in {:.0} ms, all answered, all ended; fds {fds_before} -> \
+         {fds_after}, tracked {tracked_after:?}",
+        spawned.as_secs_f64() * 1e3
+    );
+    if tracked_after != tracked_before || fds_after != fds_before {
+        return Err(format!(
+            "not back to baseline: tracked {tracked_before:?} -> {tracked_after:?}, fds \
+             {fds_before} -> {fds_after}"
+        ));
+    }
+    Ok(())
+}
