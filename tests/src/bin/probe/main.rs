@@ -14,6 +14,7 @@ use portcullis::{
 use portcullis_tests::EXIT_SKIP;
 
 mod files;
+mod limits;
 mod net;
 mod supervision;
 use serde::{Deserialize, Serialize};
@@ -359,6 +360,7 @@ fn entries() -> Entries {
         .register("files", files::files_child)
         .register("net", net::net_child)
         .register("fetch", net::fetch_child)
+        .register("offender", limits::offender)
 }
 
 type Verdict = Result<(), String>;
@@ -471,6 +473,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "broker-death" => supervision::broker_death(broker),
         "leak-cycles" => supervision::leak_cycles(broker),
         "scale-1000" => supervision::scale(broker),
+        "limit-cpu" => limits::cpu_limit(broker),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }
