@@ -41,6 +41,40 @@ chmod -R a+rX "$stage"
 mkdir "$stage/tmp"
 chown "$uid:$gid" "$stage/tmp"
 
+# A delegated cgroup subtree for the unprivileged broker, the way systemd's `Delegate=yes` gives
+# one to a user service: a directory per controller that the user owns, with this shell moved
+# into it (a cgroup created inside it belongs to its creator). The broker finds it from
+# /proc/self/cgroup, as it would on a desktop. Only cgroup v1 controllers are delegated here: on a
+# v2 host the same is done by systemd (`systemd-run --user -p Delegate=yes`).
+delegated=()
+while IFS=: read -r _ controllers path; do
+    for controller in memory pids cpu; do
+        case ",$controllers," in
+        *",$controller,"*)
+            mount=$(awk -v c="$controller" '{ for (i = 7; i <= NF; i++) if ($i == "-") break }
+                $(i + 1) == "cgroup" && ("," $NF ",") ~ ("," c ",") { print $5; exit }' /proc/self/mountinfo)
+            [ -n "$mount" ] || continue
+            dir="$mount${path%/}/portcullis-ci-delegated"
+            if mkdir -p "$dir" 2>/dev/null && chown "$uid:$gid" "$dir" && echo $$ >"$dir/cgroup.procs"; then
+                delegated+=("$dir")
+            fi
+            ;;
+        esac
+    done
+done </proc/self/cgroup
+if [ "${#delegated[@]}" -gt 0 ]; then
+    echo "== delegated cgroups for $user: ${delegated[*]}"
+fi
+undelegate() {
+    for dir in "${delegated[@]}"; do
+        parent=$(dirname "$dir")
+        echo $$ >"$parent/cgroup.procs" 2>/dev/null || true
+        rmdir "$dir" 2>/dev/null || echo "test-unprivileged: $dir not empty after the tests" >&2
+    done
+    rm -rf "$stage"
+}
+trap undelegate EXIT
+
 echo "== cargo test binaries as $user (uid $uid)"
 failed=0
 for exe in "${executables[@]}"; do
