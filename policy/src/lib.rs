@@ -1,7 +1,9 @@
 //! `portcullis-policy`: what a sandboxed child may do, as pure data and decisions.
 //!
 //! Owns: the TOML policy model ([`Policy`]: profiles with filesystem grants, network grants and
-//! limits, optionally parameterised with `${name}`), its validation with line/column errors
+//! [`Limits`] — request rate, brokered fds and fetches, and the child's memory, tasks, CPU,
+//! wall-clock time, file size and what a syscall violation does — optionally parameterised
+//! with `${name}`), its validation with line/column errors
 //! ([`PolicyError`]), the vocabulary a child's requests are judged in ([`Access`]), the
 //! decision rules ([`Profile::decide`], [`Profile::check_address`]) and the per-child request
 //! rate limiter ([`RateLimiter`]).
@@ -60,6 +62,8 @@ pub use decide::{Access, Decision, DenyReason, OpenMode};
 pub use error::PolicyError;
 pub use load::Policy;
 pub use path::MAX_PATH_LEN;
-pub use profile::{FsGrant, HostPattern, Limits, NetGrant, Profile, Rights, Scheme, Scope};
+pub use profile::{
+    FsGrant, HostPattern, Limits, NetGrant, Profile, Rights, Scheme, Scope, Violation,
+};
 pub use rate::RateLimiter;
 pub use url::MAX_URL_LEN;

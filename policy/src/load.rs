@@ -7,7 +7,9 @@
 use crate::error::PolicyError;
 use crate::host::{parse_dns_name, parse_host, HostName};
 use crate::path::split_clean;
-use crate::profile::{FsGrant, HostPattern, Limits, NetGrant, Profile, Rights, Scheme, Scope};
+use crate::profile::{
+    FsGrant, HostPattern, Limits, NetGrant, Profile, Rights, Scheme, Scope, Violation,
+};
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::ops::Range;
@@ -787,6 +789,29 @@ impl Loader<'_> {
         })
     }
 
+    /// A byte count: a non-negative integer, or a string of digits and a binary unit
+    /// (`"512MiB"`, `"1 GiB"`). Errors point at the value.
+    fn bytes(&self, value: &Value<'_>, at: &str) -> Result<u64, PolicyError> {
+        let fail = |problem: &str| {
+            self.error(
+                value.span(),
+                format!(
+                    "{at} must be a byte count: an integer, or a string such as \"512MiB\" \
+                     with unit {SIZE_UNITS}{problem}; found {}",
+                    describe(value.get_ref())
+                ),
+            )
+        };
+        match value.get_ref() {
+            DeValue::Integer(integer) => i128::from_str_radix(integer.as_str(), integer.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| fail("")),
+            DeValue::String(text) => parse_size(text.as_ref()).map_err(fail),
+            _ => Err(fail("")),
+        }
+    }
+
     fn limits(&self, value: &Value<'_>, at: &str) -> Result<Limits, PolicyError> {
         let table = self.table(value, at)?;
         self.check_keys(
@@ -798,6 +823,13 @@ impl Loader<'_> {
                 "open_fds",
                 "fetch_bytes",
                 "fetch_timeout_ms",
+                "memory_bytes",
+                "processes",
+                "cpu_seconds",
+                "cpu_percent",
+                "wall_ms",
+                "file_size_bytes",
+                "on_violation",
             ],
         )?;
         let mut limits = Limits::default();
@@ -818,6 +850,86 @@ impl Loader<'_> {
         if let Some((_, v)) = get(table, "fetch_timeout_ms") {
             limits.fetch_timeout_ms = self.integer(v, &key_at("fetch_timeout_ms"), 1, u64::MAX)?;
         }
+        if let Some((_, v)) = get(table, "memory_bytes") {
+            let key = key_at("memory_bytes");
+            let bytes = self.bytes(v, &key)?;
+            if bytes != 0 && bytes < Limits::MIN_MEMORY_BYTES {
+                // A limit this small cannot start a process: most likely a unit was left out.
+                let hint = match v.get_ref() {
+                    DeValue::Integer(_) => format!("; did you mean \"{bytes}MiB\"?"),
+                    _ => format!(" ({bytes} bytes)"),
+                };
+                return Err(self.error(
+                    v.span(),
+                    format!(
+                        "{key} must be 0 (no limit) or at least 1 MiB ({}); found {}{hint}",
+                        Limits::MIN_MEMORY_BYTES,
+                        describe(v.get_ref())
+                    ),
+                ));
+            }
+            limits.memory_bytes = bytes;
+        }
+        if let Some((_, v)) = get(table, "processes") {
+            limits.processes = self.integer(v, &key_at("processes"), 1, Limits::MAX_PROCESSES)?;
+        }
+        if let Some((_, v)) = get(table, "cpu_seconds") {
+            limits.cpu_seconds = self.integer(v, &key_at("cpu_seconds"), 0, u64::MAX)?;
+        }
+        if let Some((_, v)) = get(table, "cpu_percent") {
+            limits.cpu_percent =
+                self.integer(v, &key_at("cpu_percent"), 1, Limits::MAX_CPU_PERCENT)?;
+        }
+        if let Some((_, v)) = get(table, "wall_ms") {
+            limits.wall_ms = self.integer(v, &key_at("wall_ms"), 0, u64::MAX)?;
+        }
+        if let Some((_, v)) = get(table, "file_size_bytes") {
+            limits.file_size_bytes = self.bytes(v, &key_at("file_size_bytes"))?;
+        }
+        if let Some((_, v)) = get(table, "on_violation") {
+            let key = key_at("on_violation");
+            let expected = "\"kill\" or \"deny\"";
+            limits.on_violation = match self.string(v, &key, expected)? {
+                "kill" => Violation::Kill,
+                "deny" => Violation::Deny,
+                other => {
+                    return Err(self.error(
+                        v.span(),
+                        format!("{key} must be {expected}; found {other:?}"),
+                    ))
+                }
+            };
+        }
         Ok(limits)
     }
+}
+
+const SIZE_UNITS: &str = "B, KiB, MiB, GiB or TiB";
+
+/// Parses `"<digits>[ ]<unit>"` with a binary unit, or bare digits (bytes). The error completes
+/// the sentence "... must be a byte count ..." (it starts with "; ").
+fn parse_size(text: &str) -> Result<u64, &'static str> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return Err("; the string must start with digits");
+    }
+    if unit.starts_with('.') {
+        return Err("; the number must be whole (write \"1536MiB\", not \"1.5GiB\")");
+    }
+    let multiplier: u64 = match unit.strip_prefix(' ').unwrap_or(unit) {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return Err("; units are binary and case-sensitive (\"MiB\", not \"MB\" or \"M\")"),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or("; the value does not fit in 64 bits")
 }

@@ -149,6 +149,36 @@ impl HostPattern {
 }
 
 /// Resource limits for one child.
+///
+/// The first five bound what the child may ask of the broker; the rest bound the child's own
+/// use of the machine and are enforced by the broker with cgroups (`memory_bytes`, `processes`,
+/// `cpu_percent`), rlimits (`cpu_seconds`, `file_size_bytes`, and `memory_bytes` as an
+/// `RLIMIT_AS` floor where no memory cgroup exists) and its own clock (`wall_ms`). For
+/// `memory_bytes`, `cpu_seconds`, `wall_ms` and `file_size_bytes`, 0 means "no limit".
+///
+/// In a policy, each field is a key of the profile's `limits` table; absent keys keep their
+/// default, unknown keys are errors. Byte counts may be integers or strings with a binary unit
+/// (`B`, `KiB`, `MiB`, `GiB`, `TiB`).
+///
+/// ```
+/// use portcullis_policy::{Limits, Policy, Violation};
+/// let policy = Policy::from_toml_str(
+///     r#"
+///     [profiles.plugin.limits]
+///     memory_bytes = "256MiB"
+///     processes = 16
+///     cpu_percent = 50          # half of one CPU
+///     wall_ms = 30_000
+///     on_violation = "deny"
+///     "#,
+///     "policy.toml",
+/// )?;
+/// let limits = policy.instantiate("plugin", &[])?.limits;
+/// assert_eq!(limits.memory_bytes, 256 * 1024 * 1024);
+/// assert_eq!(limits.on_violation, Violation::Deny);
+/// assert_eq!(limits.file_size_bytes, Limits::default().file_size_bytes);
+/// # Ok::<(), portcullis_policy::PolicyError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {
     /// Sustained broker requests per second (token bucket refill rate).
@@ -161,10 +191,45 @@ pub struct Limits {
     pub fetch_bytes: u64,
     /// Longest one fetch may take, in milliseconds.
     pub fetch_timeout_ms: u64,
+    /// Memory the child may use, in bytes: its cgroup's memory limit (swap included), or an
+    /// `RLIMIT_AS` floor when there is no memory cgroup. 0 means no limit; otherwise at least
+    /// [`Limits::MIN_MEMORY_BYTES`].
+    pub memory_bytes: u64,
+    /// Tasks (processes and threads, the child included) its cgroup may hold at once (the
+    /// `pids` controller). 1 means the child may not start a single thread.
+    pub processes: u32,
+    /// CPU time the child may consume, in seconds (`RLIMIT_CPU`; the kernel sends `SIGXCPU`
+    /// and then `SIGKILL`). 0 means no limit.
+    pub cpu_seconds: u64,
+    /// Share of CPU the child may use, in percent of one CPU: 100 is one full CPU, 250 two and
+    /// a half (the cgroup's CPU quota per period). The broker treats a share above what the
+    /// machine has as "no throttling"; the policy cannot know the machine, so it accepts up to
+    /// [`Limits::MAX_CPU_PERCENT`].
+    pub cpu_percent: u32,
+    /// Wall-clock time the child may live, in milliseconds, after which the broker kills it.
+    /// 0 means no limit.
+    pub wall_ms: u64,
+    /// Largest file the child may grow, in bytes (`RLIMIT_FSIZE`; it applies to files the
+    /// broker opened for it too). 0 means no limit.
+    pub file_size_bytes: u64,
+    /// What a syscall outside the child's allowlist does.
+    pub on_violation: Violation,
+}
+
+impl Limits {
+    /// The smallest memory limit other than 0 ("no limit"): 1 MiB. Anything below cannot even
+    /// start a process, so a smaller value is taken for a unit mistake and refused.
+    pub const MIN_MEMORY_BYTES: u64 = 1024 * 1024;
+    /// The largest `processes`: the kernel's `PID_MAX_LIMIT` (2^22).
+    pub const MAX_PROCESSES: u32 = 1 << 22;
+    /// The largest `cpu_percent`: 1024 CPUs.
+    pub const MAX_CPU_PERCENT: u32 = 100 * 1024;
 }
 
 impl Default for Limits {
-    /// 200 requests/s, burst 400, 64 fds, 8 MiB per fetch, 10 s per fetch.
+    /// 200 requests/s, burst 400, 64 fds, 8 MiB per fetch, 10 s per fetch; 512 MiB of memory,
+    /// 64 tasks, no CPU-time cap, one full CPU, no wall-clock cap, 1 GiB per file; a violation
+    /// kills the child.
     fn default() -> Self {
         Limits {
             requests_per_second: 200,
@@ -172,6 +237,40 @@ impl Default for Limits {
             open_fds: 64,
             fetch_bytes: 8 * 1024 * 1024,
             fetch_timeout_ms: 10_000,
+            memory_bytes: 512 * 1024 * 1024,
+            processes: 64,
+            cpu_seconds: 0,
+            cpu_percent: 100,
+            wall_ms: 0,
+            file_size_bytes: 1024 * 1024 * 1024,
+            on_violation: Violation::Kill,
+        }
+    }
+}
+
+/// What happens when a child makes a syscall its allowlist does not contain.
+///
+/// Written in a policy as `on_violation = "kill"` or `"deny"`; serialised the same way.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Violation {
+    /// The kernel kills the whole child (`SECCOMP_RET_KILL_PROCESS`); the broker reports the
+    /// end as a seccomp violation. The default: nothing of the child runs after the attempt.
+    #[default]
+    Kill,
+    /// The syscall fails with `EPERM` and the broker reports it; the child goes on. For code
+    /// that probes for features it can live without.
+    Deny,
+}
+
+impl Violation {
+    /// The name used in policies: `"kill"` or `"deny"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Violation::Kill => "kill",
+            Violation::Deny => "deny",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! offending line and column and name the offending key or value.
 
 use portcullis_policy::{
-    FsGrant, HostPattern, Limits, NetGrant, Policy, PolicyError, Rights, Scheme, Scope,
+    FsGrant, HostPattern, Limits, NetGrant, Policy, PolicyError, Rights, Scheme, Scope, Violation,
 };
 
 const EXAMPLE: &str = r#"
@@ -131,6 +131,13 @@ fn defaults_apply_when_keys_are_absent() {
             open_fds: 64,
             fetch_bytes: 8 * 1024 * 1024,
             fetch_timeout_ms: 10_000,
+            memory_bytes: 512 * 1024 * 1024,
+            processes: 64,
+            cpu_seconds: 0,
+            cpu_percent: 100,
+            wall_ms: 0,
+            file_size_bytes: 1024 * 1024 * 1024,
+            on_violation: Violation::Kill,
         }
     );
 }
