@@ -20,6 +20,7 @@
 
 pub mod audit;
 mod fetch;
+mod limits;
 pub mod namespaces;
 pub mod seccomp;
 mod serve;
@@ -35,5 +36,5 @@ pub use spawn::{
     default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions,
     StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID,
 };
-pub use supervise::{Violation, ViolationMode};
+pub use supervise::{OnViolation, Violation};
 pub use zygote::SpawnFailure;

@@ -21,15 +21,16 @@ use portcullis_child::protocol::{
 };
 use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 use portcullis_ipc::{Channel, ChannelLimits, ProtocolViolation, RecvError, SendError};
-use portcullis_policy::Profile;
+use portcullis_policy::{Limits, Profile};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::audit::AuditSink;
+use crate::limits::{child_limits, ChildLimits};
 use crate::namespaces::{write_id_maps, IdMapError};
 use crate::seccomp::{compile_child_filter, SeccompCompileError};
 use crate::serve::{Registration, Service};
-use crate::supervise::{Event, Supervisor, Violation, ViolationMode, Watch};
+use crate::supervise::{Event, OnViolation, Supervisor, Violation, Watch};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
 
 /// Host uid/gid a root broker maps a sandbox's root to: an id no host account or file uses, so
@@ -110,7 +111,9 @@ pub struct TrackedChildren {
 /// Per-spawn options.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
-    /// Replaces the broker's rlimit baseline for this child when set.
+    /// Replaces the broker's rlimit baseline for this child when set. The profile's limits
+    /// (`open_fds`, `cpu_seconds`, `file_size_bytes`, and `memory_bytes` without a memory
+    /// cgroup) then narrow it, never widen it.
     pub rlimits: Option<Vec<Rlimit>>,
     /// Let the child keep the zygote's stderr (the broker's) instead of `/dev/null`. For
     /// debugging only: a child can then write to the broker's terminal.
@@ -282,6 +285,11 @@ struct Shared {
     ends: Mutex<HashMap<u64, Arc<EndSlot>>>,
     /// Pre-forked, locked-down children waiting for a start message, oldest first.
     pool: Mutex<VecDeque<Forked>>,
+    /// The rlimits pooled children locked down with: those of a default profile. A spawn whose
+    /// profile gives the same can take a pooled child.
+    pool_rlimits: Vec<Rlimit>,
+    /// Children go into a memory cgroup (else `RLIMIT_AS` stands in for the memory limit).
+    memory_cgroup: bool,
     /// Serves every child's service channel.
     service: Arc<Service>,
     /// Watches every child's seccomp violations and wall-clock deadline.
@@ -351,6 +359,8 @@ impl Broker {
         let service = Service::start(config.audit.clone(), config.send_timeout)
             .map_err(StartError::Service)?;
         let supervisor = Supervisor::start(config.audit.clone()).map_err(StartError::Service)?;
+        let memory_cgroup = false;
+        let pool_rlimits = child_limits(&config.rlimits, &Limits::default(), memory_cgroup).rlimits;
         let shared = Arc::new(Shared {
             control,
             config,
@@ -358,6 +368,8 @@ impl Broker {
             pending: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
             pool: Mutex::new(VecDeque::new()),
+            pool_rlimits,
+            memory_cgroup,
             service,
             supervisor,
             zygote_alive: AtomicBool::new(true),
@@ -372,7 +384,7 @@ impl Broker {
                 shared.config.channel_limits.max_fds_per_message,
             ),
             pool_size: shared.config.prefork,
-            default_rlimits: shared.config.rlimits.clone(),
+            default_rlimits: shared.pool_rlimits.clone(),
         };
         let reader = std::thread::Builder::new()
             .name("portcullis-zygote".into())
@@ -460,17 +472,26 @@ impl Broker {
             args: postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?,
         };
         let deadline = Instant::now() + shared.config.spawn_timeout;
-        let poolable = options.rlimits.is_none() && !options.keep_stderr;
+        let limits = child_limits(
+            options.rlimits.as_deref().unwrap_or(&shared.config.rlimits),
+            &options
+                .profile
+                .as_ref()
+                .map(|p| p.limits)
+                .unwrap_or_default(),
+            shared.memory_cgroup,
+        );
+        let poolable = !options.keep_stderr && limits.rlimits == shared.pool_rlimits;
         if let Some(pooled) = poolable.then(|| shared.claim_pooled()).flatten() {
-            match self.start_child(pooled, entry, &start, options, deadline) {
+            match self.start_child(pooled, entry, &start, options, &limits, deadline) {
                 Ok(child) => return Ok(child),
                 // A pre-forked child may have died while it waited: fork one instead.
                 Err(SpawnError::EndedDuringLockdown { .. } | SpawnError::Start(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        let forked = shared.fork_on_request(options, deadline)?;
-        self.start_child(forked, entry, &start, options, deadline)
+        let forked = shared.fork_on_request(&limits.rlimits, options.keep_stderr, deadline)?;
+        self.start_child(forked, entry, &start, options, &limits, deadline)
     }
 
     /// Registers a forked child with the service, sends it its start message and waits for its
@@ -481,6 +502,7 @@ impl Broker {
         entry: &str,
         start: &StartChild,
         options: &SpawnOptions,
+        limits: &ChildLimits,
         deadline: Instant,
     ) -> Result<Child<Down, Up>, SpawnError>
     where
@@ -495,9 +517,8 @@ impl Broker {
             service,
             end,
         } = forked;
-        let supervision = Supervision::of(options);
         let state = Arc::new(Mutex::new(ChildState {
-            cpu_limit_us: supervision.cpu_limit_us,
+            cpu_limit_us: limits.cpu_limit_us,
             ..ChildState::default()
         }));
         let child = Child {
@@ -533,7 +554,7 @@ impl Broker {
             profile: options.profile.clone().unwrap_or_default(),
             on_violation,
         };
-        let wall_deadline = supervision.wall.map(|wall| Instant::now() + wall);
+        let wall_deadline = limits.wall.map(|wall| Instant::now() + wall);
         if let Err(e) = shared.service.register(registration) {
             child.kill();
             return Err(SpawnError::Channel(e));
@@ -554,7 +575,7 @@ impl Broker {
             kind: entry.to_owned(),
             pid,
             listener,
-            mode: supervision.mode,
+            mode: limits.on_violation,
             wall_deadline,
             on_event: Box::new(move |event: Event| {
                 let kill = {
@@ -575,29 +596,6 @@ impl Broker {
             return Err(SpawnError::Channel(e));
         }
         Ok(child)
-    }
-}
-
-/// How the supervisor watches one child, from its spawn options.
-struct Supervision {
-    mode: ViolationMode,
-    wall: Option<Duration>,
-    cpu_limit_us: Option<u64>,
-}
-
-impl Supervision {
-    fn of(options: &SpawnOptions) -> Self {
-        let cpu_limit_us = options
-            .rlimits
-            .iter()
-            .flatten()
-            .find(|r| r.resource == RlimitResource::CpuSeconds)
-            .map(|r| r.value.saturating_mul(1_000_000));
-        Self {
-            mode: ViolationMode::Kill,
-            wall: None,
-            cpu_limit_us,
-        }
     }
 }
 
@@ -625,7 +623,8 @@ impl Shared {
     /// Asks the zygote to fork a child with `options` now.
     fn fork_on_request(
         &self,
-        options: &SpawnOptions,
+        rlimits: &[Rlimit],
+        keep_stderr: bool,
         deadline: Instant,
     ) -> Result<Forked, SpawnError> {
         let (channel, child_end) =
@@ -639,11 +638,8 @@ impl Shared {
         lock(&self.ends).insert(id, Arc::clone(&end));
         let request = ToZygote::Spawn {
             id,
-            rlimits: options
-                .rlimits
-                .clone()
-                .unwrap_or_else(|| self.config.rlimits.clone()),
-            keep_stderr: options.keep_stderr,
+            rlimits: rlimits.to_vec(),
+            keep_stderr,
         };
         let forget = || {
             lock(&self.pending).remove(&id);
@@ -886,7 +882,7 @@ impl ChildState {
                 if self.violations.len() < MAX_KEPT_VIOLATIONS {
                     self.violations.push(v.clone());
                 }
-                if v.mode == ViolationMode::Kill && self.fatal_violation.is_none() {
+                if v.mode == OnViolation::Kill && self.fatal_violation.is_none() {
                     self.fatal_violation = Some(v.clone());
                     self.killed_by_broker = true;
                 }
@@ -1212,7 +1208,11 @@ fn classify(exit: Option<Exit>, state: &ChildState, shutting_down: bool) -> Chil
     }
     if let Some(limit) = state.cpu_limit_us {
         // RLIMIT_CPU: SIGKILL at the hard limit (soft = hard), SIGXCPU if the soft one is lower.
-        if matches!(signal, Some(libc::SIGKILL | libc::SIGXCPU)) && cpu_us >= limit {
+        // The limit is checked against the scheduler's exact runtime, while wait4's rusage is
+        // sampled from ticks and may read a little lower: accept 90 % of the limit. Nothing else
+        // SIGKILLs a child behind the broker's back (as PID 1 of its namespace it cannot signal
+        // itself, and an OOM kill is told apart by its cgroup first).
+        if matches!(signal, Some(libc::SIGKILL | libc::SIGXCPU)) && cpu_us >= limit / 10 * 9 {
             return ChildEnd::CpuLimit {
                 used_ms: cpu_us / 1000,
             };

@@ -7,7 +7,7 @@
 //! syscall number, architecture, arguments and the calling thread; the calling thread stays
 //! stopped in the kernel until the supervisor answers. A report therefore arrives even if the
 //! child's memory is corrupt, and the child cannot forge or suppress it. The profile decides what
-//! follows ([`ViolationMode`]): `Kill` (the default) has the zygote SIGKILL the child while
+//! follows ([`OnViolation`]): `Kill` (the default) has the zygote SIGKILL the child while
 //! the thread is still stopped, so the syscall never runs; `Deny` answers the syscall with
 //! `EPERM` and the child goes on. Either way the violation is recorded on the child and written
 //! to the audit log (at most [`AUDIT_BURST`] records, then one a second with a count, so a child
@@ -33,15 +33,9 @@ use serde::Serialize;
 use crate::audit::{AuditRecord, AuditSink};
 use crate::sys::seccomp_notify::{self, Notification};
 
-/// What the broker does when a child makes a syscall outside its allowlist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub enum ViolationMode {
-    /// Kill the child before the syscall runs (the default).
-    #[default]
-    Kill,
-    /// Fail the syscall with `EPERM`, report it, and let the child go on.
-    Deny,
-}
+/// What the broker does when a child makes a syscall outside its allowlist: the child's policy
+/// profile says (`limits.on_violation`).
+pub use portcullis_policy::OnViolation;
 
 /// One syscall a child made outside its allowlist, as the kernel reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,7 +54,7 @@ pub struct Violation {
     /// The calling thread, in the broker's PID namespace.
     pub thread: u32,
     /// What the broker did.
-    pub mode: ViolationMode,
+    pub mode: OnViolation,
 }
 
 impl std::fmt::Display for Violation {
@@ -81,7 +75,7 @@ const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32_SYSCALL_BIT: i32 = 0x4000_0000;
 
 impl Violation {
-    fn from_notification(n: &Notification, mode: ViolationMode) -> Self {
+    fn from_notification(n: &Notification, mode: OnViolation) -> Self {
         let named = |arch: ScmpArch, nr: i32| {
             ScmpSyscall::from(nr)
                 .get_name_by_arch(arch)
@@ -126,7 +120,7 @@ pub(crate) struct Watch {
     pub kind: String,
     pub pid: u32,
     pub listener: OwnedFd,
-    pub mode: ViolationMode,
+    pub mode: OnViolation,
     pub wall_deadline: Option<Instant>,
     pub on_event: Box<dyn Fn(Event) + Send + Sync>,
 }
@@ -138,7 +132,7 @@ struct Watched {
     kind: String,
     pid: u32,
     listener: Option<Arc<OwnedFd>>,
-    mode: ViolationMode,
+    mode: OnViolation,
     wall_deadline: Option<Instant>,
     on_event: Arc<dyn Fn(Event) + Send + Sync>,
     audited: u32,
@@ -314,14 +308,16 @@ impl Supervisor {
             }
         };
         let violation = Violation::from_notification(&notification, mode);
-        if mode == ViolationMode::Deny {
+        // Recorded before the answer: once the child sees EPERM it may report and exit, and its
+        // owner must find the violation recorded by then.
+        self.audit_violation(child, &violation);
+        on_event(Event::Violation(violation));
+        if mode == OnViolation::Deny {
             // ENOENT: the caller is gone already; nothing to answer.
             let _ = seccomp_notify::answer_error(listener.as_fd(), notification.id, libc::EPERM);
         }
         // In Kill mode the thread stays stopped in the kernel (never answered) until the zygote
         // has killed the child, so the syscall never runs.
-        self.audit_violation(child, &violation);
-        on_event(Event::Violation(violation));
     }
 
     fn audit_violation(&self, child: u64, violation: &Violation) {
@@ -364,8 +360,8 @@ impl Supervisor {
             target: violation.to_string(),
             decision: "deny",
             reason: Some(match violation.mode {
-                ViolationMode::Kill => "seccomp-kill",
-                ViolationMode::Deny => "seccomp-eperm",
+                OnViolation::Kill => "seccomp-kill",
+                OnViolation::Deny => "seccomp-eperm",
             }),
             suppressed,
             latency_us: 0,

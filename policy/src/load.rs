@@ -8,7 +8,7 @@ use crate::error::PolicyError;
 use crate::host::{parse_dns_name, parse_host, HostName};
 use crate::path::split_clean;
 use crate::profile::{
-    FsGrant, HostPattern, Limits, NetGrant, Profile, Rights, Scheme, Scope, Violation,
+    FsGrant, HostPattern, Limits, NetGrant, OnViolation, Profile, Rights, Scheme, Scope,
 };
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -890,8 +890,8 @@ impl Loader<'_> {
             let key = key_at("on_violation");
             let expected = "\"kill\" or \"deny\"";
             limits.on_violation = match self.string(v, &key, expected)? {
-                "kill" => Violation::Kill,
-                "deny" => Violation::Deny,
+                "kill" => OnViolation::Kill,
+                "deny" => OnViolation::Deny,
                 other => {
                     return Err(self.error(
                         v.span(),

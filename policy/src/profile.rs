@@ -161,7 +161,7 @@ impl HostPattern {
 /// (`B`, `KiB`, `MiB`, `GiB`, `TiB`).
 ///
 /// ```
-/// use portcullis_policy::{Limits, Policy, Violation};
+/// use portcullis_policy::{Limits, Policy, OnViolation};
 /// let policy = Policy::from_toml_str(
 ///     r#"
 ///     [profiles.plugin.limits]
@@ -175,7 +175,7 @@ impl HostPattern {
 /// )?;
 /// let limits = policy.instantiate("plugin", &[])?.limits;
 /// assert_eq!(limits.memory_bytes, 256 * 1024 * 1024);
-/// assert_eq!(limits.on_violation, Violation::Deny);
+/// assert_eq!(limits.on_violation, OnViolation::Deny);
 /// assert_eq!(limits.file_size_bytes, Limits::default().file_size_bytes);
 /// # Ok::<(), portcullis_policy::PolicyError>(())
 /// ```
@@ -213,7 +213,7 @@ pub struct Limits {
     /// broker opened for it too). 0 means no limit.
     pub file_size_bytes: u64,
     /// What a syscall outside the child's allowlist does.
-    pub on_violation: Violation,
+    pub on_violation: OnViolation,
 }
 
 impl Limits {
@@ -243,7 +243,7 @@ impl Default for Limits {
             cpu_percent: 100,
             wall_ms: 0,
             file_size_bytes: 1024 * 1024 * 1024,
-            on_violation: Violation::Kill,
+            on_violation: OnViolation::Kill,
         }
     }
 }
@@ -255,9 +255,10 @@ impl Default for Limits {
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum Violation {
-    /// The kernel kills the whole child (`SECCOMP_RET_KILL_PROCESS`); the broker reports the
-    /// end as a seccomp violation. The default: nothing of the child runs after the attempt.
+pub enum OnViolation {
+    /// The broker kills the whole child while the offending thread is still stopped in the
+    /// kernel, so the syscall never runs, and reports the end as a seccomp violation naming the
+    /// call. The default: nothing of the child runs after the attempt.
     #[default]
     Kill,
     /// The syscall fails with `EPERM` and the broker reports it; the child goes on. For code
@@ -265,12 +266,12 @@ pub enum Violation {
     Deny,
 }
 
-impl Violation {
+impl OnViolation {
     /// The name used in policies: `"kill"` or `"deny"`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Violation::Kill => "kill",
-            Violation::Deny => "deny",
+            OnViolation::Kill => "kill",
+            OnViolation::Deny => "deny",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The `[profiles.<name>.limits]` table, key by key: accepted values and what they load as,
 //! and refused values whose errors point at the value's line and column.
 
-use portcullis_policy::{Limits, Policy, PolicyError, Violation};
+use portcullis_policy::{Limits, OnViolation, Policy, PolicyError};
 
 /// Loads `[profiles.p.limits]` followed by `body` and instantiates profile `p`.
 fn load(body: &str) -> Result<Limits, PolicyError> {
@@ -23,7 +23,7 @@ fn defaults() {
     assert_eq!(limits.cpu_percent, 100, "one full CPU");
     assert_eq!(limits.wall_ms, 0, "no wall-clock cap by default");
     assert_eq!(limits.file_size_bytes, GIB);
-    assert_eq!(limits.on_violation, Violation::Kill);
+    assert_eq!(limits.on_violation, OnViolation::Kill);
     assert_eq!(load("").expect("empty table loads"), limits);
     // A profile without a limits table gets the same defaults; grants stay empty.
     let profile = Policy::from_toml_str("[profiles.p]\n", "p.toml")
@@ -189,14 +189,14 @@ fn valid() -> Vec<(&'static str, Limits)> {
         (
             "on_violation = \"kill\"",
             Limits {
-                on_violation: Violation::Kill,
+                on_violation: OnViolation::Kill,
                 ..d
             },
         ),
         (
             "on_violation = \"deny\"",
             Limits {
-                on_violation: Violation::Deny,
+                on_violation: OnViolation::Deny,
                 ..d
             },
         ),
@@ -210,7 +210,7 @@ fn valid() -> Vec<(&'static str, Limits)> {
                 cpu_percent: 50,
                 wall_ms: 1500,
                 file_size_bytes: 4096,
-                on_violation: Violation::Deny,
+                on_violation: OnViolation::Deny,
                 burst: 3,
                 ..d
             },
@@ -474,10 +474,10 @@ fn a_later_line_is_located_too() {
 
 #[test]
 fn violation_names_round_trip() {
-    for (violation, name) in [(Violation::Kill, "kill"), (Violation::Deny, "deny")] {
+    for (violation, name) in [(OnViolation::Kill, "kill"), (OnViolation::Deny, "deny")] {
         assert_eq!(violation.as_str(), name);
         let body = format!("on_violation = {name:?}");
         assert_eq!(load(&body).expect("loads").on_violation, violation);
     }
-    assert_eq!(Violation::default(), Violation::Kill);
+    assert_eq!(OnViolation::default(), OnViolation::Kill);
 }

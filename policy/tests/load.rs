@@ -2,7 +2,7 @@
 //! offending line and column and name the offending key or value.
 
 use portcullis_policy::{
-    FsGrant, HostPattern, Limits, NetGrant, Policy, PolicyError, Rights, Scheme, Scope, Violation,
+    FsGrant, HostPattern, Limits, NetGrant, OnViolation, Policy, PolicyError, Rights, Scheme, Scope,
 };
 
 const EXAMPLE: &str = r#"
@@ -137,7 +137,7 @@ fn defaults_apply_when_keys_are_absent() {
             cpu_percent: 100,
             wall_ms: 0,
             file_size_bytes: 1024 * 1024 * 1024,
-            on_violation: Violation::Kill,
+            on_violation: OnViolation::Kill,
         }
     );
 }

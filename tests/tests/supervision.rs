@@ -16,6 +16,14 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    // Limits, each next to a bystander child that keeps answering.
+    cpu_spin_ends_at_its_cpu_limit => "limit-cpu",
+    sleeper_ends_at_its_wall_timeout => "limit-wall",
+    // Violations reported from outside the child, by name with arguments, in both modes; and
+    // the pair: an allowed syscall is never reported.
+    violation_kill_mode_names_ptrace => "violation-kill",
+    violation_deny_mode_eperm_names_ptrace_and_socket => "violation-deny",
+    allowed_syscalls_are_never_reported => "no-violation-when-allowed",
     // SIGKILL of a broker holding children: its zygote and every child are dead within 100 ms.
     broker_death_takes_every_child => "broker-death",
     // 10,000 spawn/exit cycles (PORTCULLIS_LEAK_CYCLES): fds, RSS, zombies, tracked children

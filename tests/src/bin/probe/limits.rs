@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use portcullis::{Broker, ChildContext, ChildEnd, Rlimit, RlimitResource, SpawnOptions};
+use portcullis::policy::{Limits, Profile};
+use portcullis::{Broker, ChildContext, ChildEnd, OnViolation, SpawnOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::{spawn_echo, Down, Up, Verdict};
@@ -115,21 +116,104 @@ fn with_bystander(
     }
 }
 
-/// A spinning child with a 1-second CPU limit ends as `CpuLimit`.
-pub fn cpu_limit(broker: &Broker) -> Verdict {
-    let mut rlimits = portcullis::default_rlimits();
-    rlimits.push(Rlimit {
-        resource: RlimitResource::CpuSeconds,
-        value: 1,
-    });
-    let options = SpawnOptions {
-        rlimits: Some(rlimits),
+/// Spawn options whose profile grants nothing and has `limits`.
+fn limited(limits: Limits) -> SpawnOptions {
+    SpawnOptions {
+        profile: Some(Profile {
+            limits,
+            ..Profile::default()
+        }),
         ..SpawnOptions::default()
-    };
+    }
+}
+
+/// A spinning child with a 1-second CPU-time limit ends as `CpuLimit`.
+pub fn cpu_limit(broker: &Broker) -> Verdict {
+    let options = limited(Limits {
+        cpu_seconds: 1,
+        ..Limits::default()
+    });
     with_bystander(
         broker,
         Offence::Spin,
         &options,
         |end| matches!(end, ChildEnd::CpuLimit { used_ms } if *used_ms >= 1000),
     )
+}
+
+/// A sleeping child with a 300 ms wall-clock limit ends as `WallTimeout`.
+pub fn wall_timeout(broker: &Broker) -> Verdict {
+    let options = limited(Limits {
+        wall_ms: 300,
+        ..Limits::default()
+    });
+    with_bystander(broker, Offence::Sleep, &options, |end| {
+        matches!(end, ChildEnd::WallTimeout)
+    })
+}
+
+/// In `kill` mode the first forbidden syscall (`ptrace`) ends the child as a violation naming
+/// it; the `socket` after it never runs.
+pub fn violation_kill(broker: &Broker) -> Verdict {
+    let options = limited(Limits::default());
+    with_bystander(broker, Offence::ForbiddenSyscalls, &options, |end| {
+        matches!(end, ChildEnd::SeccompViolation { violation: Some(v) }
+            if v.syscall == "ptrace" && v.mode == OnViolation::Kill
+                && v.args[0] == libc::PTRACE_TRACEME as u64)
+    })
+}
+
+/// In `deny` mode both forbidden syscalls fail with `EPERM` in the child, which goes on and
+/// exits normally; the broker has both reports, by name, with their arguments.
+pub fn violation_deny(broker: &Broker) -> Verdict {
+    let options = limited(Limits {
+        on_violation: OnViolation::Deny,
+        ..Limits::default()
+    });
+    let child = broker
+        .spawn_with::<Down, Up, _>("offender", &Offence::ForbiddenSyscalls, &options)
+        .map_err(|e| format!("spawn offender: {e}"))?;
+    let report = child
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| format!("no report from the child: {e}"))?;
+    let end = child.wait();
+    let (violations, seen) = child.violations();
+    let eperm = libc::EPERM;
+    let want = format!("ptrace -1 errno {eperm}; socket -1 errno {eperm}");
+    match (&report, &end) {
+        (Up::Outcome(Ok(r)), ChildEnd::Exited { code: 0 }) if *r == want => {}
+        other => return Err(format!("expected {want:?} and a clean exit, got {other:?}")),
+    }
+    let names: Vec<&str> = violations.iter().map(|v| v.syscall.as_str()).collect();
+    println!("  child saw: {want}; broker has {seen} reports: {violations:?}");
+    if names != ["ptrace", "socket"] || seen != 2 {
+        return Err(format!(
+            "expected reports [ptrace, socket], got {names:?} ({seen})"
+        ));
+    }
+    let socket = &violations[1];
+    if socket.args[0] != libc::AF_INET as u64 || socket.mode != OnViolation::Deny {
+        return Err(format!(
+            "socket report has the wrong arguments or mode: {socket:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The pair of the violation tests: an allowed syscall is never reported.
+pub fn no_violation_when_allowed(broker: &Broker) -> Verdict {
+    let child = spawn_echo(broker)?;
+    match child.request(&Down::Echo(vec![1, 2, 3])) {
+        Ok(Up::Echo(b)) if b == [1, 2, 3] => {}
+        other => return Err(format!("echo: {other:?}")),
+    }
+    child.send(&Down::Quit).map_err(|e| e.to_string())?;
+    let end = child.wait();
+    let (violations, seen) = child.violations();
+    if seen != 0 || !violations.is_empty() || end != (ChildEnd::Exited { code: 0 }) {
+        return Err(format!(
+            "expected no violation and a clean exit: {end:?} {violations:?}"
+        ));
+    }
+    Ok(())
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use portcullis::{
-    Broker, BrokerConfig, ChildContext, ChildEnd, ChildError, Entries, LockdownStep, Rlimit,
-    RlimitResource, SpawnError, SpawnOptions, ViolationMode,
+    Broker, BrokerConfig, ChildContext, ChildEnd, ChildError, Entries, LockdownStep, OnViolation,
+    Rlimit, RlimitResource, SpawnError, SpawnOptions,
 };
 use portcullis_tests::EXIT_SKIP;
 
@@ -474,6 +474,10 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "leak-cycles" => supervision::leak_cycles(broker),
         "scale-1000" => supervision::scale(broker),
         "limit-cpu" => limits::cpu_limit(broker),
+        "limit-wall" => limits::wall_timeout(broker),
+        "violation-kill" => limits::violation_kill(broker),
+        "violation-deny" => limits::violation_deny(broker),
+        "no-violation-when-allowed" => limits::no_violation_when_allowed(broker),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }
@@ -511,7 +515,7 @@ fn run_probe_child(
 fn expect_seccomp_kill(broker: &Broker, probe: Probe, syscall: &str) -> Verdict {
     match run_probe_child(broker, probe)? {
         (None, ChildEnd::SeccompViolation { violation: Some(v) })
-            if v.syscall == syscall && v.mode == ViolationMode::Kill =>
+            if v.syscall == syscall && v.mode == OnViolation::Kill =>
         {
             println!("  reported: {v}");
             Ok(())
@@ -706,8 +710,10 @@ fn unknown_entry(broker: &Broker) -> Verdict {
 /// error naming the step and errno, and the entry never runs.
 fn lockdown_failure_is_typed(broker: &Broker) -> Verdict {
     let options = SpawnOptions {
+        // Above the hard limit the child inherits: only CAP_SYS_RESOURCE in the initial user
+        // namespace may raise it, so setrlimit fails with EPERM.
         rlimits: Some(vec![Rlimit {
-            resource: RlimitResource::OpenFiles,
+            resource: RlimitResource::MemLock,
             value: u64::MAX - 1,
         }]),
         ..SpawnOptions::default()
