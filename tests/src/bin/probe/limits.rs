@@ -137,7 +137,7 @@ pub fn cpu_limit(broker: &Broker) -> Verdict {
         broker,
         Offence::Spin,
         &options,
-        |end| matches!(end, ChildEnd::CpuLimit { used_ms } if *used_ms >= 1000),
+        |end| matches!(end, ChildEnd::CpuLimit { used_ms } if *used_ms >= 900),
     )
 }
 
