@@ -24,8 +24,6 @@ scenarios! {
     violation_kill_mode_names_ptrace => "violation-kill",
     violation_deny_mode_eperm_names_ptrace_and_socket => "violation-deny",
     allowed_syscalls_are_never_reported => "no-violation-when-allowed",
-    // SIGKILL of a broker holding children: its zygote and every child are dead within 100 ms.
-    broker_death_takes_every_child => "broker-death",
     // 10,000 spawn/exit cycles (PORTCULLIS_LEAK_CYCLES): fds, RSS, zombies, tracked children
     // back at their baseline.
     leak_free_spawn_exit_cycles => "leak-cycles",
