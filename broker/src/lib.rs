@@ -6,7 +6,8 @@
 //! typed channel and its end ([`Child`], [`ChildEnd`]), and serving each child's service channel:
 //! files beneath pre-opened grant directories with `openat2`, TCP connections and HTTP(S)
 //! fetches to checked addresses, every request decided by the child's policy profile and written
-//! to the audit log ([`audit`]).
+//! to the audit log ([`audit`]); and the cgroup handling for per-child memory, task and CPU
+//! limits ([`cgroup`]; spawning does not use it yet).
 //!
 //! Must never: fork itself except to exec at once (the zygote forks), trust a byte or fd a child
 //! sends (every receive is size- and fd-capped, decoding never panics, a protocol violation kills
@@ -19,6 +20,7 @@
 //! lockdown.
 
 pub mod audit;
+pub mod cgroup;
 mod fetch;
 mod limits;
 pub mod namespaces;
