@@ -35,8 +35,8 @@ pub use audit::{AuditRecord, AuditSink};
 pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use spawn::{
-    default_rlimits, Broker, BrokerConfig, Child, ChildEnd, ChildError, SpawnError, SpawnOptions,
-    StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID,
+    default_rlimits, Broker, BrokerConfig, CgroupSetting, Child, ChildEnd, ChildError, SpawnError,
+    SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID,
 };
 pub use supervise::{OnViolation, Violation};
 pub use zygote::SpawnFailure;

@@ -16,6 +16,8 @@ use std::time::Duration;
 use portcullis_child::{Rlimit, RlimitResource};
 use portcullis_policy::{Limits, OnViolation};
 
+use crate::cgroup::CgroupLimits;
+
 /// File descriptors a child may hold besides brokered ones: fds 0–4 (stdio, its two channels)
 /// and room for its own pipes, eventfds and epoll sets.
 pub const OWN_FDS: u64 = 32;
@@ -31,6 +33,8 @@ pub(crate) struct ChildLimits {
     pub wall: Option<Duration>,
     /// `RLIMIT_CPU` in microseconds, to recognise a CPU-limit end.
     pub cpu_limit_us: Option<u64>,
+    /// Memory, tasks and CPU share, for the child's cgroup (when the broker has one).
+    pub cgroup: CgroupLimits,
 }
 
 /// Sets `resource` to `value` in `rlimits`, never above a value the baseline already has.
@@ -41,12 +45,14 @@ fn narrow(rlimits: &mut Vec<Rlimit>, resource: RlimitResource, value: u64) {
     }
 }
 
-/// The limits of a child whose baseline rlimits are `baseline` and whose profile says `limits`.
-/// `memory_cgroup`: the broker puts children in a memory cgroup (else `RLIMIT_AS` stands in).
+/// The limits of a child whose baseline rlimits are `baseline` and whose profile says `limits`,
+/// on a machine with `cpus` CPUs. `memory_cgroup`: the broker puts children in a memory cgroup
+/// (else `RLIMIT_AS` stands in).
 pub(crate) fn child_limits(
     baseline: &[Rlimit],
     limits: &Limits,
     memory_cgroup: bool,
+    cpus: u32,
 ) -> ChildLimits {
     let mut rlimits = baseline.to_vec();
     narrow(
@@ -80,6 +86,7 @@ pub(crate) fn child_limits(
         on_violation: limits.on_violation,
         wall: (limits.wall_ms > 0).then(|| Duration::from_millis(limits.wall_ms)),
         cpu_limit_us,
+        cgroup: CgroupLimits::from_policy(limits, cpus),
     }
 }
 
@@ -97,7 +104,7 @@ mod tests {
     #[test]
     fn defaults_map_to_rlimits_and_supervision() {
         let baseline = crate::default_rlimits();
-        let l = child_limits(&baseline, &Limits::default(), true);
+        let l = child_limits(&baseline, &Limits::default(), true, 2);
         assert_eq!(value(&l, RlimitResource::OpenFiles), Some(64 + OWN_FDS));
         assert_eq!(value(&l, RlimitResource::FileSize), Some(1 << 30));
         assert_eq!(value(&l, RlimitResource::CpuSeconds), None);
@@ -113,7 +120,7 @@ mod tests {
 
     #[test]
     fn without_a_memory_cgroup_address_space_is_the_floor() {
-        let l = child_limits(&crate::default_rlimits(), &Limits::default(), false);
+        let l = child_limits(&crate::default_rlimits(), &Limits::default(), false, 2);
         assert_eq!(value(&l, RlimitResource::AddressSpace), Some(512 << 20));
     }
 
@@ -126,7 +133,7 @@ mod tests {
             on_violation: OnViolation::Deny,
             ..Limits::default()
         };
-        let l = child_limits(&crate::default_rlimits(), &limits, true);
+        let l = child_limits(&crate::default_rlimits(), &limits, true, 2);
         assert_eq!(value(&l, RlimitResource::OpenFiles), Some(256));
         assert_eq!(value(&l, RlimitResource::CpuSeconds), Some(3));
         assert_eq!(l.cpu_limit_us, Some(3_000_000));
@@ -141,7 +148,7 @@ mod tests {
             file_size_bytes: 0,
             ..Limits::default()
         };
-        let l = child_limits(&crate::default_rlimits(), &limits, false);
+        let l = child_limits(&crate::default_rlimits(), &limits, false, 2);
         assert_eq!(value(&l, RlimitResource::AddressSpace), None);
         assert_eq!(value(&l, RlimitResource::FileSize), None);
     }

@@ -26,6 +26,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::audit::AuditSink;
+use crate::cgroup::{
+    self, CgroupError, CgroupEvents, CgroupLimits, Cgroups, ChildCgroup, Controller,
+};
 use crate::limits::{child_limits, ChildLimits};
 use crate::namespaces::{write_id_maps, IdMapError};
 use crate::seccomp::{compile_child_filter, SeccompCompileError};
@@ -59,6 +62,21 @@ pub struct BrokerConfig {
     /// When the broker runs as root: the unprivileged host uid/gid that sandbox root maps to.
     /// An unprivileged broker always maps its own ids.
     pub sandbox_host_id: u32,
+    /// Where children's cgroups go.
+    pub cgroups: CgroupSetting,
+}
+
+/// Where a broker puts its children's cgroups.
+#[derive(Debug, Clone, Default)]
+pub enum CgroupSetting {
+    /// Find the hierarchies this process may use (v2, or v1 memory/pids/cpu) from
+    /// `/proc/self`; without one, say so in the log and limit by rlimits only.
+    #[default]
+    Auto,
+    /// No cgroups: rlimits only (memory as address space, no task limit, no CPU share).
+    Off,
+    /// Use this layout (e.g. a delegated v2 subtree from the service manager).
+    At(cgroup::Layout),
 }
 
 impl Default for BrokerConfig {
@@ -71,6 +89,7 @@ impl Default for BrokerConfig {
             prefork: 2,
             audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
+            cgroups: CgroupSetting::Auto,
         }
     }
 }
@@ -199,6 +218,10 @@ pub enum SpawnError {
     /// The child's first message was not a lockdown report; it was killed.
     #[error("child broke the lockdown handshake")]
     Handshake(#[source] RecvError),
+    /// The child's cgroup could not be made, limited or joined; it was killed before it ran
+    /// anything.
+    #[error("set up the child's cgroup")]
+    Cgroup(#[source] CgroupError),
 }
 
 /// A channel operation with a child failed.
@@ -290,6 +313,12 @@ struct Shared {
     pool_rlimits: Vec<Rlimit>,
     /// Children go into a memory cgroup (else `RLIMIT_AS` stands in for the memory limit).
     memory_cgroup: bool,
+    /// This broker's cgroup instance directories, if it has any (taken at shutdown).
+    cgroups: Mutex<Option<Arc<Cgroups>>>,
+    /// The cgroup limits pooled children start with: those of a default profile.
+    pool_cgroup_limits: CgroupLimits,
+    /// CPUs of this machine (a CPU share of all of them is no throttling).
+    cpus: u32,
     /// Serves every child's service channel.
     service: Arc<Service>,
     /// Watches every child's seccomp violations and wall-clock deadline.
@@ -359,8 +388,13 @@ impl Broker {
         let service = Service::start(config.audit.clone(), config.send_timeout)
             .map_err(StartError::Service)?;
         let supervisor = Supervisor::start(config.audit.clone()).map_err(StartError::Service)?;
-        let memory_cgroup = false;
-        let pool_rlimits = child_limits(&config.rlimits, &Limits::default(), memory_cgroup).rlimits;
+        let cgroups = open_cgroups(&config.cgroups).map(Arc::new);
+        let memory_cgroup = cgroups
+            .as_ref()
+            .is_some_and(|c| c.supports(Controller::Memory));
+        let cpus = std::thread::available_parallelism()
+            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+        let pool_limits = child_limits(&config.rlimits, &Limits::default(), memory_cgroup, cpus);
         let shared = Arc::new(Shared {
             control,
             config,
@@ -368,8 +402,11 @@ impl Broker {
             pending: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
             pool: Mutex::new(VecDeque::new()),
-            pool_rlimits,
+            pool_rlimits: pool_limits.rlimits,
             memory_cgroup,
+            cgroups: Mutex::new(cgroups),
+            pool_cgroup_limits: pool_limits.cgroup,
+            cpus,
             service,
             supervisor,
             zygote_alive: AtomicBool::new(true),
@@ -419,6 +456,32 @@ impl Broker {
     /// [`BrokerConfig::prefork`]; the broker holds one channel fd for each).
     pub fn pooled_children(&self) -> usize {
         lock(&self.shared.pool).len()
+    }
+
+    /// The cgroup controllers this broker limits children with (`memory`, `pids`, `cpu`), or
+    /// `None` when it has no cgroup and limits by rlimits only.
+    pub fn cgroup_controllers(&self) -> Option<Vec<&'static str>> {
+        let cgroups = lock(&self.shared.cgroups).clone()?;
+        Some(
+            [Controller::Memory, Controller::Pids, Controller::Cpu]
+                .into_iter()
+                .filter(|c| cgroups.supports(*c))
+                .map(|c| c.as_str())
+                .collect(),
+        )
+    }
+
+    /// This broker's cgroup instance directories (one per hierarchy), where each child's group
+    /// is made.
+    pub fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        lock(&self.shared.cgroups)
+            .as_ref()
+            .map(|c| {
+                c.instance_dirs()
+                    .map(std::path::Path::to_path_buf)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// What the broker holds per child right now, for leak checks: children whose end it
@@ -480,6 +543,7 @@ impl Broker {
                 .map(|p| p.limits)
                 .unwrap_or_default(),
             shared.memory_cgroup,
+            shared.cpus,
         );
         let poolable = !options.keep_stderr && limits.rlimits == shared.pool_rlimits;
         if let Some(pooled) = poolable.then(|| shared.claim_pooled()).flatten() {
@@ -559,6 +623,42 @@ impl Broker {
             child.kill();
             return Err(SpawnError::Channel(e));
         }
+        // Into its cgroup before it can read the start message: nothing the child was not built
+        // with runs outside its limits. A pooled child is in one already, with a default
+        // profile's limits.
+        let joined = {
+            let group = lock(&child.end.cgroup);
+            match group.as_ref() {
+                Some(group) if limits.cgroup != shared.pool_cgroup_limits => {
+                    group.set_limits(&limits.cgroup)
+                }
+                Some(_) => Ok(()),
+                None => {
+                    drop(group);
+                    shared.join_cgroup(id, pid, &child.end, &limits.cgroup)
+                }
+            }
+        };
+        match joined {
+            Ok(()) => {}
+            // The child is gone already (its lockdown failed, or it died): the handshake below
+            // says why, which is the error that matters.
+            Err(CgroupError::Write { source, .. })
+                if source.raw_os_error() == Some(libc::ESRCH) =>
+            {
+                child.wait_for_locked_down(deadline)?;
+                child.kill();
+                return Err(SpawnError::EndedDuringLockdown {
+                    end: child
+                        .wait_timeout(Duration::from_secs(5))
+                        .unwrap_or(ChildEnd::ZygoteLost),
+                });
+            }
+            Err(e) => {
+                child.kill();
+                return Err(SpawnError::Cgroup(e));
+            }
+        }
         // The start message waits in the socket until the child, locked down, reads it; sending
         // it first saves a round trip for a child forked on request.
         let sent = child.channel.send(start, &[], Some(deadline));
@@ -609,6 +709,28 @@ struct Forked {
 }
 
 impl Shared {
+    /// Puts child `id` (`pid` in our PID namespace) into a new cgroup of its own with `limits`,
+    /// kept in its end slot until it is reaped. Nothing to do without cgroups.
+    fn join_cgroup(
+        &self,
+        id: u64,
+        pid: u32,
+        end: &EndSlot,
+        limits: &CgroupLimits,
+    ) -> Result<(), CgroupError> {
+        let Some(cgroups) = lock(&self.cgroups).clone() else {
+            return Ok(());
+        };
+        let group = cgroups.create(id, limits)?;
+        let pid = i32::try_from(pid).unwrap_or(-1);
+        if let Err(e) = group.attach(pid) {
+            let _ = group.remove();
+            return Err(e);
+        }
+        *lock(&end.cgroup) = Some(group);
+        Ok(())
+    }
+
     /// Takes a pre-forked child that is still alive, and asks the zygote for a replacement.
     fn claim_pooled(&self) -> Option<Forked> {
         loop {
@@ -744,6 +866,13 @@ fn zygote_thread(
                 let channel = Channel::from_fd(fds.remove(0), limits);
                 let end = Arc::new(EndSlot::default());
                 lock(&shared.ends).insert(id, Arc::clone(&end));
+                // A pooled child waits, locked down, for its start message: it joins its
+                // cgroup now (default limits; a claim narrows them), off the spawn's path.
+                if let Err(e) = shared.join_cgroup(id, pid, &end, &shared.pool_cgroup_limits) {
+                    tracing::warn!(child = id, error = %e, "pooled child's cgroup failed; killing it");
+                    shared.kill(id);
+                    continue;
+                }
                 lock(&shared.pool).push_back(Forked {
                     id,
                     pid,
@@ -754,7 +883,26 @@ fn zygote_thread(
             }
             Ok((FromZygote::Ended { id, status, cpu_us }, _)) => {
                 if let Some(end) = lock(&shared.ends).remove(&id) {
-                    end.set(Some(Exit { status, cpu_us }));
+                    // Its counters first (they say why it ended), then the end, then the
+                    // group's removal, which no waiter needs to wait for.
+                    let cgroup = lock(&end.cgroup).take();
+                    let events = cgroup.as_ref().and_then(|c| match c.events() {
+                        Ok(events) => Some(events),
+                        Err(e) => {
+                            tracing::warn!(child = id, error = %e, "reading cgroup counters failed");
+                            None
+                        }
+                    });
+                    end.set(Some(Exit {
+                        status,
+                        cpu_us,
+                        events,
+                    }));
+                    if let Some(cgroup) = cgroup {
+                        if let Err(e) = cgroup.remove() {
+                            tracing::warn!(child = id, error = %e, "removing a child's cgroup failed");
+                        }
+                    }
                 }
             }
             Ok((other, _)) => tracing::warn!(?other, "unexpected zygote message"),
@@ -770,6 +918,56 @@ fn zygote_thread(
     lock(&shared.pool).clear();
     let _ = process.kill();
     let _ = process.wait();
+    // Every child died with the zygote: take the broker's cgroups away, with any child group
+    // left in them.
+    let cgroups = lock(&shared.cgroups).take();
+    if let Some(cgroups) = cgroups.and_then(|c| Arc::try_unwrap(c).ok()) {
+        if let Err(e) = cgroups.remove() {
+            tracing::warn!(error = %e, "removing the broker's cgroups failed");
+        }
+    }
+}
+
+/// Opens this broker's cgroup instance directories as `setting` says, and sweeps those of
+/// brokers that died without removing theirs. `None` (logged) means rlimits only.
+fn open_cgroups(setting: &CgroupSetting) -> Option<Cgroups> {
+    let layout = match setting {
+        CgroupSetting::Off => {
+            tracing::info!("cgroups off: limits are enforced by rlimits only");
+            return None;
+        }
+        CgroupSetting::Auto => cgroup::detect_host(),
+        CgroupSetting::At(layout) => layout.clone(),
+    };
+    let floor = "limits are enforced by rlimits only: memory as address space (RLIMIT_AS), no \
+                 task limit, no CPU share";
+    if let cgroup::Layout::None { reason } = &layout {
+        tracing::warn!(%reason, "no usable cgroup; {floor}");
+        return None;
+    }
+    let proc_root = std::path::Path::new("/proc");
+    let opened =
+        cgroup::own_instance_name(proc_root).and_then(|instance| Cgroups::open(layout, &instance));
+    let cgroups = match opened {
+        Ok(cgroups) => cgroups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make this broker's cgroups; {floor}");
+            return None;
+        }
+    };
+    let report = cgroups.sweep_stale(
+        |pid, starttime| cgroup::broker_is_alive(proc_root, pid, starttime),
+        |pid| crate::sys::namespaces::kill(pid, libc::SIGKILL),
+    );
+    if !report.removed.is_empty() || !report.failed.is_empty() {
+        tracing::info!(
+            removed = ?report.removed,
+            killed = ?report.killed,
+            failed = report.failed.len(),
+            "swept the cgroups of brokers that are gone"
+        );
+    }
+    Some(cgroups)
 }
 
 type ZygoteStartFailure = (Option<std::process::Child>, StartError);
@@ -902,6 +1100,8 @@ struct Exit {
     status: i32,
     /// CPU time used, all threads.
     cpu_us: u64,
+    /// Its cgroup's counters, read after it was reaped (`None` without a cgroup).
+    events: Option<CgroupEvents>,
 }
 
 /// Where the zygote thread leaves a child's end: `Some(Some(exit))` once reaped,
@@ -910,6 +1110,8 @@ struct Exit {
 pub(crate) struct EndSlot {
     value: Mutex<Option<Option<Exit>>>,
     ended: Condvar,
+    /// The child's cgroup until it is reaped.
+    cgroup: Mutex<Option<ChildCgroup>>,
 }
 
 impl EndSlot {
@@ -1179,7 +1381,12 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
 /// and what the broker itself saw and did. The order matters: what the broker did or the kernel
 /// reported outside the child wins over the bare signal.
 fn classify(exit: Option<Exit>, state: &ChildState, shutting_down: bool) -> ChildEnd {
-    let Some(Exit { status, cpu_us }) = exit else {
+    let Some(Exit {
+        status,
+        cpu_us,
+        events,
+    }) = exit
+    else {
         return if shutting_down {
             ChildEnd::BrokerShutdown
         } else {
@@ -1206,6 +1413,11 @@ fn classify(exit: Option<Exit>, state: &ChildState, shutting_down: bool) -> Chil
     if signal == Some(libc::SIGKILL) && state.killed_by_broker {
         return ChildEnd::Killed;
     }
+    let events = events.unwrap_or_default();
+    // The kernel's own count, not a guess from the signal.
+    if events.oom_kills > 0 && signal == Some(libc::SIGKILL) {
+        return ChildEnd::OutOfMemory;
+    }
     if let Some(limit) = state.cpu_limit_us {
         // RLIMIT_CPU: SIGKILL at the hard limit (soft = hard), SIGXCPU if the soft one is lower.
         // The limit is checked against the scheduler's exact runtime, while wait4's rusage is
@@ -1217,6 +1429,11 @@ fn classify(exit: Option<Exit>, state: &ChildState, shutting_down: bool) -> Chil
                 used_ms: cpu_us / 1000,
             };
         }
+    }
+    // A refused fork/clone, then a failure (a panic on the failed thread spawn, an error exit).
+    let clean_exit = signal.is_none() && libc::WEXITSTATUS(status) == 0;
+    if events.pids_max_hits > 0 && !clean_exit {
+        return ChildEnd::ProcessLimit;
     }
     match signal {
         None => ChildEnd::Exited {

@@ -19,6 +19,10 @@ scenarios! {
     // Limits, each next to a bystander child that keeps answering.
     cpu_spin_ends_at_its_cpu_limit => "limit-cpu",
     sleeper_ends_at_its_wall_timeout => "limit-wall",
+    // cgroups (skipped only where the host gives the broker none, which fails under
+    // PORTCULLIS_TESTS_REQUIRED=1).
+    memory_bomb_ends_out_of_memory => "limit-memory",
+    thread_bomb_ends_at_its_process_limit => "limit-threads",
     // Violations reported from outside the child, by name with arguments, in both modes; and
     // the pair: an allowed syscall is never reported.
     violation_kill_mode_names_ptrace => "violation-kill",

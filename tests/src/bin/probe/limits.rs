@@ -7,7 +7,7 @@ use portcullis::policy::{Limits, Profile};
 use portcullis::{Broker, ChildContext, ChildEnd, OnViolation, SpawnOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::{spawn_echo, Down, Up, Verdict};
+use crate::{spawn_echo, Down, Up, Verdict, SKIP_PREFIX};
 
 /// What an offender child does once locked down.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -139,6 +139,43 @@ pub fn cpu_limit(broker: &Broker) -> Verdict {
         &options,
         |end| matches!(end, ChildEnd::CpuLimit { used_ms } if *used_ms >= 900),
     )
+}
+
+/// Skips (exit 77 through the caller) when the broker has no cgroup with `controller`.
+fn need_cgroup(broker: &Broker, controller: &str) -> Result<(), String> {
+    match broker.cgroup_controllers() {
+        Some(c) if c.contains(&controller) => Ok(()),
+        other => Err(format!(
+            "{SKIP_PREFIX}this broker has no {controller} cgroup (it has {other:?}): the host or \
+             user gives it none"
+        )),
+    }
+}
+
+/// A child allocating without end under a 64 MiB memory limit is killed by the kernel's OOM
+/// killer inside its cgroup and ends as `OutOfMemory` (from the cgroup's own counter).
+pub fn memory_bomb(broker: &Broker) -> Verdict {
+    need_cgroup(broker, "memory")?;
+    let options = limited(Limits {
+        memory_bytes: 64 << 20,
+        ..Limits::default()
+    });
+    with_bystander(broker, Offence::MemoryBomb, &options, |end| {
+        matches!(end, ChildEnd::OutOfMemory)
+    })
+}
+
+/// A child starting threads without end under a 16-task limit ends as `ProcessLimit` (the
+/// cgroup counted the refused clone; the child's failed thread spawn panicked).
+pub fn thread_bomb(broker: &Broker) -> Verdict {
+    need_cgroup(broker, "pids")?;
+    let options = limited(Limits {
+        processes: 16,
+        ..Limits::default()
+    });
+    with_bystander(broker, Offence::ThreadBomb, &options, |end| {
+        matches!(end, ChildEnd::ProcessLimit)
+    })
 }
 
 /// A sleeping child with a 300 ms wall-clock limit ends as `WallTimeout`.

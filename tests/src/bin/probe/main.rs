@@ -365,6 +365,10 @@ fn entries() -> Entries {
 
 type Verdict = Result<(), String>;
 
+/// A verdict's error starting with this is a skip (this host cannot run the scenario), not a
+/// failure; the harness fails it anyway under `PORTCULLIS_TESTS_REQUIRED=1`.
+const SKIP_PREFIX: &str = "skip: ";
+
 fn main() -> ExitCode {
     let audit =
         portcullis::AuditSink::Callback(std::sync::Arc::new(|record: &portcullis::AuditRecord| {
@@ -400,6 +404,10 @@ fn main() -> ExitCode {
         Ok(()) => {
             println!("pass: {scenario}");
             ExitCode::SUCCESS
+        }
+        Err(reason) if reason.starts_with(SKIP_PREFIX) => {
+            println!("skip: {scenario}: {}", &reason[SKIP_PREFIX.len()..]);
+            ExitCode::from(EXIT_SKIP)
         }
         Err(reason) => {
             println!("FAIL: {scenario}: {reason}");
@@ -475,6 +483,8 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "scale-1000" => supervision::scale(broker),
         "limit-cpu" => limits::cpu_limit(broker),
         "limit-wall" => limits::wall_timeout(broker),
+        "limit-memory" => limits::memory_bomb(broker),
+        "limit-threads" => limits::thread_bomb(broker),
         "violation-kill" => limits::violation_kill(broker),
         "violation-deny" => limits::violation_deny(broker),
         "no-violation-when-allowed" => limits::no_violation_when_allowed(broker),

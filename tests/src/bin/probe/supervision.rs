@@ -70,7 +70,7 @@ fn stat_state_ppid(pid: i32) -> Option<(char, i32)> {
 
 /// SIGKILL of a broker holding children: within [`DEATH_DEADLINE`] of its death, its zygote and
 /// every child are dead (gone, or a zombie waiting for us: this process is their subreaper).
-pub fn broker_death(_broker: &Broker) -> Verdict {
+pub fn broker_death(broker: &Broker) -> Verdict {
     // Orphans of the killed broker come to us, so we can tell dead (zombie) from running.
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes integers only.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -101,6 +101,13 @@ pub fn broker_death(_broker: &Broker) -> Verdict {
         let _ = holder.wait();
         return Err(format!("found only {} sandbox processes", sandbox.len()));
     }
+    // The holder's cgroup instance directories sit beside ours (same base groups).
+    let holder_cgroups = instance_dirs_of(broker, holder_pid);
+    if !broker.cgroup_dirs().is_empty() && holder_cgroups.is_empty() {
+        let _ = holder.kill();
+        let _ = holder.wait();
+        return Err("the holder broker made no cgroup instance directory".into());
+    }
     holder.kill().map_err(|e| e.to_string())?;
     holder.wait().map_err(|e| e.to_string())?;
     let died = Instant::now();
@@ -121,18 +128,61 @@ pub fn broker_death(_broker: &Broker) -> Verdict {
         // SAFETY: waitpid on a specific pid with WNOHANG; a null status pointer is allowed.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
     }
-    if left.is_empty() {
-        println!(
-            "  {} sandbox processes dead {:.1} ms after the broker",
-            sandbox.len(),
-            took.as_secs_f64() * 1e3
-        );
+    if !left.is_empty() {
+        return Err(format!(
+            "still running {DEATH_DEADLINE:?} after the broker died: {left:?}"
+        ));
+    }
+    println!(
+        "  {} sandbox processes dead {:.1} ms after the broker",
+        sandbox.len(),
+        took.as_secs_f64() * 1e3
+    );
+    // The dead broker could not remove its cgroups; the next broker to start sweeps them.
+    let next = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .arg("echo-1-byte")
+        .output()
+        .map_err(|e| format!("start the next broker: {e}"))?;
+    if !next.status.success() {
+        return Err(format!("the next broker failed: {next:?}"));
+    }
+    let stale = instance_dirs_of(broker, holder_pid);
+    println!(
+        "  the dead broker's cgroups {holder_cgroups:?}: swept by the next broker: {}",
+        stale.is_empty()
+    );
+    if stale.is_empty() {
         Ok(())
     } else {
         Err(format!(
-            "still running {DEATH_DEADLINE:?} after the broker died: {left:?}"
+            "stale cgroups left after the next start: {stale:?}"
         ))
     }
+}
+
+/// `portcullis-<pid>-*` directories beside this broker's own cgroup instance directories.
+fn instance_dirs_of(broker: &Broker, pid: i32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("portcullis-{pid}-");
+    broker
+        .cgroup_dirs()
+        .iter()
+        .filter_map(|d| d.parent())
+        .filter_map(|base| std::fs::read_dir(base).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Child groups (`child-*`) in this broker's cgroup instance directories.
+fn child_cgroups(broker: &Broker) -> usize {
+    broker
+        .cgroup_dirs()
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("child-"))
+        .count()
 }
 
 fn open_fds() -> usize {
@@ -202,13 +252,22 @@ pub fn leak_cycles(broker: &Broker) -> Verdict {
     settle(broker);
     let (fds_after, rss_after) = (open_fds(), rss_kib());
     let (tracked_after, zygote_kids) = (broker.tracked_children(), zygote_children(broker));
+    let hierarchies = broker.cgroup_dirs().len();
+    let groups = child_cgroups(broker);
     println!(
         "  {cycles} cycles in {:.1} s: fds {fds_before} -> {fds_after}, RSS {rss_before} -> \
          {rss_after} KiB, tracked {tracked_before:?} -> {tracked_after:?}, zygote children \
-         {zygote_kids}, pooled {}",
+         {zygote_kids}, pooled {}, child cgroups {groups} in {hierarchies} hierarchies",
         took.as_secs_f64(),
         broker.pooled_children()
     );
+    // Only the pooled children's groups remain, one per hierarchy each.
+    if groups != broker.pooled_children() * hierarchies {
+        return Err(format!(
+            "{groups} child cgroups for {} pooled children in {hierarchies} hierarchies",
+            broker.pooled_children()
+        ));
+    }
     if fds_after != fds_before {
         return Err(format!("fd count {fds_before} -> {fds_after}"));
     }
