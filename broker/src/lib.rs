@@ -6,14 +6,17 @@
 //! typed channel and its end ([`Child`], [`ChildEnd`]), and serving each child's service channel:
 //! files beneath pre-opened grant directories with `openat2`, TCP connections and HTTP(S)
 //! fetches to checked addresses, every request decided by the child's policy profile and written
-//! to the audit log ([`audit`]); and the cgroup handling for per-child memory, task and CPU
-//! limits ([`cgroup`]; spawning does not use it yet).
+//! to the audit log ([`audit`]); and supervising each child from outside: its limits (rlimits,
+//! its own cgroup — [`cgroup`] — and a wall-clock deadline), the seccomp violations the kernel
+//! reports on the filter's listener (named, with arguments; killed or failed with `EPERM` as the
+//! profile says), and why it ended ([`ChildEnd`]).
 //!
 //! Must never: fork itself except to exec at once (the zygote forks), trust a byte or fd a child
 //! sends (every receive is size- and fd-capped, decoding never panics, a protocol violation kills
 //! that child only), block forever on a child (sends have a deadline), map sandbox root to host
-//! root, open a path by checking its string (the kernel resolves beneath the grant's fd), or
-//! connect to an address it did not check.
+//! root, open a path by checking its string (the kernel resolves beneath the grant's fd),
+//! connect to an address it did not check, let a child run its entry before it is in its cgroup,
+//! answer a seccomp notification with "continue", or take a child's word for why it ended.
 //!
 //! The zygote's code lives here too (module `zygote`, private) because it is the broker's own
 //! binary re-executed; it hands each forked child to `portcullis_child`, which finishes the
@@ -36,7 +39,7 @@ pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitR
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use spawn::{
     default_rlimits, Broker, BrokerConfig, CgroupSetting, Child, ChildEnd, ChildError, SpawnError,
-    SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID,
+    SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID, MAX_KEPT_VIOLATIONS,
 };
 pub use supervise::{OnViolation, Violation};
 pub use zygote::SpawnFailure;

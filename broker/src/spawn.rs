@@ -262,7 +262,7 @@ pub enum ChildEnd {
     },
     /// Made a syscall outside its seccomp allowlist and was killed for it before the syscall ran
     /// (the profile's violation mode is `Kill`). The report comes from the kernel through the
-    /// filter's listener ([`crate::supervise`]), not from the child. `None` only if the kernel
+    /// filter's listener (the broker's supervisor thread), not from the child. `None` only if the kernel
     /// killed the child itself (SIGSYS) without a report, which the filter is built never to do;
     /// a child cannot fake a SIGSYS end: as PID 1 of its namespace it cannot kill itself with a
     /// default-action signal.
@@ -1320,7 +1320,7 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 
     /// The seccomp violations the kernel reported for this child so far (the first
-    /// [`MAX_KEPT_VIOLATIONS`]), and how many there were in all. In `Deny` mode the child goes on
+    /// `MAX_KEPT_VIOLATIONS`), and how many there were in all. In `Deny` mode the child goes on
     /// after each; in `Kill` mode the first one ends it.
     pub fn violations(&self) -> (Vec<Violation>, u64) {
         let state = lock(&self.state);
