@@ -81,6 +81,16 @@ fn with_bystander(
     options: &SpawnOptions,
     expect: impl Fn(&ChildEnd) -> bool,
 ) -> Verdict {
+    with_bystander_id(broker, offence, options, expect).map(drop)
+}
+
+/// [`with_bystander`], returning the offender's child id.
+fn with_bystander_id(
+    broker: &Broker,
+    offence: Offence,
+    options: &SpawnOptions,
+    expect: impl Fn(&ChildEnd) -> bool,
+) -> Result<u64, String> {
     let bystander = spawn_echo(broker)?;
     let offender = broker
         .spawn_with::<Down, Up, _>("offender", &offence, options)
@@ -110,7 +120,7 @@ fn with_bystander(
     }
     println!("  {offence:?} ended {end:?}; bystander answered {answered} times meanwhile");
     if expect(&end) {
-        Ok(())
+        Ok(offender.id())
     } else {
         Err(format!("{offence:?} ended {end:?}"))
     }
@@ -193,11 +203,12 @@ pub fn wall_timeout(broker: &Broker) -> Verdict {
 /// it; the `socket` after it never runs.
 pub fn violation_kill(broker: &Broker) -> Verdict {
     let options = limited(Limits::default());
-    with_bystander(broker, Offence::ForbiddenSyscalls, &options, |end| {
+    let id = with_bystander_id(broker, Offence::ForbiddenSyscalls, &options, |end| {
         matches!(end, ChildEnd::SeccompViolation { violation: Some(v) }
             if v.syscall == "ptrace" && v.mode == OnViolation::Kill
                 && v.args[0] == libc::PTRACE_TRACEME as u64)
-    })
+    })?;
+    expect_violation_records(id, &["ptrace("], "seccomp-kill")
 }
 
 /// In `deny` mode both forbidden syscalls fail with `EPERM` in the child, which goes on and
@@ -234,7 +245,29 @@ pub fn violation_deny(broker: &Broker) -> Verdict {
             "socket report has the wrong arguments or mode: {socket:?}"
         ));
     }
-    Ok(())
+    expect_violation_records(child.id(), &["ptrace(", "socket(0x2, "], "seccomp-eperm")
+}
+
+/// The audit log holds exactly one `syscall` record per violation of child `id`, in order.
+fn expect_violation_records(id: u64, targets: &[&str], reason: &str) -> Verdict {
+    let records: Vec<_> = crate::files::AUDIT
+        .lock()
+        .map_err(|_| "audit lock poisoned")?
+        .iter()
+        .filter(|r| r.child == id && r.op == "syscall")
+        .cloned()
+        .collect();
+    let fits = records.len() == targets.len()
+        && records.iter().zip(targets).all(|(r, t)| {
+            r.target.starts_with(t) && r.decision == "deny" && r.reason == Some(reason)
+        });
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {targets:?} audited as {reason}, got {records:?}"
+        ))
+    }
 }
 
 /// The pair of the violation tests: an allowed syscall is never reported.
