@@ -27,6 +27,7 @@ scenarios! {
     // the pair: an allowed syscall is never reported.
     violation_kill_mode_names_ptrace => "violation-kill",
     violation_deny_mode_eperm_names_ptrace_and_socket => "violation-deny",
+    violation_reported_after_the_child_closed_every_fd => "violation-gagged",
     allowed_syscalls_are_never_reported => "no-violation-when-allowed",
     // 10,000 spawn/exit cycles (PORTCULLIS_LEAK_CYCLES): fds, RSS, zombies, tracked children
     // back at their baseline.

@@ -22,6 +22,9 @@ pub enum Offence {
     ThreadBomb,
     /// Call `ptrace` and `socket(AF_INET)`, then report what they returned.
     ForbiddenSyscalls,
+    /// Close every fd it has (both channels too), scribble over its own heap, then call
+    /// `ptrace`: the report must still reach the broker, from the kernel.
+    GagThenPtrace,
 }
 
 /// The offender entry. Reports its results (if it lives to) as `Up::Outcome`.
@@ -53,6 +56,18 @@ pub fn offender(ctx: ChildContext<Up, Down>, offence: Offence) -> i32 {
                     std::thread::park();
                 }));
             }
+        }
+        Offence::GagThenPtrace => {
+            drop(ctx);
+            for fd in 0..256 {
+                // SAFETY: closing our own fds; nothing of ours uses an fd afterwards.
+                unsafe { libc::close(fd) };
+            }
+            let mut junk = vec![0xA5u8; 1 << 20];
+            std::hint::black_box(&mut junk);
+            // SAFETY: a raw syscall with integer arguments; the filter stops it.
+            unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) };
+            3
         }
         Offence::ForbiddenSyscalls => {
             let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
@@ -209,6 +224,18 @@ pub fn violation_kill(broker: &Broker) -> Verdict {
                 && v.args[0] == libc::PTRACE_TRACEME as u64)
     })?;
     expect_violation_records(id, &["ptrace("], "seccomp-kill")
+}
+
+/// A child that closed both its channels and every other fd, then calls `ptrace`, is still
+/// reported by name: the report comes from the kernel through the listener the broker holds.
+pub fn violation_reported_without_the_childs_help(broker: &Broker) -> Verdict {
+    let options = limited(Limits::default());
+    with_bystander(
+        broker,
+        Offence::GagThenPtrace,
+        &options,
+        |end| matches!(end, ChildEnd::SeccompViolation { violation: Some(v) } if v.syscall == "ptrace"),
+    )
 }
 
 /// In `deny` mode both forbidden syscalls fail with `EPERM` in the child, which goes on and

@@ -487,6 +487,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "limit-threads" => limits::thread_bomb(broker),
         "violation-kill" => limits::violation_kill(broker),
         "violation-deny" => limits::violation_deny(broker),
+        "violation-gagged" => limits::violation_reported_without_the_childs_help(broker),
         "no-violation-when-allowed" => limits::no_violation_when_allowed(broker),
         other => Err(format!("unknown scenario {other:?}")),
     }
