@@ -519,9 +519,9 @@ fn rename(served: &Served, grant: usize, from: &str, to: &str) -> Performed {
 }
 
 /// Opens a regular file with exactly the access asked for (the policy already checked it is
-/// within the grant's rights). Opened non-blocking so a FIFO cannot stall a worker, then
-/// refused unless it is a regular file with a single link: a hard link may name an inode outside
-/// the grant, and the broker cannot prove otherwise.
+/// within the grant's rights). Opened non-blocking so a FIFO, a device or a file lease held by
+/// another process cannot stall a worker, then refused unless it is a regular file with a single
+/// link: a hard link may name an inode outside the grant, and the broker cannot prove otherwise.
 fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     let os = |e: std::io::Error| os_outcome(&e);
     let mut flags = match (f.read, f.write || f.append || f.truncate) {
@@ -555,8 +555,10 @@ fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     if f.truncate {
         fs::truncate(fd.as_fd()).map_err(os)?;
     }
-    // Back to blocking, keeping O_APPEND (the only other status flag we set).
-    fs::set_status_flags(fd.as_fd(), flags & libc::O_APPEND).map_err(os)?;
+    // O_NONBLOCK stays set: on a regular file Linux ignores it for read and write (the kernel
+    // derives a read's or write's flags from O_APPEND, O_DIRECT, O_DSYNC and O_SYNC only, never
+    // from O_NONBLOCK; only RWF_NOWAIT asks for non-blocking file I/O), so clearing it would
+    // cost an `fcntl` per open for nothing the child can observe but `F_GETFL`.
     Ok((ServiceResponse::Opened, Some(fd)))
 }
 
