@@ -222,6 +222,8 @@ impl Worker {
         let request = match served.channel.recv::<ServiceRequest>(Some(Instant::now())) {
             Ok((request, _fds)) => request,
             Err(RecvError::TimedOut) => return true,
+            // The child attached fds this process had no room for; a client never does.
+            Err(RecvError::FdsDropped) => return true,
             Err(RecvError::Violation(v)) => {
                 (served.on_violation)(v);
                 return false;
@@ -429,6 +431,7 @@ fn failure_name(f: Failure) -> &'static str {
         Failure::ConnectionRefused => "connection-refused",
         Failure::TimedOut => "timed-out",
         Failure::NameNotResolved => "name-not-resolved",
+        Failure::Busy => "busy",
         Failure::Other => "other",
     }
 }

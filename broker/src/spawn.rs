@@ -201,7 +201,8 @@ pub enum ChildError {
     /// The child broke the protocol; it has been killed.
     #[error("child broke the protocol; it was killed")]
     ProtocolViolation(#[source] ProtocolViolation),
-    /// Receiving failed with an OS error.
+    /// Receiving failed with an OS error. `EMFILE`: the child attached fds this process had no
+    /// room for; that message is dropped and the next receive reads the next one.
     #[error("receive from child failed")]
     Io(#[source] std::io::Error),
 }
@@ -951,6 +952,13 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                     }
                 }
                 Err(RecvError::Io(e)) => return Err(ChildError::Io(e)),
+                // The child attached fds this process had no room for: that message is gone,
+                // the channel is in step.
+                Err(RecvError::FdsDropped) => {
+                    return Err(ChildError::Io(std::io::Error::from_raw_os_error(
+                        libc::EMFILE,
+                    )))
+                }
             }
         }
     }
