@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::audit::AuditSink;
 use crate::namespaces::{write_id_maps, IdMapError};
 use crate::seccomp::{compile_child_filter, SeccompCompileError};
-use crate::serve::{Registration, Service};
+use crate::serve::{Registration, Service, ServiceConfig};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
 
 /// Host uid/gid a root broker maps a sandbox's root to: an id no host account or file uses, so
@@ -57,6 +57,16 @@ pub struct BrokerConfig {
     /// When the broker runs as root: the unprivileged host uid/gid that sandbox root maps to.
     /// An unprivileged broker always maps its own ids.
     pub sandbox_host_id: u32,
+    /// Threads that read every child's service requests, decide them and perform file
+    /// operations (at least 1).
+    pub service_workers: usize,
+    /// Threads that perform allowed connects and fetches (name lookup, connection, HTTP), so a
+    /// slow one never holds a file worker (at least 1).
+    pub network_workers: usize,
+    /// Allowed network requests that may wait for a network worker; past that, a connect or
+    /// fetch fails at once with `busy` (`io::ErrorKind::ResourceBusy` in the child). 0: a
+    /// request starts only if a network worker is idle.
+    pub network_queue: usize,
 }
 
 impl Default for BrokerConfig {
@@ -69,6 +79,9 @@ impl Default for BrokerConfig {
             prefork: 2,
             audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
+            service_workers: crate::serve::SERVICE_WORKERS,
+            network_workers: crate::serve::NETWORK_WORKERS,
+            network_queue: crate::serve::NETWORK_QUEUE,
         }
     }
 }
@@ -316,8 +329,14 @@ impl Broker {
         }
         let (control, zygote_end) =
             Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
-        let service = Service::start(config.audit.clone(), config.send_timeout)
-            .map_err(StartError::Service)?;
+        let service = Service::start(ServiceConfig {
+            audit: config.audit.clone(),
+            send_timeout: config.send_timeout,
+            file_workers: config.service_workers,
+            network_workers: config.network_workers,
+            network_queue: config.network_queue,
+        })
+        .map_err(StartError::Service)?;
         let shared = Arc::new(Shared {
             control,
             config,
@@ -373,6 +392,12 @@ impl Broker {
     /// [`BrokerConfig::prefork`]; the broker holds one channel fd for each).
     pub fn pooled_children(&self) -> usize {
         lock(&self.shared.pool).len()
+    }
+
+    /// How many allowed network requests (connects and fetches) are queued for or being
+    /// performed by the network workers right now.
+    pub fn pending_network_requests(&self) -> usize {
+        self.shared.service.network_pending()
     }
 
     /// Spawns a child running entry `entry` with `args`, and waits until it is fully locked
