@@ -412,7 +412,7 @@ impl Core {
             Err(RecvError::Closed | RecvError::Io(_)) => return Turn::Finished,
         };
         let received = Instant::now();
-        let answer = match self.decide(served, &request) {
+        let answer = match self.decide(served, &request, received) {
             Step::Answer(answer) => answer,
             Step::Network(target) => match network {
                 None => perform_network(served, &request, &target),
@@ -494,9 +494,10 @@ impl Core {
 
     /// Takes a token and decides. File operations are performed here; an allowed network
     /// request is returned for a network worker.
-    fn decide(&self, served: &Served, request: &ServiceRequest) -> Step {
+    fn decide(&self, served: &Served, request: &ServiceRequest, received: Instant) -> Step {
         let op = describe(request).0;
-        if !lock(&served.limiter).try_acquire(self.started.elapsed()) {
+        let now = received.saturating_duration_since(self.started);
+        if !lock(&served.limiter).try_acquire(now) {
             return Step::Answer(deny(op, Denied::RateLimited));
         }
         let access = to_access(request);

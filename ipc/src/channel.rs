@@ -28,6 +28,9 @@ const CMSG_ALIGN: usize = align_of::<usize>();
 const CMSG_HEADER_BYTES: usize =
     (size_of::<usize>() + 2 * size_of::<i32>()).next_multiple_of(CMSG_ALIGN);
 
+/// Control-buffer bytes a send keeps on the stack: `CMSG_SPACE` of 8 fds, plus alignment slack.
+const SMALL_CONTROL_BYTES: usize = CMSG_HEADER_BYTES + size_of::<[RawFd; 8]>() + CMSG_ALIGN;
+
 /// One end of a hardened `SOCK_SEQPACKET` channel.
 ///
 /// `send*` and `recv*` take `&self` and may be called from several threads at once: one lock
@@ -227,15 +230,13 @@ impl Channel {
     }
 
     fn receive_locked(&self, wait: Wait) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
-        let lock_deadline = match wait {
-            Wait::Forever => None,
-            Wait::Until(deadline) => Some(deadline),
-            Wait::Never => Some(Instant::now()),
-        };
         // A receiver that panicked mid-message left a half-built assembly: drop it.
-        let mut state = wait::lock_until(&self.recv_state, lock_deadline, |state| {
-            state.assembly = Assembly::default();
-        })
+        let reset = |state: &mut RecvState| state.assembly = Assembly::default();
+        let mut state = match wait {
+            Wait::Forever => wait::lock_until(&self.recv_state, None, reset),
+            Wait::Until(deadline) => wait::lock_until(&self.recv_state, Some(deadline), reset),
+            Wait::Never => wait::try_lock(&self.recv_state, reset),
+        }
         .map_err(|_| RecvError::TimedOut)?;
         self.receive_message(&mut state, wait)
     }
@@ -274,12 +275,23 @@ impl Channel {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<usize, WaitError> {
-        let mut space = if fds.is_empty() {
-            Vec::new()
+        // Room for a few fds on the stack (the common case: none or one), else on the heap.
+        let mut small = [MaybeUninit::<u8>::uninit(); SMALL_CONTROL_BYTES];
+        let mut large = Vec::new();
+        let needed = if fds.is_empty() {
+            0
         } else {
-            vec![MaybeUninit::uninit(); SendAncillaryMessage::ScmRights(fds).size()]
+            SendAncillaryMessage::ScmRights(fds).size()
         };
-        let mut control = SendAncillaryBuffer::new(&mut space);
+        // `SendAncillaryBuffer::new` aligns the start of the buffer for `cmsghdr`, which may
+        // take up to `CMSG_ALIGN - 1` bytes of it.
+        let space: &mut [MaybeUninit<u8>] = if needed + CMSG_ALIGN <= SMALL_CONTROL_BYTES {
+            &mut small
+        } else {
+            large.resize(needed + CMSG_ALIGN, MaybeUninit::uninit());
+            &mut large
+        };
+        let mut control = SendAncillaryBuffer::new(space);
         if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(WaitError::Io(io::Error::other(
                 "control buffer too small for the fds",
