@@ -1,4 +1,4 @@
-//! `cargo bench --workspace --bench open -- --json [--pin] [--rounds N]`
+//! `cargo bench --workspace --bench open -- --json [--pin] [--rounds N] [--workers N]`
 //!
 //! Interleaves, in blocks of 200 operations per round:
 //! - `native_open_us`: `open` + `close` of a small file by the bench process;
@@ -114,9 +114,17 @@ fn main() {
     if options.pin {
         common::pin_to_cpu0();
     }
+    let workers = std::env::args()
+        .skip_while(|a| a != "--workers")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(BrokerConfig::default().service_workers);
     let broker = Broker::start(
         Entries::new().register("opener", opener),
-        BrokerConfig::default(),
+        BrokerConfig {
+            service_workers: workers,
+            ..BrokerConfig::default()
+        },
     )
     .expect("start broker");
     let dir = std::env::temp_dir().join(format!("portcullis-bench-open-{}", std::process::id()));
@@ -169,6 +177,7 @@ fn main() {
             ("bench", "\"open\"".into()),
             ("samples", natives.len().to_string()),
             ("pinned", options.pin.to_string()),
+            ("workers", workers.to_string()),
             ("native_open_us", r2(native_us).to_string()),
             ("raw_fd_rtt_us", r2(raw_us).to_string()),
             ("brokered_open_us", r2(brokered_us).to_string()),

@@ -24,7 +24,8 @@ pub struct AuditRecord {
     pub kind: String,
     /// The child's pid in the broker's PID namespace.
     pub pid: u32,
-    /// The operation (`open`, `stat`, `read_dir`, `create_dir`, `remove_file`, `rename`).
+    /// The operation (`open`, `stat`, `read_dir`, `create_dir`, `remove_file`, `rename`,
+    /// `connect`, `fetch`).
     pub op: &'static str,
     /// What it was asked for, cut to [`MAX_TARGET_BYTES`].
     pub target: String,

@@ -1,12 +1,25 @@
-//! Serving children's requests for files (the service channel): decide by policy, perform the
-//! operation beneath a pre-opened directory with `openat2`, answer, audit.
+//! Serving children's requests (the service channel): decide by policy, perform the operation
+//! (files beneath a pre-opened directory with `openat2`; connections and fetches to checked
+//! addresses), audit, answer.
 //!
-//! Threads: [`SERVICE_WORKERS`] workers wait on one epoll set holding every child's service
-//! channel with `EPOLLONESHOT`: a child's channel is armed again only after its request was
-//! answered, so each child has at most one request in flight, whatever it sends, and the epoll
-//! ready list serves children in turn. A flooding child is additionally held to its profile's
-//! request rate (token bucket). Nothing a child sends reaches a worker but through
-//! `Channel::recv`, which caps size and fds and never panics.
+//! Threads: [`SERVICE_WORKERS`] file workers wait on one epoll set holding every child's service
+//! channel, edge-triggered. A child's *turn* (an atomic per child: idle, serving, serving with
+//! more arrived, retired) is taken by the worker that sees its event, so only one worker serves a
+//! child at a time and each child has at most one request in flight, whatever it sends. The
+//! holder reads one request, answers it, and gives the turn back; an event that arrived while it
+//! held the turn is noted in the turn itself and served by the holder before it lets go, so no
+//! wake-up is lost and no `epoll_ctl` re-arm is paid per request. The epoll ready list serves
+//! children in turn; a flooding child is additionally held to its profile's request rate (token
+//! bucket). A child that sends a request before its previous answer (the client never does) has
+//! the second one read when it next writes: it delays only itself.
+//!
+//! Network requests (connect, fetch) are decided by the file worker and, when allowed, handed
+//! with the child's turn to a small pool of network workers through a bounded queue
+//! ([`NETWORK_WORKERS`], [`NETWORK_QUEUE`]): a slow name lookup or a black-holed connection holds
+//! a network worker, never a file worker, and when the queue is full the child is answered
+//! `busy` at once. The network worker answers and gives the turn back, so a child's requests stay
+//! in order. Nothing a child sends reaches a worker but through `Channel::recv`, which caps size
+//! and fds and never panics.
 //!
 //! Trust boundary: the policy decides on the path *string* only to pick a grant and a relative
 //! path; whether that relative path really stays beneath the grant is the kernel's decision
@@ -16,10 +29,11 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::stat::{fstat, SFlag};
 use portcullis_ipc::service::{
@@ -32,10 +46,24 @@ use portcullis_policy::{Access, Decision, DenyReason, OpenMode, Profile, RateLim
 use crate::audit::{bounded_target, AuditRecord, AuditSink};
 use crate::sys::files as fs;
 
-/// Worker threads serving requests.
+/// Default number of file workers ([`crate::BrokerConfig::service_workers`]).
 pub const SERVICE_WORKERS: usize = 2;
+/// Default number of network workers ([`crate::BrokerConfig::network_workers`]).
+pub const NETWORK_WORKERS: usize = 4;
+/// Default number of allowed network requests that may wait for a network worker
+/// ([`crate::BrokerConfig::network_queue`]); past that a connect or fetch is answered `busy`.
+pub const NETWORK_QUEUE: usize = 8;
 /// Longest a worker waits for a child to take an answer before it stops serving that child.
 const SERVICE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A child's turn: nobody is serving it.
+const IDLE: u8 = 0;
+/// A worker holds the child's turn.
+const SERVING: u8 = 1;
+/// A worker holds the turn and an event arrived meanwhile: it serves again before letting go.
+const SERVING_MORE: u8 = 2;
+/// The child's service has ended; nobody serves it again.
+const RETIRED: u8 = 3;
 
 /// One child, as the service sees it.
 struct Served {
@@ -49,18 +77,38 @@ struct Served {
     limiter: Mutex<RateLimiter>,
     /// Rate-limited denials not yet audited one by one, and when the last one was.
     rate_audit: Mutex<(u32, Option<Instant>)>,
+    /// Whose turn it is to serve this child: `IDLE`, `SERVING`, `SERVING_MORE` or `RETIRED`.
+    turn: AtomicU8,
     /// Set when the child broke the protocol on its service channel; the spawn side kills it.
     on_violation: Box<dyn Fn(portcullis_ipc::ProtocolViolation) + Send + Sync>,
 }
 
+/// How the service's threads are sized, and how it writes and answers.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceConfig {
+    pub audit: AuditSink,
+    pub send_timeout: Duration,
+    pub file_workers: usize,
+    pub network_workers: usize,
+    pub network_queue: usize,
+}
+
+/// What every worker shares.
+struct Core {
+    epoll: Epoll,
+    served: Mutex<HashMap<u64, Arc<Served>>>,
+    audit: AuditSink,
+    started: Instant,
+    send_timeout: Duration,
+    /// Network requests queued or being performed.
+    network_pending: AtomicUsize,
+}
+
 /// The broker's request service: register each child's service channel; workers answer.
 pub(crate) struct Service {
-    epoll: Arc<Epoll>,
-    served: Arc<Mutex<HashMap<u64, Arc<Served>>>>,
-    audit: AuditSink,
+    core: Arc<Core>,
     stop: Arc<AtomicBool>,
     workers: Vec<std::thread::JoinHandle<()>>,
-    started: Instant,
 }
 
 impl std::fmt::Debug for Service {
@@ -79,27 +127,58 @@ pub(crate) struct Registration {
     pub on_violation: Box<dyn Fn(portcullis_ipc::ProtocolViolation) + Send + Sync>,
 }
 
+/// An allowed network request on its way to a network worker, with the child's turn.
+struct NetJob {
+    served: Arc<Served>,
+    request: ServiceRequest,
+    target: NetTarget,
+    received: Instant,
+}
+
+/// The grant, host and port a network request was allowed for.
+struct NetTarget {
+    grant: usize,
+    host: String,
+    port: u16,
+}
+
 impl Service {
-    pub(crate) fn start(audit: AuditSink, send_timeout: Duration) -> std::io::Result<Arc<Service>> {
-        let epoll = Arc::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
+    pub(crate) fn start(config: ServiceConfig) -> std::io::Result<Arc<Service>> {
+        let core = Arc::new(Core {
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            served: Mutex::new(HashMap::new()),
+            audit: config.audit,
+            started: Instant::now(),
+            // A child waiting for its answer reads it at once (its client blocks in recv); one
+            // that does not would hold a worker, so it gets at most a second.
+            send_timeout: config.send_timeout.min(SERVICE_ANSWER_TIMEOUT),
+            network_pending: AtomicUsize::new(0),
+        });
         let mut service = Service {
-            epoll,
-            served: Arc::new(Mutex::new(HashMap::new())),
-            audit,
+            core,
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
-            started: Instant::now(),
         };
-        for n in 0..SERVICE_WORKERS {
-            let worker = Worker {
-                epoll: Arc::clone(&service.epoll),
-                served: Arc::clone(&service.served),
-                audit: service.audit.clone(),
+        // Only file workers hold a sender: once they have stopped, the queue disconnects and
+        // the network workers end.
+        let (network, jobs) = crossbeam_channel::bounded::<NetJob>(config.network_queue);
+        for n in 0..config.network_workers.max(1) {
+            let worker = NetWorker {
+                core: Arc::clone(&service.core),
+                jobs: jobs.clone(),
+            };
+            // Not joined when the service stops: one may be inside a name lookup the resolver
+            // will not cut short. It ends when its request does.
+            std::thread::Builder::new()
+                .name(format!("portcullis-net-{n}"))
+                .spawn(move || worker.run())?;
+        }
+        drop(jobs);
+        for n in 0..config.file_workers.max(1) {
+            let worker = FileWorker {
+                core: Arc::clone(&service.core),
                 stop: Arc::clone(&service.stop),
-                started: service.started,
-                // A child waiting for its answer reads it at once (its client blocks in recv);
-                // one that does not would hold a worker, so it gets at most a second.
-                send_timeout: send_timeout.min(SERVICE_ANSWER_TIMEOUT),
+                network: network.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("portcullis-serve-{n}"))
@@ -109,7 +188,8 @@ impl Service {
         Ok(Arc::new(service))
     }
 
-    /// Starts serving a child: pre-opens every grant's directory and arms its channel.
+    /// Starts serving a child: pre-opens every grant's directory and adds its channel to the
+    /// epoll set (edge-triggered; a request already waiting is reported at once).
     pub(crate) fn register(&self, r: Registration) -> std::io::Result<()> {
         let roots = r
             .profile
@@ -127,27 +207,35 @@ impl Service {
             roots,
             limiter,
             rate_audit: Mutex::new((0, None)),
+            turn: AtomicU8::new(IDLE),
             on_violation: r.on_violation,
         });
-        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, r.child);
-        lock(&self.served).insert(r.child, Arc::clone(&served));
-        if let Err(e) = self.epoll.add(served.channel.as_fd(), event) {
-            // Not armed, so never served: do not keep its channel and grant fds either.
-            lock(&self.served).remove(&r.child);
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, r.child);
+        lock(&self.core.served).insert(r.child, Arc::clone(&served));
+        if let Err(e) = self.core.epoll.add(served.channel.as_fd(), event) {
+            // Not added, so never served: do not keep its channel and grant fds either.
+            lock(&self.core.served).remove(&r.child);
             return Err(e.into());
         }
         Ok(())
     }
 
-    /// Stops serving a child (it ended or its handle was dropped).
+    /// Stops serving a child (it ended or its handle was dropped). A worker in the middle of
+    /// one of its requests finishes that one and serves it no more.
     pub(crate) fn deregister(&self, child: u64) {
         // Flushing under the map's lock: when this returns, every record is written, even if
         // a worker was removing the child at the same moment.
-        let mut map = lock(&self.served);
+        let mut map = lock(&self.core.served);
         if let Some(served) = map.remove(&child) {
-            let _ = self.epoll.delete(served.channel.as_fd());
-            flush_rate_audit(&served, &self.audit);
+            served.turn.store(RETIRED, Ordering::Release);
+            let _ = self.core.epoll.delete(served.channel.as_fd());
+            flush_rate_audit(&served, &self.core.audit);
         }
+    }
+
+    /// Network requests queued or being performed right now.
+    pub(crate) fn network_pending(&self) -> usize {
+        self.core.network_pending.load(Ordering::Acquire)
     }
 }
 
@@ -175,74 +263,214 @@ fn open_grant_root(root: &str) -> Option<OwnedFd> {
     .ok()
 }
 
-struct Worker {
-    epoll: Arc<Epoll>,
-    served: Arc<Mutex<HashMap<u64, Arc<Served>>>>,
-    audit: AuditSink,
-    stop: Arc<AtomicBool>,
-    started: Instant,
-    send_timeout: Duration,
+/// Takes `turn` for the calling worker (true), or notes for the worker holding it that another
+/// event arrived (false; that worker serves again before it lets go).
+fn take_turn(turn: &AtomicU8) -> bool {
+    let mut current = turn.load(Ordering::Acquire);
+    loop {
+        let next = match current {
+            IDLE => SERVING,
+            SERVING => SERVING_MORE,
+            _ => return false,
+        };
+        match turn.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return current == IDLE,
+            Err(actual) => current = actual,
+        }
+    }
 }
 
-impl Worker {
+/// What one request did to the child's turn.
+enum Turn {
+    /// Answered, or nothing was waiting: the holder may let go.
+    Served,
+    /// A network worker holds the turn now.
+    HandedOff,
+    /// The child's service ended (closed, broke the protocol, or did not take its answer).
+    Finished,
+}
+
+struct FileWorker {
+    core: Arc<Core>,
+    stop: Arc<AtomicBool>,
+    network: Sender<NetJob>,
+}
+
+impl FileWorker {
     fn run(self) {
-        let mut events = [EpollEvent::empty(); 8];
+        let mut events = [EpollEvent::empty(); 16];
         while !self.stop.load(Ordering::Acquire) {
             // A bounded wait, so a stopping service is noticed.
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(100u8)) {
+            let n = match self.core.epoll.wait(&mut events, EpollTimeout::from(100u8)) {
                 Ok(n) => n,
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => return,
             };
             for event in &events[..n] {
-                let child = event.data();
-                let served = lock(&self.served).get(&child).cloned();
+                let served = lock(&self.core.served).get(&event.data()).cloned();
                 if let Some(served) = served {
-                    if self.serve_one(&served) {
-                        let rearm =
-                            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, child);
-                        let _ = self
-                            .epoll
-                            .modify(served.channel.as_fd(), &mut rearm.clone());
-                    } else {
-                        let mut map = lock(&self.served);
-                        if map.remove(&child).is_some() {
-                            flush_rate_audit(&served, &self.audit);
-                        }
-                        drop(map);
-                        let _ = self.epoll.delete(served.channel.as_fd());
+                    if take_turn(&served.turn) {
+                        self.core.serve_turn(&served, Some(&self.network));
                     }
                 }
             }
         }
     }
+}
 
-    /// Reads and answers one request. False when the child's service channel is finished.
-    fn serve_one(&self, served: &Served) -> bool {
-        let request = match served.channel.recv::<ServiceRequest>(Some(Instant::now())) {
+struct NetWorker {
+    core: Arc<Core>,
+    jobs: Receiver<NetJob>,
+}
+
+impl NetWorker {
+    fn run(self) {
+        while let Ok(job) = self.jobs.recv() {
+            let answer = perform_network(&job.served, &job.request, &job.target);
+            let answered = self
+                .core
+                .answer(&job.served, &job.request, job.received, answer);
+            self.core.network_pending.fetch_sub(1, Ordering::AcqRel);
+            if !answered {
+                self.core.retire(&job.served);
+            } else if self.core.more_to_serve(&job.served) {
+                // Network requests met while holding the turn are performed here, inline.
+                self.core.serve_turn(&job.served, None);
+            }
+        }
+    }
+}
+
+impl Core {
+    /// Serves the child whose turn the caller holds, one request at a time, until nothing more
+    /// arrived, a network request was handed off, or its service ended. `network: None` means
+    /// the caller is a network worker and performs network requests itself.
+    fn serve_turn(&self, served: &Arc<Served>, network: Option<&Sender<NetJob>>) {
+        loop {
+            match self.serve_one(served, network) {
+                Turn::Served => {}
+                Turn::HandedOff => return,
+                Turn::Finished => return self.retire(served),
+            }
+            if !self.more_to_serve(served) {
+                return;
+            }
+        }
+    }
+
+    /// Gives the child's turn back, unless an event arrived while it was held: then keeps it
+    /// and says so (serve again).
+    fn more_to_serve(&self, served: &Served) -> bool {
+        match served
+            .turn
+            .compare_exchange(SERVING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => false,
+            Err(SERVING_MORE) => served
+                .turn
+                .compare_exchange(SERVING_MORE, SERVING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok(),
+            Err(_) => {
+                // Retired while we served it: what its last requests owe the log is written.
+                flush_rate_audit(served, &self.audit);
+                false
+            }
+        }
+    }
+
+    /// Stops serving a child whose service ended.
+    fn retire(&self, served: &Served) {
+        served.turn.store(RETIRED, Ordering::Release);
+        let mut map = lock(&self.served);
+        if map.remove(&served.child).is_some() {
+            flush_rate_audit(served, &self.audit);
+        }
+        drop(map);
+        let _ = self.epoll.delete(served.channel.as_fd());
+    }
+
+    /// Reads and answers one request, or hands it to a network worker.
+    fn serve_one(&self, served: &Arc<Served>, network: Option<&Sender<NetJob>>) -> Turn {
+        // Edge-triggered: read what is queued until a request is whole or nothing is left.
+        let request = match served.channel.try_recv::<ServiceRequest>() {
+            // A request carries no fds; any the child attached are closed here.
             Ok((request, _fds)) => request,
-            Err(RecvError::TimedOut) => return true,
+            // Nothing (more) waiting: an event for data another turn already read.
+            Err(RecvError::TimedOut) => return Turn::Served,
+            // The child attached fds this process had no room for; a client never does.
+            Err(RecvError::FdsDropped) => {
+                tracing::warn!(
+                    child = served.child,
+                    "service request with fds this process could not take; not answered"
+                );
+                return Turn::Served;
+            }
             Err(RecvError::Violation(v)) => {
                 (served.on_violation)(v);
-                return false;
+                return Turn::Finished;
             }
-            Err(RecvError::Closed | RecvError::Io(_)) => return false,
+            Err(RecvError::Closed | RecvError::Io(_)) => return Turn::Finished,
         };
         let received = Instant::now();
-        let (response, fd, op, outcome) = self.answer(served, &request);
+        let answer = match self.decide(served, &request, received) {
+            Step::Answer(answer) => answer,
+            Step::Network(target) => match network {
+                None => perform_network(served, &request, &target),
+                Some(queue) => {
+                    self.network_pending.fetch_add(1, Ordering::AcqRel);
+                    let job = NetJob {
+                        served: Arc::clone(served),
+                        request,
+                        target,
+                        received,
+                    };
+                    match queue.try_send(job) {
+                        Ok(()) => return Turn::HandedOff,
+                        Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                            self.network_pending.fetch_sub(1, Ordering::AcqRel);
+                            let busy = failed(describe(&job.request).0, Failure::Busy);
+                            return self.answered(served, &job.request, received, busy);
+                        }
+                    }
+                }
+            },
+        };
+        self.answered(served, &request, received, answer)
+    }
+
+    fn answered(
+        &self,
+        served: &Served,
+        request: &ServiceRequest,
+        received: Instant,
+        answer: Answer,
+    ) -> Turn {
+        if self.answer(served, request, received, answer) {
+            Turn::Served
+        } else {
+            Turn::Finished
+        }
+    }
+
+    /// Audits and sends one answer. False when the child did not take it (its service ends).
+    fn answer(
+        &self,
+        served: &Served,
+        request: &ServiceRequest,
+        received: Instant,
+        answer: Answer,
+    ) -> bool {
+        let (response, fd, op, outcome) = answer;
+        let fd_ref = fd.as_ref().map(AsFd::as_fd);
+        let fds = fd_ref.as_slice();
+        let deadline = Some(Instant::now() + self.send_timeout);
         // The record is written before the answer leaves: once a child sees a decision, its
         // audit record exists.
         let suppressed = match outcome.1 {
             Some(reason) if reason == Denied::RateLimited.as_str() => {
                 match rate_limited_audit(served) {
                     Some(suppressed) => suppressed,
-                    None => {
-                        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
-                        return served
-                            .channel
-                            .send(&response, &fds, Some(Instant::now() + self.send_timeout))
-                            .is_ok();
-                    }
+                    None => return served.channel.send(&response, fds, deadline).is_ok(),
                 }
             }
             _ => 0,
@@ -255,65 +483,85 @@ impl Worker {
                 kind: served.kind.clone(),
                 pid: served.pid,
                 op,
-                target: audit_target(&request),
+                target: audit_target(request),
                 decision: outcome.0,
                 reason: outcome.1,
                 latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
             });
         }
-        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
-        served
-            .channel
-            .send(&response, &fds, Some(Instant::now() + self.send_timeout))
-            .is_ok()
+        served.channel.send(&response, fds, deadline).is_ok()
     }
 
-    /// Decides and performs one request: the answer, its fd, the operation's name, and the
-    /// audit outcome (decision, reason).
-    fn answer(&self, served: &Served, request: &ServiceRequest) -> Answer {
+    /// Takes a token and decides. File operations are performed here; an allowed network
+    /// request is returned for a network worker.
+    fn decide(&self, served: &Served, request: &ServiceRequest, received: Instant) -> Step {
         let op = describe(request).0;
-        let deny = |d: Denied| {
-            (
-                ServiceResponse::Denied(d),
-                None,
-                op,
-                ("deny", Some(d.as_str())),
-            )
-        };
-        if !lock(&served.limiter).try_acquire(self.started.elapsed()) {
-            return deny(Denied::RateLimited);
+        let now = received.saturating_duration_since(self.started);
+        if !lock(&served.limiter).try_acquire(now) {
+            return Step::Answer(deny(op, Denied::RateLimited));
         }
         let access = to_access(request);
-        let decision = served.profile.decide(&access);
-        let result = match decision {
-            Decision::Deny(reason) => return deny(denied(reason)),
+        let result = match served.profile.decide(&access) {
+            Decision::Deny(reason) => return Step::Answer(deny(op, denied(reason))),
             Decision::AllowPath { grant, relative } => perform(served, request, grant, &relative),
             Decision::AllowRename { grant, from, to } => rename(served, grant, &from, &to),
             Decision::AllowNet {
                 grant, host, port, ..
-            } => match request {
-                ServiceRequest::Fetch(fetch) => {
-                    let addrs = resolve_checked(served, grant, &host, port);
-                    let max_message = served.channel.limits().max_message_bytes;
-                    addrs.and_then(|addrs| {
-                        crate::fetch::fetch(fetch, addrs, &served.profile.limits, max_message)
-                            .map(|response| (ServiceResponse::Fetched(response), None))
-                            .map_err(Outcome::Failed)
-                    })
-                }
-                _ => connect(served, grant, &host, port),
-            },
+            } => return Step::Network(NetTarget { grant, host, port }),
         };
-        match result {
-            Ok((response, fd)) => (response, fd, op, ("allow", None)),
-            Err(Outcome::Denied(d)) => deny(d),
-            Err(Outcome::Failed(f)) => (
-                ServiceResponse::Failed(f),
-                None,
-                op,
-                ("error", Some(failure_name(f))),
-            ),
+        Step::Answer(outcome(op, result))
+    }
+}
+
+/// What deciding a request leads to.
+enum Step {
+    /// The answer is ready.
+    Answer(Answer),
+    /// An allowed network request, to be performed by a network worker.
+    Network(NetTarget),
+}
+
+/// Resolves, checks and connects (or fetches) for an allowed network request.
+fn perform_network(served: &Served, request: &ServiceRequest, target: &NetTarget) -> Answer {
+    let NetTarget { grant, host, port } = target;
+    let result = match request {
+        ServiceRequest::Fetch(fetch) => {
+            let addrs = resolve_checked(served, *grant, host, *port);
+            let max_message = served.channel.limits().max_message_bytes;
+            addrs.and_then(|addrs| {
+                crate::fetch::fetch(fetch, addrs, &served.profile.limits, max_message)
+                    .map(|response| (ServiceResponse::Fetched(response), None))
+                    .map_err(Outcome::Failed)
+            })
         }
+        _ => connect(served, *grant, host, *port),
+    };
+    outcome(describe(request).0, result)
+}
+
+fn deny(op: &'static str, d: Denied) -> Answer {
+    (
+        ServiceResponse::Denied(d),
+        None,
+        op,
+        ("deny", Some(d.as_str())),
+    )
+}
+
+fn failed(op: &'static str, f: Failure) -> Answer {
+    (
+        ServiceResponse::Failed(f),
+        None,
+        op,
+        ("error", Some(failure_name(f))),
+    )
+}
+
+fn outcome(op: &'static str, result: Performed) -> Answer {
+    match result {
+        Ok((response, fd)) => (response, fd, op, ("allow", None)),
+        Err(Outcome::Denied(d)) => deny(op, d),
+        Err(Outcome::Failed(f)) => failed(op, f),
     }
 }
 
@@ -429,6 +677,7 @@ fn failure_name(f: Failure) -> &'static str {
         Failure::ConnectionRefused => "connection-refused",
         Failure::TimedOut => "timed-out",
         Failure::NameNotResolved => "name-not-resolved",
+        Failure::Busy => "busy",
         Failure::Other => "other",
     }
 }
@@ -519,9 +768,9 @@ fn rename(served: &Served, grant: usize, from: &str, to: &str) -> Performed {
 }
 
 /// Opens a regular file with exactly the access asked for (the policy already checked it is
-/// within the grant's rights). Opened non-blocking so a FIFO cannot stall a worker, then
-/// refused unless it is a regular file with a single link: a hard link may name an inode outside
-/// the grant, and the broker cannot prove otherwise.
+/// within the grant's rights). Opened non-blocking so a FIFO, a device or a file lease held by
+/// another process cannot stall a worker, then refused unless it is a regular file with a single
+/// link: a hard link may name an inode outside the grant, and the broker cannot prove otherwise.
 fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     let os = |e: std::io::Error| os_outcome(&e);
     let mut flags = match (f.read, f.write || f.append || f.truncate) {
@@ -555,8 +804,10 @@ fn open_file(dir: BorrowedFd<'_>, relative: &str, f: OpenFlags) -> Performed {
     if f.truncate {
         fs::truncate(fd.as_fd()).map_err(os)?;
     }
-    // Back to blocking, keeping O_APPEND (the only other status flag we set).
-    fs::set_status_flags(fd.as_fd(), flags & libc::O_APPEND).map_err(os)?;
+    // O_NONBLOCK stays set: on a regular file Linux ignores it for read and write (the kernel
+    // derives a read's or write's flags from O_APPEND, O_DIRECT, O_DSYNC and O_SYNC only, never
+    // from O_NONBLOCK; only RWF_NOWAIT asks for non-blocking file I/O), so clearing it would
+    // cost an `fcntl` per open for nothing the child can observe but `F_GETFL`.
     Ok((ServiceResponse::Opened, Some(fd)))
 }
 

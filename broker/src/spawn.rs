@@ -32,7 +32,7 @@ use crate::cgroup::{
 use crate::limits::{child_limits, ChildLimits};
 use crate::namespaces::{write_id_maps, IdMapError};
 use crate::seccomp::{compile_child_filter, SeccompCompileError};
-use crate::serve::{Registration, Service};
+use crate::serve::{Registration, Service, ServiceConfig};
 use crate::supervise::{Event, OnViolation, Supervisor, Violation, Watch};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
 
@@ -62,6 +62,16 @@ pub struct BrokerConfig {
     /// When the broker runs as root: the unprivileged host uid/gid that sandbox root maps to.
     /// An unprivileged broker always maps its own ids.
     pub sandbox_host_id: u32,
+    /// Threads that read every child's service requests, decide them and perform file
+    /// operations (at least 1).
+    pub service_workers: usize,
+    /// Threads that perform allowed connects and fetches (name lookup, connection, HTTP), so a
+    /// slow one never holds a file worker (at least 1).
+    pub network_workers: usize,
+    /// Allowed network requests that may wait for a network worker; past that, a connect or
+    /// fetch fails at once with `busy` (`io::ErrorKind::ResourceBusy` in the child). 0: a
+    /// request starts only if a network worker is idle.
+    pub network_queue: usize,
     /// Where children's cgroups go.
     pub cgroups: CgroupSetting,
 }
@@ -90,6 +100,9 @@ impl Default for BrokerConfig {
             audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
             cgroups: CgroupSetting::Auto,
+            service_workers: crate::serve::SERVICE_WORKERS,
+            network_workers: crate::serve::NETWORK_WORKERS,
+            network_queue: crate::serve::NETWORK_QUEUE,
         }
     }
 }
@@ -239,7 +252,8 @@ pub enum ChildError {
     /// The child broke the protocol; it has been killed.
     #[error("child broke the protocol; it was killed")]
     ProtocolViolation(#[source] ProtocolViolation),
-    /// Receiving failed with an OS error.
+    /// Receiving failed with an OS error. `EMFILE`: the child attached fds this process had no
+    /// room for; that message is dropped and the next receive reads the next one.
     #[error("receive from child failed")]
     Io(#[source] std::io::Error),
 }
@@ -385,8 +399,14 @@ impl Broker {
         }
         let (control, zygote_end) =
             Channel::pair(ChannelLimits::default()).map_err(StartError::ControlChannel)?;
-        let service = Service::start(config.audit.clone(), config.send_timeout)
-            .map_err(StartError::Service)?;
+        let service = Service::start(ServiceConfig {
+            audit: config.audit.clone(),
+            send_timeout: config.send_timeout,
+            file_workers: config.service_workers,
+            network_workers: config.network_workers,
+            network_queue: config.network_queue,
+        })
+        .map_err(StartError::Service)?;
         let supervisor = Supervisor::start(config.audit.clone()).map_err(StartError::Service)?;
         let cgroups = open_cgroups(&config.cgroups).map(Arc::new);
         let memory_cgroup = cgroups
@@ -492,6 +512,12 @@ impl Broker {
             supervised: self.shared.supervisor.watched(),
             spawns_in_flight: lock(&self.shared.pending).len(),
         }
+    }
+
+    /// How many allowed network requests (connects and fetches) are queued for or being
+    /// performed by the network workers right now.
+    pub fn pending_network_requests(&self) -> usize {
+        self.shared.service.network_pending()
     }
 
     /// Spawns a child running entry `entry` with `args`, and waits until it is fully locked
@@ -1296,6 +1322,13 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                     }
                 }
                 Err(RecvError::Io(e)) => return Err(ChildError::Io(e)),
+                // The child attached fds this process had no room for: that message is gone,
+                // the channel is in step.
+                Err(RecvError::FdsDropped) => {
+                    return Err(ChildError::Io(std::io::Error::from_raw_os_error(
+                        libc::EMFILE,
+                    )))
+                }
             }
         }
     }

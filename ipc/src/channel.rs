@@ -28,6 +28,9 @@ const CMSG_ALIGN: usize = align_of::<usize>();
 const CMSG_HEADER_BYTES: usize =
     (size_of::<usize>() + 2 * size_of::<i32>()).next_multiple_of(CMSG_ALIGN);
 
+/// Control-buffer bytes a send keeps on the stack: `CMSG_SPACE` of 8 fds, plus alignment slack.
+const SMALL_CONTROL_BYTES: usize = CMSG_HEADER_BYTES + size_of::<[RawFd; 8]>() + CMSG_ALIGN;
+
 /// One end of a hardened `SOCK_SEQPACKET` channel.
 ///
 /// `send*` and `recv*` take `&self` and may be called from several threads at once: one lock
@@ -200,24 +203,48 @@ impl Channel {
         }
     }
 
+    /// Receives one whole message from what is already queued, never waiting, and decodes it
+    /// as a `T`.
+    ///
+    /// Reads the datagrams waiting on the socket until a message is whole, or fails with
+    /// `TimedOut` once none is left (the datagrams read so far stay buffered and the next
+    /// receive resumes the message). A peer cannot make one call read more than one message,
+    /// which `max_message_bytes` bounds. After `TimedOut` the socket has been read until it
+    /// reported `EAGAIN`, so an edge-triggered epoll reports the next datagram that arrives
+    /// (unless another thread was receiving at that moment: then `TimedOut` comes at once).
+    ///
+    /// Errors: as [`Channel::recv`].
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>), RecvError> {
+        let (payload, fds) = self.receive_locked(Wait::Never)?;
+        let value = codec::decode(&payload)?;
+        Ok((value, fds))
+    }
+
     /// Receives one whole message as bytes, with the fds of its first datagram.
     ///
     /// `deadline: None` blocks until a message arrives; `Some(t)` never blocks past `t`. After
     /// `TimedOut` the datagrams already read stay buffered and the next call resumes the same
     /// message. After a `Violation` the framing is lost: end the peer.
     ///
-    /// Errors: `Closed` (EOF at a message boundary), `TimedOut`, `Io`, `Violation`; see
-    /// [`RecvError`].
+    /// Errors: `Closed` (EOF at a message boundary), `TimedOut`, `Io`, `Violation`,
+    /// `FdsDropped`; see [`RecvError`].
     pub fn recv_bytes(
         &self,
         deadline: Option<Instant>,
     ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+        self.receive_locked(deadline.map_or(Wait::Forever, Wait::Until))
+    }
+
+    fn receive_locked(&self, wait: Wait) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
         // A receiver that panicked mid-message left a half-built assembly: drop it.
-        let mut state = wait::lock_until(&self.recv_state, deadline, |state| {
-            state.assembly = Assembly::default();
-        })
+        let reset = |state: &mut RecvState| state.assembly = Assembly::default();
+        let mut state = match wait {
+            Wait::Forever => wait::lock_until(&self.recv_state, None, reset),
+            Wait::Until(deadline) => wait::lock_until(&self.recv_state, Some(deadline), reset),
+            Wait::Never => wait::try_lock(&self.recv_state, reset),
+        }
         .map_err(|_| RecvError::TimedOut)?;
-        self.receive_message(&mut state, deadline)
+        self.receive_message(&mut state, wait)
     }
 
     /// For hostile-peer tests only: sends `bytes` as one datagram exactly as given, with `fds`
@@ -254,12 +281,23 @@ impl Channel {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<usize, WaitError> {
-        let mut space = if fds.is_empty() {
-            Vec::new()
+        // Room for a few fds on the stack (the common case: none or one), else on the heap.
+        let mut small = [MaybeUninit::<u8>::uninit(); SMALL_CONTROL_BYTES];
+        let mut large = Vec::new();
+        let needed = if fds.is_empty() {
+            0
         } else {
-            vec![MaybeUninit::uninit(); SendAncillaryMessage::ScmRights(fds).size()]
+            SendAncillaryMessage::ScmRights(fds).size()
         };
-        let mut control = SendAncillaryBuffer::new(&mut space);
+        // `SendAncillaryBuffer::new` aligns the start of the buffer for `cmsghdr`, which may
+        // take up to `CMSG_ALIGN - 1` bytes of it.
+        let space: &mut [MaybeUninit<u8>] = if needed + CMSG_ALIGN <= SMALL_CONTROL_BYTES {
+            &mut small
+        } else {
+            large.resize(needed + CMSG_ALIGN, MaybeUninit::uninit());
+            &mut large
+        };
+        let mut control = SendAncillaryBuffer::new(space);
         if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(WaitError::Io(io::Error::other(
                 "control buffer too small for the fds",
@@ -284,13 +322,13 @@ impl Channel {
     fn receive_message(
         &self,
         state: &mut RecvState,
-        deadline: Option<Instant>,
+        wait: Wait,
     ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
         DATAGRAM_BUFFER.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buffer) => self.receive_message_into(state, &mut buffer, deadline),
+            Ok(mut buffer) => self.receive_message_into(state, &mut buffer, wait),
             // Not reachable (a receive never runs inside another on one thread); stay correct
             // anyway with a buffer of its own.
-            Err(_) => self.receive_message_into(state, &mut Vec::new(), deadline),
+            Err(_) => self.receive_message_into(state, &mut Vec::new(), wait),
         })
     }
 
@@ -298,7 +336,7 @@ impl Channel {
         &self,
         state: &mut RecvState,
         buffer: &mut Vec<u8>,
-        deadline: Option<Instant>,
+        wait: Wait,
     ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
         if buffer.len() != frame::RECV_BUFFER_BYTES {
             buffer.resize(frame::RECV_BUFFER_BYTES, 0);
@@ -308,11 +346,13 @@ impl Channel {
         loop {
             // A peer streaming `0x01` datagrams never makes us wait, so check the deadline
             // between datagrams too. The assembly is kept and the next call resumes it.
-            if read_any && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Err(RecvError::TimedOut);
+            if let Wait::Until(deadline) = wait {
+                if read_any && Instant::now() >= deadline {
+                    return Err(RecvError::TimedOut);
+                }
             }
             let control = aligned_control(&mut state.control, control_len);
-            let datagram = self.recv_datagram(buffer, control, deadline)?;
+            let datagram = self.recv_datagram(buffer, control, wait)?;
             read_any = true;
             if self.is_end_of_stream(&datagram)? {
                 let started = state.assembly.is_started();
@@ -325,7 +365,17 @@ impl Channel {
             }
             match state.assembly.push(datagram, self.limits) {
                 Ok(Progress::NeedMore) => continue,
-                Ok(Progress::Complete) => return Ok(state.assembly.take()),
+                Ok(Progress::Complete) => {
+                    let dropped = state.assembly.fds_dropped();
+                    let message = state.assembly.take();
+                    // The fds did not fit in this process: the whole message has been read, so
+                    // the channel is in step; report it instead of a message missing its fds.
+                    return if dropped {
+                        Err(RecvError::FdsDropped)
+                    } else {
+                        Ok(message)
+                    };
+                }
                 Err(err) => {
                     // Closes the fds already received for this message.
                     state.assembly = Assembly::default();
@@ -353,15 +403,23 @@ impl Channel {
     }
 
     /// Receives one datagram into `data`, with control data into `control`. Always
-    /// `MSG_CMSG_CLOEXEC`; with a deadline, `MSG_DONTWAIT` and poll(2) for `POLLIN`. Loops on
-    /// `EINTR`. recvmsg(2)
+    /// `MSG_CMSG_CLOEXEC`; unless waiting forever, `MSG_DONTWAIT` and, until a deadline, poll(2)
+    /// for `POLLIN`. Loops on `EINTR`. recvmsg(2)
     fn recv_datagram<'buf>(
         &self,
         data: &'buf mut [u8],
         control: &mut [MaybeUninit<u8>],
-        deadline: Option<Instant>,
+        wait: Wait,
     ) -> Result<Datagram<'buf>, RecvError> {
         let mut flags = RecvFlags::CMSG_CLOEXEC;
+        let deadline = match wait {
+            Wait::Forever => None,
+            Wait::Until(deadline) => Some(deadline),
+            Wait::Never => {
+                flags |= RecvFlags::DONTWAIT;
+                None
+            }
+        };
         if deadline.is_some() {
             flags |= RecvFlags::DONTWAIT;
         }
@@ -397,6 +455,9 @@ impl Channel {
                 // A peer that closed with our data unread reports ECONNRESET once, ahead of the
                 // datagrams it queued before closing; read on to get those, then end-of-stream.
                 Err(Errno::CONNRESET) => continue,
+                Err(Errno::AGAIN) if matches!(wait, Wait::Never) => {
+                    return Err(RecvError::TimedOut)
+                }
                 Err(Errno::AGAIN) => {
                     match wait::wait_ready(self.fd.as_fd(), PollFlags::IN, deadline) {
                         Ok(()) => continue,
@@ -408,6 +469,17 @@ impl Channel {
             }
         }
     }
+}
+
+/// How long a receive may wait for a datagram.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Until one arrives.
+    Forever,
+    /// Until this deadline.
+    Until(Instant),
+    /// Not at all: only what is already queued.
+    Never,
 }
 
 /// A `SOCK_SEQPACKET` send is all or nothing; anything else is reported, not retried.
@@ -506,7 +578,9 @@ mod tests {
         let mut state = RecvState::default();
         let mut buffer = vec![0; frame::RECV_BUFFER_BYTES];
         let control = aligned_control(&mut state.control, control_len(limits));
-        let datagram = b.recv_datagram(&mut buffer, control, None).unwrap();
+        let datagram = b
+            .recv_datagram(&mut buffer, control, Wait::Forever)
+            .unwrap();
         assert_eq!(datagram.fds.len(), 1, "the kernel must install only one fd");
         assert!(datagram.control_truncated);
     }

@@ -5,6 +5,9 @@ use postcard::ser_flavors::Flavor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// Capacity an encoding starts with.
+const INITIAL_ENCODE_BYTES: usize = 256;
+
 /// Longest postcard error text kept in [`ProtocolViolation::Decode`].
 const MAX_REASON_CHARS: usize = 200;
 
@@ -13,7 +16,8 @@ const MAX_REASON_CHARS: usize = 200;
 /// than an allowed one.
 pub(crate) fn encode<T: Serialize + ?Sized>(msg: &T, max: usize) -> Result<Vec<u8>, SendError> {
     let sink = CappedVec {
-        bytes: Vec::new(),
+        // Most messages are small: one allocation instead of a few doublings from empty.
+        bytes: Vec::with_capacity(INITIAL_ENCODE_BYTES.min(max)),
         len: 0,
         max,
     };

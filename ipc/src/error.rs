@@ -52,6 +52,14 @@ pub enum RecvError {
     /// An error from `recvmsg(2)` or `poll(2)`, or no memory for a message within the limits.
     #[error("cannot receive from channel")]
     Io(#[source] std::io::Error),
+    /// A whole message arrived, but the fds attached to it could not be installed in this
+    /// process: the kernel reported `MSG_CTRUNC` with room left in the control buffer, which
+    /// means this process's fd table is full (`RLIMIT_NOFILE`, `EMFILE`; or the system's,
+    /// `ENFILE`; or a security module refused the fds). The message is discarded and any of its fds that were installed are closed;
+    /// the channel stays in step and the next receive reads the next message. Not the peer's
+    /// fault, so not a violation.
+    #[error("fds attached to a message could not be received: too many open files")]
+    FdsDropped,
     /// The peer broke the protocol. Every fd of the offending message has been closed; the
     /// channel's framing is no longer trustworthy, so end the peer.
     #[error("peer broke the channel protocol")]
@@ -88,10 +96,6 @@ pub enum ProtocolViolation {
     /// A datagram longer than one header byte plus [`CHUNK_PAYLOAD_BYTES`].
     #[error("datagram longer than {} bytes", CHUNK_PAYLOAD_BYTES + 1)]
     OversizedDatagram,
-    /// The kernel truncated the control data (`MSG_CTRUNC`) for a reason other than too many
-    /// fds, e.g. this process ran out of fd slots.
-    #[error("control data truncated")]
-    ControlTruncated,
     /// The first datagram carried more fds than `max_fds_per_message`.
     #[error("more than {max} fds attached to one message")]
     TooManyFds {

@@ -56,12 +56,20 @@ pub(crate) struct Assembly {
     payload: Vec<u8>,
     fds: Vec<OwnedFd>,
     started: bool,
+    /// The kernel could not install the first datagram's fds here (this process's fd table is
+    /// full): the message is read to its end, then reported as dropped.
+    fds_dropped: bool,
 }
 
 impl Assembly {
     /// Whether at least one datagram of the message has been accepted.
     pub(crate) fn is_started(&self) -> bool {
         self.started
+    }
+
+    /// Whether the fds attached to this message could not be installed in this process.
+    pub(crate) fn fds_dropped(&self) -> bool {
+        self.fds_dropped
     }
 
     /// Checks `datagram` against the framing rules and `limits`, and adds it.
@@ -75,7 +83,7 @@ impl Assembly {
         limits: ChannelLimits,
     ) -> Result<Progress, RecvError> {
         let first = !self.started;
-        check_control(&datagram, first, limits)?;
+        let fds = check_control(&datagram, first, limits)?;
         if datagram.truncated || datagram.bytes.len() > MAX_DATAGRAM_BYTES {
             return Err(ProtocolViolation::OversizedDatagram.into());
         }
@@ -89,7 +97,11 @@ impl Assembly {
         };
         self.append(payload, limits.max_message_bytes)?;
         if first {
-            self.fds = datagram.fds;
+            match fds {
+                Fds::Received => self.fds = datagram.fds,
+                // Those that were installed are closed with the datagram.
+                Fds::Dropped => self.fds_dropped = true,
+            }
             self.started = true;
         }
         Ok(progress)
@@ -122,13 +134,23 @@ impl Assembly {
     }
 }
 
+/// What became of a first datagram's fds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fds {
+    /// All of them are in the datagram (possibly none).
+    Received,
+    /// The kernel could not install them in this process.
+    Dropped,
+}
+
 /// The control-data rules: only `SCM_RIGHTS`, only on the first datagram, at most
-/// `max_fds_per_message` fds, nothing truncated.
+/// `max_fds_per_message` fds. A truncation (`MSG_CTRUNC`) of a full control buffer means the
+/// peer sent too many; of a buffer with room left, that this process could not take them.
 fn check_control(
     datagram: &Datagram<'_>,
     first: bool,
     limits: ChannelLimits,
-) -> Result<(), ProtocolViolation> {
+) -> Result<Fds, ProtocolViolation> {
     if datagram.unexpected_control {
         return Err(ProtocolViolation::UnexpectedControlMessage);
     }
@@ -137,18 +159,20 @@ fn check_control(
     }
     let max = limits.max_fds_per_message;
     if datagram.control_truncated {
-        // A full control buffer means the peer sent more fds than we make room for; fewer
-        // means the kernel could not install them (e.g. `RLIMIT_NOFILE`).
-        return Err(if datagram.fds.len() >= receivable_fds(limits) {
-            ProtocolViolation::TooManyFds { max }
+        // A full control buffer means the peer sent more fds than we make room for. Fewer
+        // means the kernel stopped installing them: this process's fd table is full
+        // (`RLIMIT_NOFILE`), which is ours to report, not the peer's violation. The datagram
+        // itself arrived whole, so the framing holds.
+        return if datagram.fds.len() >= receivable_fds(limits) {
+            Err(ProtocolViolation::TooManyFds { max })
         } else {
-            ProtocolViolation::ControlTruncated
-        });
+            Ok(Fds::Dropped)
+        };
     }
     if datagram.fds.len() > max {
         return Err(ProtocolViolation::TooManyFds { max });
     }
-    Ok(())
+    Ok(Fds::Received)
 }
 
 #[cfg(test)]
@@ -258,13 +282,22 @@ mod tests {
             ProtocolViolation::TooManyFds { max: 2 }
         );
 
-        let mut short = datagram(&[HEADER_LAST]);
+        // Room left in the buffer: the kernel could not install the fds here (a full fd
+        // table). The message completes, its fds are closed, and it is marked dropped.
+        let mut short = datagram(&[HEADER_MORE, 1]);
         short.fds = vec![dev_null()];
         short.control_truncated = true;
+        let mut dropped = Assembly::default();
+        assert_eq!(dropped.push(short, LIMITS).unwrap(), Progress::NeedMore);
+        assert!(dropped.fds_dropped());
         assert_eq!(
-            violation(Assembly::default().push(short, LIMITS)),
-            ProtocolViolation::ControlTruncated
+            dropped.push(datagram(&[HEADER_LAST, 2]), LIMITS).unwrap(),
+            Progress::Complete
         );
+        assert!(dropped.fds_dropped());
+        let (payload, fds) = dropped.take();
+        assert_eq!((payload, fds.len()), (vec![1, 2], 0));
+        assert!(!dropped.fds_dropped(), "take resets the assembly");
 
         let mut too_many = datagram(&[HEADER_LAST]);
         too_many.fds = vec![dev_null(), dev_null(), dev_null()];

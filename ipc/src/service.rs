@@ -218,6 +218,9 @@ pub enum Failure {
     NameNotResolved,
     /// Anything else.
     Other,
+    /// The broker's network workers are all busy and their queue is full: the request was not
+    /// attempted. Asking again later may work.
+    Busy,
 }
 
 /// The broker's answer to a [`ServiceRequest`].

@@ -116,6 +116,18 @@ pub(crate) fn lock_until<'a, T>(
     }
 }
 
+/// Locks `mutex` only if it is free right now; poison is handled as by [`lock_until`].
+pub(crate) fn try_lock<'a, T>(
+    mutex: &'a Mutex<T>,
+    on_poison: impl FnOnce(&mut T),
+) -> Result<MutexGuard<'a, T>, DeadlinePassed> {
+    match mutex.try_lock() {
+        Ok(guard) => Ok(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Ok(recover(mutex, poisoned, on_poison)),
+        Err(TryLockError::WouldBlock) => Err(DeadlinePassed),
+    }
+}
+
 /// Takes the guard out of a poisoned lock, lets `on_poison` repair the data, clears the flag.
 fn recover<'a, T>(
     mutex: &'a Mutex<T>,

@@ -384,6 +384,39 @@ fn timed_out_receive_resumes_the_same_message() {
 }
 
 #[test]
+fn try_recv_reads_only_what_is_queued() {
+    let (a, b) = pair();
+    // Nothing queued: `TimedOut` at once.
+    assert!(matches!(b.try_recv::<Vec<u8>>(), Err(RecvError::TimedOut)));
+    // A message of several datagrams, all queued, is read whole by one call.
+    let big: Vec<u8> = (0..3 * CHUNK_PAYLOAD_BYTES + 5).map(pattern_byte).collect();
+    a.send(&big, &[], None).unwrap();
+    let (got, fds) = b.try_recv::<Vec<u8>>().unwrap();
+    assert_eq!((got == big, fds.len()), (true, 0));
+    // Datagrams that trickle in: what is there is kept, and the next call resumes.
+    let null = std::fs::File::open("/dev/null").unwrap();
+    a.send_raw_datagram(&[MORE, 3, 1], &[null.as_fd()]).unwrap();
+    assert!(matches!(b.try_recv::<Vec<u8>>(), Err(RecvError::TimedOut)));
+    a.send_raw_datagram(&[LAST, 2, 3], &[]).unwrap();
+    let (got, fds) = b.try_recv::<Vec<u8>>().unwrap();
+    assert_eq!((got, fds.len()), (vec![1, 2, 3], 1));
+    // Two queued messages: one per call, then nothing.
+    a.send(&vec![1_u8], &[], None).unwrap();
+    a.send(&vec![2_u8], &[], None).unwrap();
+    assert_eq!(b.try_recv::<Vec<u8>>().unwrap().0, vec![1]);
+    assert_eq!(b.try_recv::<Vec<u8>>().unwrap().0, vec![2]);
+    assert!(matches!(b.try_recv::<Vec<u8>>(), Err(RecvError::TimedOut)));
+    // End of stream and violations are reported as by `recv`.
+    a.send_raw_datagram(&[0x07], &[]).unwrap();
+    assert_eq!(
+        expect_violation(b.try_recv::<Vec<u8>>()),
+        ProtocolViolation::BadHeader { byte: 7 }
+    );
+    drop(a);
+    assert!(matches!(b.try_recv::<Vec<u8>>(), Err(RecvError::Closed)));
+}
+
+#[test]
 fn send_to_a_peer_that_never_reads_times_out() {
     let (a, _b) = pair();
     let chunk = vec![0_u8; CHUNK_PAYLOAD_BYTES];

@@ -1,7 +1,7 @@
 //! Requests, decisions, and the rules that connect them.
 
 use crate::host::{is_public, parse_host, HostName};
-use crate::path::{is_clean_component, split_clean};
+use crate::path::{clean_components, is_clean_component, split_clean};
 use crate::profile::{FsGrant, Profile, Rights, Scheme, Scope};
 use crate::url::parse_fetch_url;
 use std::net::IpAddr;
@@ -374,7 +374,8 @@ impl Profile {
             .find(|&i| allowed(&self.fs[i].rights))
             .ok_or(DenyReason::MissingRight)?;
         let relative = match &self.fs[index].scope {
-            Scope::Subtree => asked[root_len(&self.fs[index])..].join("/"),
+            // A subtree grant's rank is its root's component count.
+            Scope::Subtree => components_after(path, &asked, best_rank).to_owned(),
             Scope::Literal { file_name } => file_name.clone(),
         };
         Ok((index, relative))
@@ -404,9 +405,17 @@ impl Profile {
     }
 }
 
-/// Number of components of a grant's root (0 for an unusable root, which never matches).
-fn root_len(grant: &FsGrant) -> usize {
-    split_clean(&grant.root).map_or(0, |c| c.len())
+/// The rest of clean path `path` after its first `skip` components (`components`, which
+/// `split_clean` cut from `path`): the same string as `components[skip..].join("/")`.
+fn components_after<'a>(path: &'a str, components: &[&str], skip: usize) -> &'a str {
+    match components.get(skip) {
+        // Each component is a slice of `path`, so its address gives its offset.
+        Some(first) => {
+            let offset = first.as_ptr().addr().saturating_sub(path.as_ptr().addr());
+            path.get(offset..).unwrap_or_default()
+        }
+        None => "",
+    }
 }
 
 /// How specifically `grant` covers the path with components `asked`, or `None`.
@@ -414,20 +423,46 @@ fn root_len(grant: &FsGrant) -> usize {
 /// A grant whose root or file name is not clean (possible only in a hand-built `Profile`)
 /// matches nothing.
 fn match_grant(grant: &FsGrant, asked: &[&str], root_use: RootUse) -> Option<usize> {
-    let root = split_clean(&grant.root).ok()?;
-    if !asked.starts_with(&root) {
-        return None;
+    // The root's components must begin `asked` (compared without collecting them).
+    let mut root_len = 0;
+    for component in clean_components(&grant.root).ok()? {
+        if asked.get(root_len) != Some(&component) {
+            return None;
+        }
+        root_len += 1;
     }
     match &grant.scope {
         Scope::Subtree => {
-            let beneath = asked.len() > root.len();
-            (beneath || root_use == RootUse::Allowed).then_some(root.len())
+            let beneath = asked.len() > root_len;
+            (beneath || root_use == RootUse::Allowed).then_some(root_len)
         }
         Scope::Literal { file_name } => {
             let exact = is_clean_component(file_name)
-                && asked.len() == root.len() + 1
-                && asked[root.len()] == file_name.as_str();
-            exact.then_some(root.len() + 1)
+                && asked.len() == root_len + 1
+                && asked[root_len] == file_name.as_str();
+            exact.then_some(root_len + 1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_after_is_the_joined_rest() {
+        for path in ["/", "/a", "/a/b", "/data/sub/b.txt", "/x/yy/zzz/w"] {
+            let components = split_clean(path).unwrap();
+            for skip in 0..=components.len() + 1 {
+                let joined = components
+                    .get(skip..)
+                    .map_or(String::new(), |c| c.join("/"));
+                assert_eq!(
+                    components_after(path, &components, skip),
+                    joined,
+                    "{path} {skip}"
+                );
+            }
         }
     }
 }

@@ -43,6 +43,12 @@ impl PathProblem {
 ///
 /// Checks the length first, so an over-long path is refused without being scanned.
 pub(crate) fn split_clean(path: &str) -> Result<Vec<&str>, PathProblem> {
+    clean_components(path).map(Iterator::collect)
+}
+
+/// The components of a clean absolute path, without allocating: the checks of
+/// [`split_clean`] (the same problem for the same path), then an iterator over the components.
+pub(crate) fn clean_components(path: &str) -> Result<impl Iterator<Item = &str> + '_, PathProblem> {
     if path.len() > MAX_PATH_LEN {
         return Err(PathProblem::TooLong);
     }
@@ -55,21 +61,20 @@ pub(crate) fn split_clean(path: &str) -> Result<Vec<&str>, PathProblem> {
     if path.contains('\0') {
         return Err(PathProblem::Nul);
     }
-    if rest.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut components = Vec::new();
-    let mut parts = rest.split('/').peekable();
-    while let Some(part) = parts.next() {
-        match part {
-            "" if parts.peek().is_none() => return Err(PathProblem::TrailingSlash),
-            "" => return Err(PathProblem::EmptyComponent),
-            "." => return Err(PathProblem::Dot),
-            ".." => return Err(PathProblem::DotDot),
-            _ => components.push(part),
+    if !rest.is_empty() {
+        let mut parts = rest.split('/').peekable();
+        while let Some(part) = parts.next() {
+            match part {
+                "" if parts.peek().is_none() => return Err(PathProblem::TrailingSlash),
+                "" => return Err(PathProblem::EmptyComponent),
+                "." => return Err(PathProblem::Dot),
+                ".." => return Err(PathProblem::DotDot),
+                _ => {}
+            }
         }
     }
-    Ok(components)
+    // Checked above: no component is empty, except the one `split` yields for `/` itself.
+    Ok(rest.split('/').filter(|part| !part.is_empty()))
 }
 
 /// Whether `name` is usable as one path component: non-empty, no `/` or NUL, not `.` or `..`.

@@ -14,7 +14,7 @@ use portcullis_ipc::service::{
     DirEntry, Failure, FetchRequest, FetchResponse, FileStat, OpenFlags, ServiceRequest,
     ServiceResponse, MAX_PATH_BYTES,
 };
-use portcullis_ipc::Channel;
+use portcullis_ipc::{Channel, RecvError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -41,9 +41,14 @@ impl ServiceClient {
         channel
             .send(request, &[], None)
             .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
-        channel
-            .recv::<ServiceResponse>(None)
-            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))
+        match channel.recv::<ServiceResponse>(None) {
+            Ok(answer) => Ok(answer),
+            // The answer carried an fd (an open file, a socket) and this process's fd table is
+            // full (RLIMIT_NOFILE): the kernel could not install it. The answer was read whole,
+            // so the channel is in step for the next request.
+            Err(RecvError::FdsDropped) => Err(io::Error::from_raw_os_error(libc::EMFILE)),
+            Err(e) => Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
+        }
     }
 }
 
@@ -120,6 +125,7 @@ fn failure(response: ServiceResponse) -> io::Error {
                 Failure::ConnectionRefused => io::ErrorKind::ConnectionRefused,
                 Failure::TimedOut => io::ErrorKind::TimedOut,
                 Failure::NameNotResolved => io::ErrorKind::NotFound,
+                Failure::Busy => io::ErrorKind::ResourceBusy,
                 Failure::Other => io::ErrorKind::Other,
             };
             io::Error::new(kind, format!("portcullis: {f:?}"))
@@ -133,7 +139,8 @@ fn failure(response: ServiceResponse) -> io::Error {
 
 impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
     /// Opens `path` through the broker. The fd carries exactly the access asked for, never more
-    /// than the policy grants.
+    /// than the policy grants. With this process's fd table full, fails with `EMFILE` ("too
+    /// many open files"); close an fd and ask again.
     pub fn open(&self, path: impl AsRef<Path>, options: &OpenOptions) -> io::Result<File> {
         let request = ServiceRequest::Open {
             path: path_string(path.as_ref())?,
@@ -190,7 +197,9 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
     /// Opens a TCP connection through the broker, which resolves `host`, checks every address
     /// against the policy (loopback and private ranges only when granted explicitly) and passes
     /// the connected socket back. Reading, writing, `shutdown` and the read/write timeouts work;
-    /// other socket options are outside the sandbox's allowlist.
+    /// other socket options are outside the sandbox's allowlist. With this process's fd table
+    /// full, fails with `EMFILE`; with the broker's network workers all busy, with
+    /// `ResourceBusy`.
     pub fn connect(&self, host: &str, port: u16) -> io::Result<std::net::TcpStream> {
         if host.len() > MAX_PATH_BYTES {
             return Err(io::Error::new(
@@ -211,7 +220,8 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
 
     /// Has the broker perform an HTTP(S) request (GET or POST) within the profile's network
     /// grants, size cap and time cap. Redirects come back as they are (3xx); following one is a
-    /// new fetch the policy decides again.
+    /// new fetch the policy decides again. With the broker's network workers all busy, fails at
+    /// once with `ResourceBusy`.
     pub fn fetch(&self, request: FetchRequest) -> io::Result<FetchResponse> {
         if request.url.len() > MAX_PATH_BYTES {
             return Err(io::Error::new(

@@ -26,11 +26,24 @@ scenarios! {
     files_traversal_battery => "files-traversal",
     files_symlink_swap_race => "files-race",
     files_audit_records => "files-audit",
+    // The JSON-lines sinks: one line per request with every documented field, a denial one
+    // record, a hostile target escaped and bounded, a non-UTF-8 path never a record.
+    audit_file_sink_one_json_line_per_request => "audit-file-sink",
+    audit_stderr_sink_one_json_line_per_request => "audit-stderr-sink",
     files_rate_limit_and_fairness => "files-rate-limit",
+    // A child whose fd table is full: a brokered open fails with EMFILE, and after it closes
+    // one fd the next open works on the same, still in-step service channel.
+    files_full_fd_table_open_is_emfile => "files-fd-table-full",
+    files_full_fd_table_recovers_after_close => "files-fd-table-recovers",
     // Brokered network on loopback: allowed host:port and name resolution; other port, other
     // host, private address denied.
     net_connect_on_loopback => "net-connect",
     net_fetch_on_loopback => "net-fetch",
+    // Network requests have their own bounded pool: fetches hanging on a server that never
+    // answers leave the file workers free for a bystander; with the pool and its queue full,
+    // one more fetch is answered `busy` at once.
+    net_slow_fetch_leaves_file_workers_free => "net-slow-fetch",
+    net_network_queue_full_is_busy => "net-queue-full",
     // Network: no socket of any family.
     denied_socket_inet => "socket-inet",
     denied_socket_netlink => "socket-netlink",

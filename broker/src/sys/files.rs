@@ -98,11 +98,3 @@ pub fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: ftruncate takes an fd and a length by value.
     cvt_int(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }).map(drop)
 }
-
-/// Sets the file status flags of `fd` to exactly `flags` (of those F_SETFL can change:
-/// `O_APPEND`, `O_NONBLOCK`, …); the broker uses it to drop the `O_NONBLOCK` it opened with, so a
-/// FIFO could not block a worker. fcntl(2).
-pub fn set_status_flags(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: F_SETFL takes the flag word by value.
-    cvt_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
-}

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use portcullis::ipc::service::{OpenFlags, ServiceRequest, ServiceResponse};
 use portcullis::policy::{FsGrant, Limits, Profile, Rights, Scope};
-use portcullis::{AuditRecord, Broker, ChildContext, ChildEnd, OpenOptions, SpawnOptions};
+use portcullis::{
+    AuditRecord, Broker, ChildContext, ChildEnd, OpenOptions, RlimitResource, SpawnOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Verdict;
@@ -44,6 +46,14 @@ pub enum FileOp {
         path: String,
         count: u32,
     },
+    /// Open `path` for reading until an open fails (the fd table is full), close one of the
+    /// files, open it again, read it, and stat it: [`FileResult::FdTable`].
+    FillFdTable(String),
+    /// Open a non-UTF-8 path through the child API (it refuses to send it).
+    OpenNonUtf8(Vec<u8>),
+    /// Send a service request whose path is not UTF-8, straight onto the service channel,
+    /// then wait for an answer (the broker ends the child instead).
+    RawNonUtf8Open(Vec<u8>),
     Quit,
 }
 
@@ -58,6 +68,18 @@ pub enum FileResult {
         inside: u32,
         outside: u32,
         refused: u32,
+    },
+    /// What [`FileOp::FillFdTable`] saw.
+    FdTable {
+        /// Opens that worked before the table was full.
+        opened: u32,
+        /// The failing open: its errno and message.
+        full_errno: Option<i32>,
+        full_message: String,
+        /// The open after closing one file: the contents read from it, or the error.
+        after_close: Result<String, String>,
+        /// A stat right after (the channel is still in step): kind and length, or the error.
+        stat_after: Result<String, String>,
     },
 }
 
@@ -160,6 +182,30 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
                     refused: limited,
                 }
             }
+            FileOp::FillFdTable(path) => fill_fd_table(&ctx, &path),
+            FileOp::OpenNonUtf8(bytes) => {
+                let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
+                result(
+                    ctx.open(path, &OpenOptions::new().read(true))
+                        .map(|_| "opened".into()),
+                )
+            }
+            FileOp::RawNonUtf8Open(bytes) => {
+                // postcard: variant 0 (Open), the path's length and bytes, six flag bools.
+                let mut frame = vec![0x00, 0x00];
+                frame.push(u8::try_from(bytes.len()).unwrap_or(0));
+                frame.extend_from_slice(&bytes);
+                frame.extend_from_slice(&[1, 0, 0, 0, 0, 0]);
+                let channel = ctx.raw_service_channel();
+                let _ = channel.send_raw_datagram(&frame, &[]);
+                match channel.recv::<ServiceResponse>(None) {
+                    Ok((response, _)) => FileResult::Ok(format!("{response:?}")),
+                    Err(e) => FileResult::Err {
+                        kind: "Channel".into(),
+                        message: e.to_string(),
+                    },
+                }
+            }
             FileOp::Quit => return 0,
         };
         if ctx.send(&answer).is_err() {
@@ -169,11 +215,48 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
     1
 }
 
+/// Fills the fd table with brokered opens, then frees one slot and opens again.
+fn fill_fd_table(ctx: &ChildContext<FileResult, FileOp>, path: &str) -> FileResult {
+    let options = OpenOptions::new().read(true);
+    let mut files = Vec::new();
+    let full = loop {
+        match ctx.open(path, &options) {
+            Ok(file) => files.push(file),
+            Err(e) => break e,
+        }
+        if files.len() > 10_000 {
+            break std::io::Error::other("the fd table never filled");
+        }
+    };
+    let opened = u32::try_from(files.len()).unwrap_or(u32::MAX);
+    drop(files.pop());
+    let after_close = ctx
+        .open(path, &options)
+        .and_then(|mut file| {
+            let mut s = String::new();
+            file.read_to_string(&mut s)?;
+            files.push(file);
+            Ok(s)
+        })
+        .map_err(|e| e.to_string());
+    let stat_after = ctx
+        .metadata(path)
+        .map(|m| format!("{:?} {}", m.kind, m.len))
+        .map_err(|e| e.to_string());
+    FileResult::FdTable {
+        opened,
+        full_errno: full.raw_os_error(),
+        full_message: full.to_string(),
+        after_close,
+        stat_after,
+    }
+}
+
 /// A directory tree for one scenario, removed on drop.
-struct Tree(PathBuf);
+pub struct Tree(PathBuf);
 
 impl Tree {
-    fn new(name: &str) -> Result<Tree, String> {
+    pub fn new(name: &str) -> Result<Tree, String> {
         let base = std::env::temp_dir().join(format!("portcullis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(base.join("granted/sub")).map_err(|e| e.to_string())?;
@@ -209,7 +292,7 @@ impl Tree {
         Ok(Tree(base))
     }
 
-    fn path(&self, rel: &str) -> String {
+    pub fn path(&self, rel: &str) -> String {
         format!("{}/{rel}", self.0.display())
     }
 }
@@ -220,7 +303,7 @@ impl Drop for Tree {
     }
 }
 
-fn grant(root: &str, rights: Rights) -> FsGrant {
+pub fn grant(root: &str, rights: Rights) -> FsGrant {
     FsGrant {
         root: root.to_owned(),
         scope: Scope::Subtree,
@@ -228,7 +311,7 @@ fn grant(root: &str, rights: Rights) -> FsGrant {
     }
 }
 
-const READ_LIST: Rights = Rights {
+pub const READ_LIST: Rights = Rights {
     read: true,
     write: false,
     create: false,
@@ -256,7 +339,10 @@ fn spawn_files(
         .map_err(|e| format!("spawn files: {e}"))
 }
 
-fn ask(child: &portcullis::Child<FileOp, FileResult>, op: FileOp) -> Result<FileResult, String> {
+pub fn ask(
+    child: &portcullis::Child<FileOp, FileResult>,
+    op: FileOp,
+) -> Result<FileResult, String> {
     child.send(&op).map_err(|e| e.to_string())?;
     child
         .recv_timeout(Duration::from_secs(30))
@@ -658,5 +744,93 @@ pub fn rate_limit_and_fairness(broker: &Broker) -> Verdict {
             Ok(())
         }
         other => Err(format!("flooder/bystander counts {other:?}")),
+    }
+}
+
+/// A child whose fd table is full (a low `RLIMIT_NOFILE`) asks for one more file: what it sees.
+fn fd_table_run(broker: &Broker) -> Result<FileResult, String> {
+    let tree = Tree::new("fdtable")?;
+    let mut rlimits = portcullis::default_rlimits();
+    for limit in &mut rlimits {
+        if limit.resource == RlimitResource::OpenFiles {
+            limit.value = 16;
+        }
+    }
+    let options = SpawnOptions {
+        rlimits: Some(rlimits),
+        profile: Some(Profile {
+            fs: vec![grant(&tree.path("granted"), READ_LIST)],
+            net: Vec::new(),
+            limits: Limits::default(),
+        }),
+        ..SpawnOptions::default()
+    };
+    let child = broker
+        .spawn_with::<FileOp, FileResult, _>("files", &(), &options)
+        .map_err(|e| format!("spawn files: {e}"))?;
+    let seen = ask(&child, FileOp::FillFdTable(tree.path("granted/a.txt")))?;
+    let _ = child.send(&FileOp::Quit);
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::Exited { code: 0 }) => Ok(seen),
+        other => Err(format!("child ended {other:?} after {seen:?}")),
+    }
+}
+
+/// The denied half: with its fd table full, the child's brokered open fails with `EMFILE`
+/// ("too many open files"), not a broken channel, and the child carries on.
+pub fn full_fd_table_open_is_emfile(broker: &Broker) -> Verdict {
+    match fd_table_run(broker)? {
+        FileResult::FdTable {
+            opened,
+            full_errno: Some(libc::EMFILE),
+            full_message,
+            ..
+        } if opened > 0 && full_message.to_lowercase().contains("too many open files") => {
+            println!("fd table: {opened} opens, then {full_message}");
+            Ok(())
+        }
+        other => Err(format!(
+            "expected EMFILE once the table was full, got {other:?}"
+        )),
+    }
+}
+
+/// The allowed half: after closing one file the next open works and reads the right file, and
+/// the next request (a stat) gets its own answer: the service channel stayed in step.
+pub fn full_fd_table_recovers_after_close(broker: &Broker) -> Verdict {
+    match fd_table_run(broker)? {
+        FileResult::FdTable {
+            full_errno: Some(libc::EMFILE),
+            after_close: Ok(contents),
+            stat_after: Ok(stat),
+            ..
+        } if contents == "A" && stat == "File 1" => Ok(()),
+        other => Err(format!(
+            "expected the open after a close to work and the channel in step, got {other:?}"
+        )),
+    }
+}
+
+/// A bystander child with a read grant opens a file `count` times; how many opens worked.
+pub fn bystander_opens(broker: &Broker, count: u32) -> Result<u32, String> {
+    let tree = Tree::new("bystander")?;
+    let child = spawn_files(
+        broker,
+        Profile {
+            fs: vec![grant(&tree.path("granted"), READ_LIST)],
+            net: Vec::new(),
+            limits: Limits::default(),
+        },
+    )?;
+    let op = FileOp::Race {
+        path: tree.path("granted/a.txt"),
+        attempts: count,
+        outside_marker: "never".into(),
+    };
+    let counts = ask(&child, op)?;
+    let _ = child.send(&FileOp::Quit);
+    match counts {
+        FileResult::Counts { inside, .. } => Ok(inside),
+        other => Err(format!("bystander: {other:?}")),
     }
 }

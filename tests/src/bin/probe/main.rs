@@ -13,6 +13,7 @@ use portcullis::{
 };
 use portcullis_tests::EXIT_SKIP;
 
+mod audit;
 mod files;
 mod limits;
 mod net;
@@ -352,7 +353,7 @@ fn hostile_child(ctx: ChildContext<Up, Down>, attack: Attack) -> i32 {
     5
 }
 
-fn entries() -> Entries {
+pub(crate) fn entries() -> Entries {
     Entries::new()
         .register("probe", probe_child)
         .register("echo", echo_child)
@@ -457,9 +458,15 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "files-traversal" => files::traversal_battery(broker),
         "files-race" => files::symlink_swap_race(broker),
         "files-audit" => files::audit_records(broker),
+        "audit-file-sink" => audit::file_sink(broker),
+        "audit-stderr-sink" => audit::stderr_sink(broker),
         "files-rate-limit" => files::rate_limit_and_fairness(broker),
+        "files-fd-table-full" => files::full_fd_table_open_is_emfile(broker),
+        "files-fd-table-recovers" => files::full_fd_table_recovers_after_close(broker),
         "net-connect" => net::connect_on_loopback(broker),
         "net-fetch" => net::fetch_on_loopback(broker),
+        "net-slow-fetch" => net::slow_fetch_leaves_file_workers_free(broker),
+        "net-queue-full" => net::network_queue_full_is_busy(broker),
         "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
         "messages-kept-across-panic" => messages_kept_across_panic(broker),
         "recv-ends-when-child-holds-its-channel" => recv_ends_when_child_holds_its_channel(broker),

@@ -307,3 +307,189 @@ pub fn fetch_on_loopback(broker: &Broker) -> Verdict {
         )],
     )
 }
+
+/// A server on 127.0.0.1 that accepts connections and never answers, holding them until
+/// released: each fetch to it hangs in a network worker.
+struct BlackHole {
+    port: u16,
+    held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BlackHole {
+    fn start() -> Result<BlackHole, String> {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (thread_held, thread_accepted) = (held.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(64) {
+                let Ok(stream) = stream else { continue };
+                if let Ok(mut held) = thread_held.lock() {
+                    held.push(stream);
+                }
+                thread_accepted.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        Ok(BlackHole {
+            port,
+            held,
+            accepted,
+        })
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Closes every held connection: the fetches waiting on them end.
+    fn release(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.clear();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/never", self.port)
+    }
+}
+
+/// Waits (for at most 20 s, a failure bound, not a timing assertion) until `ready` holds.
+fn wait_until(what: &str, ready: impl Fn() -> bool) -> Verdict {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("gave up waiting until {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+fn spawn_fetcher(
+    broker: &Broker,
+    port: u16,
+) -> Result<portcullis::Child<String, FetchAnswer>, String> {
+    let profile = Profile {
+        fs: Vec::new(),
+        net: vec![NetGrant {
+            scheme: Scheme::Http,
+            host: HostPattern::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ports: vec![port],
+            allow_private: true,
+        }],
+        limits: Limits {
+            // Far longer than the scenario: only the server's release ends these fetches.
+            fetch_timeout_ms: 600_000,
+            ..Limits::default()
+        },
+    };
+    let options = SpawnOptions {
+        profile: Some(profile),
+        ..SpawnOptions::default()
+    };
+    broker
+        .spawn_with::<String, FetchAnswer, _>("fetch", &(), &options)
+        .map_err(|e| format!("spawn fetch: {e}"))
+}
+
+/// True while the child has not answered (its fetch is still pending).
+fn still_pending(child: &portcullis::Child<String, FetchAnswer>) -> bool {
+    matches!(
+        child.recv_timeout(Duration::ZERO),
+        Err(portcullis::ChildError::TimedOut)
+    )
+}
+
+/// More fetches than the broker has file workers hang against a server that never answers;
+/// meanwhile a bystander's brokered opens are all answered: a slow fetch holds a network
+/// worker, never a file worker. Then the server lets go and every fetch returns.
+pub fn slow_fetch_leaves_file_workers_free(broker: &Broker) -> Verdict {
+    let hole = BlackHole::start()?;
+    let hanging = portcullis::BrokerConfig::default().service_workers + 1;
+    let fetchers = (0..hanging)
+        .map(|_| spawn_fetcher(broker, hole.port))
+        .collect::<Result<Vec<_>, _>>()?;
+    for fetcher in &fetchers {
+        fetcher.send(&hole.url()).map_err(|e| e.to_string())?;
+    }
+    // Every fetch is inside a network worker, connected and waiting for an answer.
+    wait_until("the server holds every fetch's connection", || {
+        hole.accepted() == hanging
+    })?;
+    let bystander = crate::files::bystander_opens(broker, 200)?;
+    let pending = fetchers.iter().filter(|f| still_pending(f)).count();
+    hole.release();
+    let mut ended = 0;
+    for fetcher in &fetchers {
+        if fetcher.recv_timeout(Duration::from_secs(30)).is_ok() {
+            ended += 1;
+        }
+    }
+    if bystander != 200 || pending != hanging || ended != hanging {
+        return Err(format!(
+            "bystander opened {bystander} of 200 while {pending} of {hanging} fetches were \
+             pending; {ended} fetches returned once released"
+        ));
+    }
+    println!("slow fetches: {hanging} pending while the bystander opened 200 files");
+    Ok(())
+}
+
+/// With the network workers and their queue full, one more fetch is answered `busy` at once,
+/// while the others are still pending; once they end, they have been performed, not refused.
+pub fn network_queue_full_is_busy(_: &Broker) -> Verdict {
+    let broker = Broker::start(
+        crate::entries(),
+        portcullis::BrokerConfig {
+            network_workers: 1,
+            network_queue: 1,
+            ..portcullis::BrokerConfig::default()
+        },
+    )
+    .map_err(|e| format!("start a broker with one network worker: {e}"))?;
+    let hole = BlackHole::start()?;
+    let fetchers = (0..3)
+        .map(|_| spawn_fetcher(&broker, hole.port))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The first runs (its connection is held), the second waits in the queue.
+    fetchers[0].send(&hole.url()).map_err(|e| e.to_string())?;
+    wait_until("the first fetch is connected", || {
+        hole.accepted() == 1 && broker.pending_network_requests() == 1
+    })?;
+    fetchers[1].send(&hole.url()).map_err(|e| e.to_string())?;
+    wait_until("the second fetch is queued", || {
+        broker.pending_network_requests() == 2
+    })?;
+    // The third finds the queue full.
+    let busy = fetchers[2]
+        .request(&hole.url())
+        .map_err(|e| format!("third fetch: {e}"))?;
+    let pending = [&fetchers[0], &fetchers[1]]
+        .iter()
+        .filter(|f| still_pending(f))
+        .count();
+    hole.release();
+    let first = fetchers[0].recv_timeout(Duration::from_secs(30));
+    // The queued fetch runs once the worker is free; let its connection go too.
+    wait_until("the queued fetch is connected", || hole.accepted() == 2)?;
+    hole.release();
+    let second = fetchers[1].recv_timeout(Duration::from_secs(30));
+    let refused = |a: &Result<FetchAnswer, portcullis::ChildError>| matches!(a, Ok(Err(e)) if e.ends_with("Busy"));
+    let busy_ok = matches!(&busy, Err(e) if e.ends_with("portcullis: Busy"));
+    if !busy_ok
+        || pending != 2
+        || first.is_err()
+        || second.is_err()
+        || refused(&first)
+        || refused(&second)
+    {
+        return Err(format!(
+            "third fetch {busy:?} while {pending} of 2 were pending; first {first:?}, second \
+             {second:?}"
+        ));
+    }
+    Ok(())
+}
