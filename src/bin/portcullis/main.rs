@@ -13,8 +13,10 @@
 //! derives limits with the broker's function).
 
 mod check;
+mod doctor;
 mod explain;
 mod policy_file;
+mod sys;
 mod text;
 
 use std::io::Write;
@@ -72,6 +74,10 @@ struct Cli {
 enum Command {
     Check(check::CheckArgs),
     Explain(explain::ExplainArgs),
+    Doctor(doctor::DoctorArgs),
+    /// Internal: the user-namespace trial `doctor` runs in a fresh process of this binary.
+    #[command(name = doctor::PROBE_SUBCOMMAND, hide = true)]
+    DoctorProbe(doctor::probe::ProbeArgs),
 }
 
 /// What a subcommand printed and how it ended, when it could do its job.
@@ -112,6 +118,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Doctor(args) => Ok(doctor::run(args)),
+        Command::DoctorProbe(args) => Ok(doctor::probe::run(args)),
     };
     match result {
         Ok(done) => ExitCode::from(print_stdout(&done.stdout).unwrap_or(done.status)),
