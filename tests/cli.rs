@@ -1,6 +1,10 @@
 //! The `portcullis` command, run as a user runs it: the built binary in a fresh process, its exit
 //! status, standard output and standard error.
 //!
+//! This file belongs to the root crate `portcullis` (Cargo finds `tests/*.rs` of the root
+//! package), not to the `portcullis-tests` crate whose manifest shares the directory:
+//! `CARGO_BIN_EXE_portcullis` exists only for the binary's own package.
+//!
 //! `PORTCULLIS_CLI` overrides the binary's path (the unprivileged CI run uses a copy the test
 //! user can reach). Policy files are written to a temporary directory from copies compiled into
 //! this test, so the tests need no read access to the source tree.

@@ -358,7 +358,8 @@ const NAMESPACES: [(libc::c_int, &str, &str); 7] = [
     (
         libc::CLONE_NEWUTS,
         "uts",
-        "the host name and domain name (its own, unchangeable: sethostname is not allowed)",
+        "the host's name and domain name (the sandbox has its own, and sethostname is not \
+         allowed)",
     ),
     (
         libc::CLONE_NEWCGROUP,
