@@ -15,7 +15,8 @@ stage=$(mktemp -d /tmp/portcullis-unpriv.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 
-# Every test executable cargo built (from its JSON messages), and the probe broker binary.
+# Every test executable cargo built (from its JSON messages), the probe broker binary and the
+# `portcullis` command.
 json="$stage/build.json"
 cargo test --workspace --no-run --message-format=json >"$json"
 mapfile -t executables < <(grep -o '"executable":"[^"]*/deps/[^"]*"' "$json" | sed 's/"executable":"\(.*\)"/\1/')
@@ -24,8 +25,14 @@ if [ -z "$probe" ]; then
     cargo build --workspace --bins --message-format=json >"$json"
     probe=$(grep -o '"executable":"[^"]*/probe"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
 fi
-if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ]; then
-    echo "test-unprivileged: found no test binaries or no probe binary" >&2
+# The `portcullis` command, which tests/cli.rs runs.
+cli=$(grep -o '"executable":"[^"]*/portcullis"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+if [ -z "$cli" ]; then
+    cargo build --bin portcullis --message-format=json >"$json"
+    cli=$(grep -o '"executable":"[^"]*/portcullis"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+fi
+if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ]; then
+    echo "test-unprivileged: found no test binaries, no probe binary or no portcullis binary" >&2
     exit 1
 fi
 if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
@@ -33,6 +40,7 @@ if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
     exit 1
 fi
 cp "$probe" "$stage/probe"
+cp "$cli" "$stage/portcullis"
 for exe in "${executables[@]}"; do
     cp "$exe" "$stage/"
 done
@@ -82,7 +90,7 @@ for exe in "${executables[@]}"; do
     echo "-- $name"
     if ! (cd "$stage" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
         env -i PATH=/usr/bin:/bin HOME="$stage/tmp" TMPDIR="$stage/tmp" \
-        PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" \
+        PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" PORTCULLIS_CLI="$stage/portcullis" \
         "$stage/$name"); then
         failed=1
     fi

@@ -31,7 +31,15 @@
 //! }
 //! ```
 //!
-//! Must never: contain sandbox logic of its own; it only re-exports.
+//! The crate also builds the **`portcullis` command** (`src/bin/portcullis/`,
+//! `target/release/portcullis` after `cargo build --release`): `portcullis check POLICY`
+//! validates a policy file, `portcullis explain [POLICY] [--profile NAME]` prints the sandbox a
+//! child with a profile gets, and `portcullis doctor` checks that the host can sandbox, with the
+//! fix for each gap. See `docs/CLI.md`.
+//!
+//! Must never: contain sandbox logic of its own; the library only re-exports, and the command
+//! asks the member crates (the broker's allowlist, limits and cgroup code) rather than keeping
+//! its own copy.
 
 pub use portcullis_broker::{
     default_rlimits, seccomp, AuditRecord, AuditSink, Broker, BrokerConfig, ChannelLimits, Child,

@@ -25,7 +25,7 @@
 pub mod audit;
 pub mod cgroup;
 mod fetch;
-mod limits;
+pub mod limits;
 pub mod namespaces;
 pub mod seccomp;
 mod serve;

@@ -10,6 +10,10 @@
 //! - cgroups: memory, tasks and CPU share (`crate::cgroup`).
 //!
 //! Must never: raise a limit of the broker's baseline (a profile only ever narrows it).
+//!
+//! Public so that tools can show what a profile becomes without starting a broker (the
+//! `portcullis explain` command): [`child_limits`] is the function the broker itself calls at
+//! every spawn.
 
 use std::time::Duration;
 
@@ -22,9 +26,9 @@ use crate::cgroup::CgroupLimits;
 /// and room for its own pipes, eventfds and epoll sets.
 pub const OWN_FDS: u64 = 32;
 
-/// How one child is limited, derived from its profile's [`Limits`].
+/// How one child is limited, derived from its profile's [`Limits`] by [`child_limits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ChildLimits {
+pub struct ChildLimits {
     /// Installed by the child during lockdown (soft = hard).
     pub rlimits: Vec<Rlimit>,
     /// What a syscall outside the allowlist does.
@@ -48,7 +52,19 @@ fn narrow(rlimits: &mut Vec<Rlimit>, resource: RlimitResource, value: u64) {
 /// The limits of a child whose baseline rlimits are `baseline` and whose profile says `limits`,
 /// on a machine with `cpus` CPUs. `memory_cgroup`: the broker puts children in a memory cgroup
 /// (else `RLIMIT_AS` stands in).
-pub(crate) fn child_limits(
+///
+/// The broker calls this at every spawn with [`BrokerConfig::rlimits`](crate::BrokerConfig) as
+/// the baseline. Pure: it reads nothing from the host.
+///
+/// ```
+/// use portcullis_broker::limits::{child_limits, OWN_FDS};
+/// use portcullis_broker::{default_rlimits, RlimitResource};
+/// let limits = child_limits(&default_rlimits(), &portcullis_policy::Limits::default(), true, 2);
+/// let nofile = limits.rlimits.iter().find(|r| r.resource == RlimitResource::OpenFiles);
+/// assert_eq!(nofile.map(|r| r.value), Some(64 + OWN_FDS));
+/// assert_eq!(limits.cgroup.memory_bytes, Some(512 << 20));
+/// ```
+pub fn child_limits(
     baseline: &[Rlimit],
     limits: &Limits,
     memory_cgroup: bool,

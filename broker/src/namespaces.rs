@@ -7,6 +7,11 @@
 
 use std::path::PathBuf;
 
+/// The `CLONE_NEW*` flags of the namespaces the zygote enters once and every child shares:
+/// user (created first; it owns the others), mount, network, IPC, UTS and cgroup. Each child
+/// gets a PID namespace of its own on top (`CLONE_NEWPID` when the zygote forks it).
+pub use crate::zygote::SHARED_NAMESPACES;
+
 /// Writing an id map file failed.
 #[derive(Debug, thiserror::Error)]
 #[error("write {path}")]

@@ -31,7 +31,7 @@ const EXIT_ZYGOTE_FAILED: i32 = 70;
 
 /// Namespaces the zygote enters once; every child shares them. The user namespace is created
 /// first and owns the others (one `unshare` call does both in the kernel's order).
-pub(crate) const SHARED_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
+pub const SHARED_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
     | libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWIPC

@@ -205,6 +205,20 @@ impl Policy {
         self.profiles.keys().map(String::as_str)
     }
 
+    /// The parameters `profile` declares (its `params`, in the order written), which
+    /// [`Policy::instantiate`] needs a value for; `None` if there is no such profile.
+    ///
+    /// ```
+    /// use portcullis_policy::Policy;
+    /// let policy = Policy::from_toml_str("[profiles.web]\nparams = [\"site\"]\n", "p.toml")?;
+    /// assert_eq!(policy.profile_params("web"), Some(&["site".to_owned()][..]));
+    /// assert_eq!(policy.profile_params("other"), None);
+    /// # Ok::<(), portcullis_policy::PolicyError>(())
+    /// ```
+    pub fn profile_params(&self, profile: &str) -> Option<&[String]> {
+        self.profiles.get(profile).map(|p| p.params.as_slice())
+    }
+
     /// A profile with its parameters substituted, ready for decisions.
     ///
     /// Every declared parameter must be given exactly once, and no other. A value must not be

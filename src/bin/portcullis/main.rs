@@ -1,0 +1,169 @@
+//! `portcullis`: the Portcullis command line.
+//!
+//! Owns: the subcommands that inspect policies and the host without starting a sandbox —
+//! `check` (validate a policy file), `explain` (the sandbox a child with a profile gets) and
+//! `doctor` (what this host offers, with the fix for each gap). Each subcommand is one module
+//! with its clap arguments and a `run` function; `main` parses, dispatches, prints and maps the
+//! result to an exit status, so a new subcommand is one more module and one more variant.
+//!
+//! Must never: panic on any input (a bad flag, file or host answer is a message and an exit
+//! status), change the host beyond what a broker's own start would do (`doctor` makes and removes
+//! a cgroup the way a broker does, nothing else), or describe a sandbox from its own copy of the
+//! facts where the broker's code can be asked (`explain` iterates the broker's allowlist and
+//! derives limits with the broker's function).
+
+mod check;
+mod doctor;
+mod explain;
+mod policy_file;
+mod sys;
+mod text;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit statuses, the same for every subcommand.
+mod status {
+    /// Done: the policy is valid, the explanation printed, no doctor check failed.
+    pub const OK: u8 = 0;
+    /// The input is bad (a policy that does not load, a file that cannot be read) or a doctor
+    /// check failed.
+    pub const FAILED: u8 = 1;
+    /// The command line is wrong (unknown flag, missing argument, a profile or parameter the
+    /// policy does not have). clap uses the same status for its own errors.
+    pub const USAGE: u8 = 2;
+}
+
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  success
+  1  the input is bad (a policy file that is invalid, unreadable, larger than 4 MiB or not
+     UTF-8), or a doctor check FAILed
+  2  usage error: unknown subcommand or flag, missing argument, a profile or parameter the
+     policy does not define
+
+See docs/CLI.md for every command with sample output.";
+
+/// Inspect Portcullis policies and hosts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    long_about = "\
+Inspect Portcullis policies and hosts.
+
+Portcullis runs untrusted code the way Chromium does: a trusted broker starts locked-down
+children through a single-threaded zygote. Each child gets empty namespaces, an empty
+read-only root, no capabilities, no_new_privs, a seccomp allowlist and limits, and reaches
+files and the network only through the broker, as its policy profile allows.
+
+None of these commands starts a sandbox: `check` validates a policy file, `explain` prints
+in plain words the sandbox a child with a given profile gets, and `doctor` checks that
+this host has what Portcullis needs and says how to fix what it lacks.",
+    after_long_help = EXIT_STATUS_HELP,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::CheckArgs),
+    Explain(explain::ExplainArgs),
+    Doctor(doctor::DoctorArgs),
+    /// Internal: the user-namespace trial `doctor` runs in a fresh process of this binary.
+    #[command(name = doctor::PROBE_SUBCOMMAND, hide = true)]
+    DoctorProbe(doctor::probe::ProbeArgs),
+}
+
+/// What a subcommand printed and how it ended, when it could do its job.
+#[derive(Debug)]
+struct Done {
+    /// For standard output.
+    stdout: String,
+    /// The exit status ([`status::OK`], or [`status::FAILED`] for a doctor check that failed).
+    status: u8,
+}
+
+/// Why a subcommand could not do its job.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    /// The policy file is bad or cannot be read (exit 1).
+    #[error(transparent)]
+    PolicyFile(#[from] policy_file::PolicyFileError),
+    /// The command line asks for something the input does not have (exit 2).
+    #[error("{message}")]
+    Usage {
+        /// What is wrong and what to write instead.
+        message: String,
+        /// The subcommand, for the "see --help" hint.
+        subcommand: &'static str,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's own message: usage errors go to stderr (status 2), --help and --version
+            // to stdout (status 0).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(status::USAGE));
+        }
+    };
+    let result = match &cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Doctor(args) => Ok(doctor::run(args)),
+        Command::DoctorProbe(args) => Ok(doctor::probe::run(args)),
+    };
+    match result {
+        Ok(done) => ExitCode::from(print_stdout(&done.stdout).unwrap_or(done.status)),
+        Err(CommandError::PolicyFile(e)) => {
+            // A located error starts with "path:line:column:", as compilers print them.
+            eprintln!("{}", text::error_chain(&e));
+            ExitCode::from(status::FAILED)
+        }
+        Err(CommandError::Usage {
+            message,
+            subcommand,
+        }) => {
+            eprintln!("portcullis {subcommand}: {message}");
+            eprintln!("For more information, try 'portcullis {subcommand} --help'.");
+            ExitCode::from(status::USAGE)
+        }
+    }
+}
+
+/// Writes `text` to standard output. `Some(status)` when that failed: a closed pipe (the
+/// reader, e.g. `head`, has all it wanted) ends quietly, any other error is reported; neither
+/// may panic, which `println!` would.
+fn print_stdout(text: &str) -> Option<u8> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Some(status::FAILED),
+        Err(e) => {
+            eprintln!("portcullis: cannot write to standard output: {e}");
+            Some(status::FAILED)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
