@@ -42,3 +42,18 @@ pub fn run_scenario(built_probe: &str, scenario: &str) {
         ),
     }
 }
+
+/// One `#[test]` per `name => "scenario"` pair, each running that probe scenario in a fresh
+/// broker process ([`run_scenario`]). Use it in a test file of this crate (where
+/// `CARGO_BIN_EXE_probe` is set).
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident => $scenario:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run_scenario(env!("CARGO_BIN_EXE_probe"), $scenario);
+            }
+        )*
+    };
+}

@@ -1,18 +1,7 @@
 //! Real-kernel tests of the core sandbox. Each test runs one scenario of the probe broker in a
 //! fresh process (see `src/lib.rs` for why) and pairs a must-fail with a must-work.
 
-use portcullis_tests::run_scenario;
-
-macro_rules! scenarios {
-    ($($name:ident => $scenario:literal,)*) => {
-        $(
-            #[test]
-            fn $name() {
-                run_scenario(env!("CARGO_BIN_EXE_probe"), $scenario);
-            }
-        )*
-    };
-}
+use portcullis_tests::scenarios;
 
 scenarios! {
     // Filesystem: no file can be opened or listed or created; a file whose fd the broker

@@ -2,18 +2,7 @@
 //! broker's death, and leak-free spawn/exit cycles. Each runs one probe scenario in a fresh
 //! broker process (see `src/lib.rs` for why).
 
-use portcullis_tests::run_scenario;
-
-macro_rules! scenarios {
-    ($($name:ident => $scenario:literal,)*) => {
-        $(
-            #[test]
-            fn $name() {
-                run_scenario(env!("CARGO_BIN_EXE_probe"), $scenario);
-            }
-        )*
-    };
-}
+use portcullis_tests::scenarios;
 
 scenarios! {
     // Limits, each next to a bystander child that keeps answering.
