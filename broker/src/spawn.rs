@@ -874,6 +874,9 @@ fn zygote_thread(
         }
     };
     drop(started);
+    // Removing a group may wait for the kernel (rmdir retries while it answers EBUSY): never on
+    // this thread, which routes every spawn and end.
+    let janitor = CgroupJanitor::start();
     loop {
         match shared.control.recv::<FromZygote>(None) {
             Ok((FromZygote::Spawned { id, pid }, _)) => {
@@ -925,9 +928,7 @@ fn zygote_thread(
                         events,
                     }));
                     if let Some(cgroup) = cgroup {
-                        if let Err(e) = cgroup.remove() {
-                            tracing::warn!(child = id, error = %e, "removing a child's cgroup failed");
-                        }
+                        janitor.remove(cgroup);
                     }
                 }
             }
@@ -944,6 +945,7 @@ fn zygote_thread(
     lock(&shared.pool).clear();
     let _ = process.kill();
     let _ = process.wait();
+    janitor.finish();
     // Every child died with the zygote: take the broker's cgroups away, with any child group
     // left in them.
     let cgroups = lock(&shared.cgroups).take();
@@ -951,6 +953,65 @@ fn zygote_thread(
         if let Err(e) = cgroups.remove() {
             tracing::warn!(error = %e, "removing the broker's cgroups failed");
         }
+    }
+}
+
+/// Removes reaped children's cgroups on a thread of its own ("portcullis-cgroups").
+struct CgroupJanitor {
+    groups: Option<Sender<ChildCgroup>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CgroupJanitor {
+    fn start() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<ChildCgroup>();
+        let thread = std::thread::Builder::new()
+            .name("portcullis-cgroups".into())
+            .spawn(move || {
+                for group in rx {
+                    remove_child_cgroup(group);
+                }
+            });
+        match thread {
+            Ok(thread) => Self {
+                groups: Some(tx),
+                thread: Some(thread),
+            },
+            // No thread: remove on the caller's thread instead (slower, still correct).
+            Err(e) => {
+                tracing::warn!(error = %e, "no cgroup janitor thread; removing groups inline");
+                Self {
+                    groups: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    fn remove(&self, group: ChildCgroup) {
+        match &self.groups {
+            Some(tx) => {
+                if let Err(crossbeam_channel::SendError(group)) = tx.send(group) {
+                    remove_child_cgroup(group);
+                }
+            }
+            None => remove_child_cgroup(group),
+        }
+    }
+
+    /// Waits until every group handed over is removed.
+    fn finish(mut self) {
+        self.groups = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn remove_child_cgroup(group: ChildCgroup) {
+    let id = group.id();
+    if let Err(e) = group.remove() {
+        tracing::warn!(child = id, error = %e, "removing a child's cgroup failed");
     }
 }
 

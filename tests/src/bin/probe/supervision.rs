@@ -203,11 +203,15 @@ fn zygote_children(broker: &Broker) -> usize {
         .map_or(0, |s| s.split_whitespace().count())
 }
 
-/// Waits until the pool is full again, so fd counts compare like with like.
+/// Waits until the pool is full again and reaped children's groups are removed (the broker
+/// removes them on a thread of its own), so counts compare like with like.
 fn settle(broker: &Broker) {
     let until = Instant::now() + Duration::from_secs(2);
+    let hierarchies = broker.cgroup_dirs().len();
     while Instant::now() < until
-        && (broker.pooled_children() < 2 || zygote_children(broker) != broker.pooled_children())
+        && (broker.pooled_children() < 2
+            || zygote_children(broker) != broker.pooled_children()
+            || child_cgroups(broker) != broker.pooled_children() * hierarchies)
     {
         std::thread::sleep(Duration::from_millis(5));
     }
