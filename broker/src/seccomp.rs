@@ -336,6 +336,68 @@ pub fn compile_child_filter() -> Result<SeccompProgram, SeccompCompileError> {
     compile(CHILD_ALLOWLIST)
 }
 
+/// What a child that executes a program (exec mode) needs on top of [`CHILD_ALLOWLIST`]: the
+/// exec itself, from the fd the broker opened, and what a libc's start-up does before `main`.
+/// Anything else the program calls is a violation, reported by name like any other.
+pub const EXEC_ALLOWLIST_EXTRA: &[SyscallRule] = &[
+    SyscallRule {
+        name: "execveat",
+        action: RuleAction::AllowIfMasked {
+            arg: 4,
+            mask: libc::AT_EMPTY_PATH as u64,
+            value: libc::AT_EMPTY_PATH as u64,
+        },
+        reason: "executes the program from the fd the broker opened (AT_EMPTY_PATH); there is no \
+                 path to execute by name in the empty root",
+    },
+    allow(
+        "dup2",
+        "puts the stdin/stdout/stderr the broker passed onto fds 0-2 before the exec",
+    ),
+    allow(
+        "arch_prctl",
+        "a libc's start-up sets the thread pointer (ARCH_SET_FS) and asks about CET",
+    ),
+    allow(
+        "set_tid_address",
+        "a libc's start-up registers where to clear the thread id at exit",
+    ),
+    SyscallRule {
+        name: "prlimit64",
+        action: RuleAction::AllowIfOneOf {
+            arg: 2,
+            values: &[0],
+        },
+        reason: "reading a limit (new limit NULL), as libc start-up does for the stack; never \
+                 changing one",
+    },
+    allow(
+        "uname",
+        "libc start-up and programs read the kernel release",
+    ),
+    SyscallRule {
+        name: "readlink",
+        action: RuleAction::Errno(libc::ENOENT),
+        reason: "static glibc asks for /proc/self/exe at start and copes with ENOENT; there is \
+                 no /proc in the empty root, so the answer is the truth",
+    },
+    SyscallRule {
+        name: "readlinkat",
+        action: RuleAction::Errno(libc::ENOENT),
+        reason: "the same question through readlinkat; the same answer",
+    },
+];
+
+/// Compiles [`CHILD_ALLOWLIST`] plus [`EXEC_ALLOWLIST_EXTRA`], the filter of exec-mode children.
+pub fn compile_exec_filter() -> Result<SeccompProgram, SeccompCompileError> {
+    let rules: Vec<SyscallRule> = CHILD_ALLOWLIST
+        .iter()
+        .chain(EXEC_ALLOWLIST_EXTRA)
+        .copied()
+        .collect();
+    compile(&rules)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +446,25 @@ mod tests {
                 "{name} must never be allowed"
             );
         }
+    }
+
+    #[test]
+    fn exec_rules_have_reasons_and_compile() {
+        for rule in EXEC_ALLOWLIST_EXTRA {
+            assert!(rule.reason.len() > 10, "{} needs a reason", rule.name);
+            assert!(
+                ScmpSyscall::from_name(rule.name).is_ok(),
+                "{} unknown",
+                rule.name
+            );
+            assert!(
+                !CHILD_ALLOWLIST.iter().any(|r| r.name == rule.name),
+                "{} is in both lists",
+                rule.name
+            );
+        }
+        let n = compile_exec_filter().unwrap().instructions().len();
+        assert!(n > 20 && n <= 4096, "{n} instructions");
     }
 
     #[test]

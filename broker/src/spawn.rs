@@ -31,7 +31,7 @@ use crate::cgroup::{
 };
 use crate::limits::{child_limits, ChildLimits};
 use crate::namespaces::{write_id_maps, IdMapError};
-use crate::seccomp::{compile_child_filter, SeccompCompileError};
+use crate::seccomp::{compile_child_filter, compile_exec_filter, SeccompCompileError};
 use crate::serve::{Registration, Service, ServiceConfig};
 use crate::supervise::{Event, OnViolation, Supervisor, Violation, Watch};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
@@ -231,6 +231,9 @@ pub enum SpawnError {
     /// The child's first message was not a lockdown report; it was killed.
     #[error("child broke the lockdown handshake")]
     Handshake(#[source] RecvError),
+    /// Exec mode: the program could not be opened, or an argument is not a C string.
+    #[error("open the program to execute")]
+    Program(#[source] std::io::Error),
     /// The child's cgroup could not be made, limited or joined; it was killed before it ran
     /// anything.
     #[error("set up the child's cgroup")]
@@ -393,6 +396,7 @@ impl Broker {
         let entry_names = entries.names().map(str::to_owned).collect();
         drop(entries);
         let seccomp = compile_child_filter()?;
+        let exec_seccomp = compile_exec_filter()?;
         // Best effort: a broker that cannot raise it still works, with fewer children.
         if let Err(e) = crate::sys::process::raise_open_files_limit() {
             tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -436,6 +440,7 @@ impl Broker {
         let thread_shared = Arc::clone(&shared);
         let init = ZygoteInit {
             seccomp,
+            exec_seccomp,
             channel_limits: (
                 shared.config.channel_limits.max_message_bytes,
                 shared.config.channel_limits.max_fds_per_message,
@@ -573,15 +578,84 @@ impl Broker {
         );
         let poolable = !options.keep_stderr && limits.rlimits == shared.pool_rlimits;
         if let Some(pooled) = poolable.then(|| shared.claim_pooled()).flatten() {
-            match self.start_child(pooled, entry, &start, options, &limits, deadline) {
+            match self.start_child(pooled, entry, (&start, &[]), options, &limits, deadline) {
                 Ok(child) => return Ok(child),
                 // A pre-forked child may have died while it waited: fork one instead.
                 Err(SpawnError::EndedDuringLockdown { .. } | SpawnError::Start(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        let forked = shared.fork_on_request(&limits.rlimits, options.keep_stderr, deadline)?;
-        self.start_child(forked, entry, &start, options, &limits, deadline)
+        let forked =
+            shared.fork_on_request(&limits.rlimits, options.keep_stderr, false, deadline)?;
+        self.start_child(forked, entry, (&start, &[]), options, &limits, deadline)
+    }
+
+    /// Exec mode: spawns a child that, fully locked down, executes `program` instead of an entry
+    /// function. The broker opens `program` on the host; the child executes it from that fd
+    /// (`execveat` with `AT_EMPTY_PATH`), so nothing is mounted for it: the root stays empty,
+    /// which suits a static program. `argv` is its argument vector (`argv[0]` included), `env`
+    /// its whole environment (`NAME=value`; nothing of the broker's is passed), `stdio` what
+    /// becomes its fds 0, 1 and 2. It gets the exec-mode filter ([`crate::seccomp::compile_exec_filter`]),
+    /// the limits of `options.profile`, its own cgroup and the supervisor, like any child; it
+    /// has no channel to the broker (`Child::recv` ends when it starts). Its end is its exit
+    /// status, a signal, or a violation naming the syscall.
+    ///
+    /// Errors: [`SpawnError::Program`] when the program cannot be opened or an argument or
+    /// environment entry holds a NUL byte (`InvalidInput`); otherwise as [`Broker::spawn`].
+    pub fn spawn_program(
+        &self,
+        program: &std::path::Path,
+        argv: &[std::ffi::OsString],
+        env: &[std::ffi::OsString],
+        stdio: [BorrowedFd<'_>; 3],
+        options: &SpawnOptions,
+    ) -> Result<Child<(), ()>, SpawnError> {
+        use std::os::unix::ffi::OsStrExt;
+        let shared = &self.shared;
+        if !shared.zygote_alive.load(Ordering::Acquire) {
+            return Err(SpawnError::ZygoteGone);
+        }
+        let bytes = |v: &[std::ffi::OsString]| -> Result<Vec<Vec<u8>>, SpawnError> {
+            v.iter()
+                .map(|s| {
+                    let b = s.as_bytes();
+                    if b.contains(&0) {
+                        Err(SpawnError::Program(std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "an argument or environment entry holds a NUL byte",
+                        )))
+                    } else {
+                        Ok(b.to_vec())
+                    }
+                })
+                .collect()
+        };
+        let args = portcullis_child::protocol::ExecArgs {
+            argv: bytes(argv)?,
+            env: bytes(env)?,
+        };
+        let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
+        let start = StartChild {
+            entry: portcullis_child::protocol::EXEC_ENTRY.to_owned(),
+            args: postcard::to_allocvec(&args).map_err(SpawnError::EncodeArgs)?,
+        };
+        let deadline = Instant::now() + shared.config.spawn_timeout;
+        let limits = child_limits(
+            options.rlimits.as_deref().unwrap_or(&shared.config.rlimits),
+            &options
+                .profile
+                .as_ref()
+                .map(|p| p.limits)
+                .unwrap_or_default(),
+            shared.memory_cgroup,
+            shared.cpus,
+        );
+        let forked =
+            shared.fork_on_request(&limits.rlimits, options.keep_stderr, true, deadline)?;
+        let [stdin, stdout, stderr] = stdio;
+        let fds = [file.as_fd(), stdin, stdout, stderr];
+        let name = program.to_string_lossy();
+        self.start_child(forked, &name, (&start, &fds), options, &limits, deadline)
     }
 
     /// Registers a forked child with the service, sends it its start message and waits for its
@@ -590,7 +664,7 @@ impl Broker {
         &self,
         forked: Forked,
         entry: &str,
-        start: &StartChild,
+        (start, start_fds): (&StartChild, &[BorrowedFd<'_>]),
         options: &SpawnOptions,
         limits: &ChildLimits,
         deadline: Instant,
@@ -687,7 +761,7 @@ impl Broker {
         }
         // The start message waits in the socket until the child, locked down, reads it; sending
         // it first saves a round trip for a child forked on request.
-        let sent = child.channel.send(start, &[], Some(deadline));
+        let sent = child.channel.send(start, start_fds, Some(deadline));
         let listener = child.wait_for_locked_down(deadline)?;
         if let Err(e) = sent {
             child.kill();
@@ -773,6 +847,7 @@ impl Shared {
         &self,
         rlimits: &[Rlimit],
         keep_stderr: bool,
+        exec: bool,
         deadline: Instant,
     ) -> Result<Forked, SpawnError> {
         let (channel, child_end) =
@@ -788,6 +863,7 @@ impl Shared {
             id,
             rlimits: rlimits.to_vec(),
             keep_stderr,
+            exec,
         };
         let forget = || {
             lock(&self.pending).remove(&id);

@@ -53,6 +53,8 @@ pub(crate) enum ToZygote {
         id: u64,
         rlimits: Vec<Rlimit>,
         keep_stderr: bool,
+        /// Lock it down with the exec-mode filter (it will execute a program).
+        exec: bool,
     },
     /// The broker took pre-forked child `id` out of the pool: fork a replacement.
     Claimed { id: u64 },
@@ -64,6 +66,8 @@ pub(crate) enum ToZygote {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ZygoteInit {
     pub seccomp: SeccompProgram,
+    /// The filter of exec-mode children (the child filter plus the exec and libc start-up).
+    pub exec_seccomp: SeccompProgram,
     pub channel_limits: (usize, usize),
     /// Pre-forked, locked-down children kept waiting for a spawn with default options.
     pub pool_size: usize,
@@ -319,6 +323,7 @@ fn finish_set_up(
     };
     init.seccomp
         .validate()
+        .and_then(|()| init.exec_seccomp.validate())
         .map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
     // Becoming the namespace's root changed our euid, which cleared the parent-death signal
     // the broker set; set it again. (If the broker died in between, the control channel's EOF
@@ -449,7 +454,7 @@ impl Zygote {
             let forked = self.fork_child(
                 entries,
                 &rlimits,
-                false,
+                (false, false),
                 &theirs.into_fd(),
                 &their_service.into_fd(),
             );
@@ -507,13 +512,15 @@ impl Zygote {
                 id,
                 rlimits,
                 keep_stderr,
+                exec,
             } => {
                 let failure = if fds.len() != 2 {
                     Some(SpawnFailure::BadRequest)
                 } else {
                     let service = fds.remove(1);
                     let channel = fds.remove(0);
-                    match self.fork_child(entries, &rlimits, keep_stderr, &channel, &service) {
+                    let flags = (keep_stderr, exec);
+                    match self.fork_child(entries, &rlimits, flags, &channel, &service) {
                         Ok(pid) => {
                             self.children.insert(pid, id);
                             self.ids.insert(id, pid);
@@ -537,11 +544,12 @@ impl Zygote {
     }
 
     /// Forks one child into its own PID namespace. In the child this never returns.
+    /// `(keep_stderr, exec)`: keep the zygote's stderr; lock down with the exec-mode filter.
     fn fork_child(
         &self,
         entries: &Entries,
         rlimits: &[Rlimit],
-        keep_stderr: bool,
+        (keep_stderr, exec): (bool, bool),
         channel: &OwnedFd,
         service: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
@@ -558,7 +566,11 @@ impl Zygote {
                 lifeline_write: shared.lifeline_write.as_raw_fd(),
                 keep_stderr,
                 rlimits,
-                seccomp: &shared.init.seccomp,
+                seccomp: if exec {
+                    &shared.init.exec_seccomp
+                } else {
+                    &shared.init.seccomp
+                },
             };
             entries.run_child(&plan, self.child_channel_limits());
         }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::context::ChildContext;
 use crate::files::ServiceClient;
 use crate::lockdown::{lock_down, LockdownPlan};
-use crate::protocol::{ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES};
+use crate::protocol::{ChildToBroker, ExecArgs, StartChild, EXEC_ENTRY, MAX_PANIC_MESSAGE_BYTES};
 use crate::{sys, EXIT_LOCKDOWN_FAILED};
 
 /// Exit status of a child whose arguments did not decode as the entry's argument type.
@@ -110,10 +110,13 @@ impl Entries {
         if reported.is_err() {
             sys::exit_now(EXIT_LOCKDOWN_FAILED);
         }
-        let Ok((start, _)) = channel.recv::<StartChild>(None) else {
+        let Ok((start, fds)) = channel.recv::<StartChild>(None) else {
             // The broker went away (or never needed this pre-forked child).
             sys::exit_now(0);
         };
+        if start.entry == EXEC_ENTRY {
+            exec_program(&start.args, fds);
+        }
         let Some(entry) = self.map.get(&start.entry) else {
             sys::exit_now(EXIT_UNKNOWN_ENTRY);
         };
@@ -124,6 +127,41 @@ impl Entries {
         let status = entry(channel, service, &start.args);
         sys::exit_now(status)
     }
+}
+
+/// Exit status of an exec-mode child whose program could not be executed (as a shell's 127).
+pub const EXIT_EXEC_FAILED: i32 = 127;
+
+/// Exec mode: the locked-down child becomes the program the broker opened. Its stdin, stdout and
+/// stderr are the fds that came with the start message; its channels are closed by the exec;
+/// the seccomp filter, namespaces, limits and parent-death signal stay. Never returns.
+fn exec_program(args: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> ! {
+    let Ok(args) = postcard::from_bytes::<ExecArgs>(args) else {
+        sys::exit_now(EXIT_BAD_ARGS);
+    };
+    let to_c = |v: Vec<Vec<u8>>| -> Option<Vec<std::ffi::CString>> {
+        v.into_iter()
+            .map(|s| std::ffi::CString::new(s).ok())
+            .collect()
+    };
+    let (Some(argv), Some(env), [program, stdin, stdout, stderr]) =
+        (to_c(args.argv), to_c(args.env), &fds[..])
+    else {
+        sys::exit_now(EXIT_BAD_ARGS);
+    };
+    for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+        if sys::dup_fd_onto(fd.as_raw_fd(), target).is_err() {
+            sys::exit_now(EXIT_EXEC_FAILED);
+        }
+    }
+    // The channels must not reach the program.
+    for fd in [crate::CHANNEL_FD, crate::SERVICE_FD] {
+        if sys::set_cloexec(fd).is_err() {
+            sys::exit_now(EXIT_EXEC_FAILED);
+        }
+    }
+    let _ = sys::exec_fd(program.as_fd(), &argv, &env);
+    sys::exit_now(EXIT_EXEC_FAILED)
 }
 
 /// A panic on any thread of a child crashes the whole child (SIGILL), after telling the broker

@@ -50,3 +50,18 @@ pub enum BrokerToChild<D> {
     /// An application message.
     App(D),
 }
+
+/// The entry name that makes a child execute a program instead of running a registered entry
+/// (exec mode). Only a child locked down with the exec-mode filter can: in any other child the
+/// `execveat` is a violation.
+pub const EXEC_ENTRY: &str = "portcullis::exec";
+
+/// The arguments of [`EXEC_ENTRY`]. Its start message carries four fds: the program (opened by
+/// the broker), then what becomes the program's stdin, stdout and stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecArgs {
+    /// `argv`, each without NUL bytes.
+    pub argv: Vec<Vec<u8>>,
+    /// The whole environment, `NAME=value` each, without NUL bytes.
+    pub env: Vec<Vec<u8>>,
+}

@@ -15,7 +15,9 @@ pub use prctl::{
     clear_ambient_capabilities, set_dumpable, set_no_new_privs, set_parent_death_signal,
     set_securebits,
 };
-pub use process::{crash_now, exit_now, new_session, set_rlimit, unblock_all_signals};
+pub use process::{
+    crash_now, exec_fd, exit_now, new_session, set_cloexec, set_rlimit, unblock_all_signals,
+};
 pub use seccomp::install_seccomp_filter;
 
 /// Maps a libc-style `-1` return to the thread's errno.

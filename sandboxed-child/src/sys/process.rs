@@ -56,3 +56,38 @@ pub fn crash_now() -> ! {
         std::process::abort()
     }
 }
+
+/// Executes the program open at `program` with `argv` and `envp` (each a NUL-terminated
+/// string), in place of this process. execveat(2) with `AT_EMPTY_PATH`. Returns only on
+/// failure.
+pub fn exec_fd(
+    program: std::os::fd::BorrowedFd<'_>,
+    argv: &[std::ffi::CString],
+    envp: &[std::ffi::CString],
+) -> io::Error {
+    use std::os::fd::AsRawFd;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: both pointer arrays are NULL-terminated and point at live NUL-terminated strings
+    // that outlive the call; the path is an empty C string; on success nothing of this process
+    // remains to be used.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            program.as_raw_fd(),
+            c"".as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
+/// Marks `fd` close-on-exec. fcntl(2) `F_SETFD`.
+pub fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_SETFD on an fd number takes an integer flag only.
+    cvt_int(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}

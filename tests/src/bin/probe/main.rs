@@ -14,6 +14,7 @@ use portcullis::{
 use portcullis_tests::EXIT_SKIP;
 
 mod audit;
+mod exec;
 mod files;
 mod limits;
 mod net;
@@ -489,6 +490,11 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "leak-cycles" => supervision::leak_cycles(broker),
         "scale-1000" => supervision::scale(broker),
         "limit-cpu" => limits::cpu_limit(broker),
+        "exec-static" => exec::runs_static_program(broker),
+        "exec-stdin" => exec::stdin_passes_through(broker),
+        "exec-env-fds" => exec::environment_and_fds_are_only_what_was_given(broker),
+        "exec-no-host-files" => exec::cannot_read_host_files(broker),
+        "exec-socket-violation" => exec::socket_is_a_named_violation(broker),
         "limit-wall" => limits::wall_timeout(broker),
         "limit-memory" => limits::memory_bomb(broker),
         "limit-threads" => limits::thread_bomb(broker),
