@@ -478,7 +478,7 @@ fn help_for_every_subcommand() {
     let out = run(&["--help"]);
     assert_status(&out, 0);
     let top = stdout(&out);
-    for subcommand in ["check", "explain", "doctor"] {
+    for subcommand in ["check", "explain", "doctor", "run"] {
         assert!(top.contains(&format!("\n  {subcommand} ")), "{top}");
     }
     assert!(
@@ -491,6 +491,7 @@ fn help_for_every_subcommand() {
         ("check", "Usage: portcullis check <POLICY>"),
         ("explain", "Usage: portcullis explain [OPTIONS] [POLICY]"),
         ("doctor", "Usage: portcullis doctor"),
+        ("run", "Usage: portcullis run [OPTIONS] <PROGRAM>..."),
     ] {
         let out = run(&[subcommand, "--help"]);
         assert_status(&out, 0);
@@ -541,4 +542,162 @@ fn bad_command_lines_fail_with_clap_messages() {
         );
         assert!(stdout(&out).is_empty(), "{args:?}: stdout {}", stdout(&out));
     }
+}
+
+// --- run: a program in the sandbox (exec mode) ---
+
+/// The static test program (`tests/static/exec_probe.c`), compiled for this test run with the
+/// system's C compiler into a directory of the test's own; `None` (a skip, or a failure under
+/// `PORTCULLIS_TESTS_REQUIRED=1`) when this host cannot build static C programs.
+fn static_program() -> Option<PathBuf> {
+    const SOURCE: &str = include_str!("static/exec_probe.c");
+    let dir = std::env::temp_dir().join(format!(
+        "portcullis-cli-exec-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).ok()?;
+    let source = dir.join("exec_probe.c");
+    std::fs::write(&source, SOURCE).ok()?;
+    let program = dir.join("exec_probe");
+    let built = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .status();
+    if matches!(built, Ok(s) if s.success()) {
+        Some(program)
+    } else {
+        assert!(
+            !required(),
+            "cannot build a static C program here: {built:?}"
+        );
+        eprintln!("skipped: cannot build a static C program here: {built:?}");
+        None
+    }
+}
+
+fn run_program(args: &[&str], program: &Path, program_args: &[&str], input: &[u8]) -> Output {
+    let mut command = Command::new(cli());
+    command
+        .arg("run")
+        .args(args)
+        .arg("--")
+        .arg(program)
+        .args(program_args)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the portcullis binary runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("portcullis run ends")
+}
+
+#[test]
+fn run_passes_arguments_stdout_and_exit_status() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&[], &program, &["hello", "world"], b"");
+    assert_eq!(
+        stdout(&out),
+        "hello from a static program, argv[2]=world\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 3);
+}
+
+#[test]
+fn run_passes_stdin_and_only_the_environment_given() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&[], &program, &["echo"], b"through the sandbox");
+    assert_eq!(stdout(&out), "through the sandbox", "{}", stderr(&out));
+    assert_status(&out, 0);
+    // The caller's environment (PATH, HOME, ...) is not passed; --env is.
+    let out = run_program(&["--env", "ONLY=this"], &program, &["env"], b"");
+    assert_eq!(stdout(&out), "ONLY=this\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_hides_the_callers_other_fds() {
+    use std::os::unix::process::CommandExt;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let file = std::fs::File::open(&program).expect("open a file to leak");
+    let leaked = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut command = Command::new(cli());
+    command.args(["run", "--"]).arg(&program).arg("fds");
+    // SAFETY: between fork and exec only dup2, which is async-signal-safe, on fds we own.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(leaked, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().expect("portcullis run ends");
+    assert_eq!(stdout(&out), "0\n1\n2\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_reports_a_violation_by_name_in_both_modes() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&[], &program, &["socket"], b"");
+    assert!(
+        stderr(&out).contains("portcullis: killed: seccomp violation: socket"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    assert_status(&out, 128 + libc::SIGSYS);
+    let out = run_program(&["--on-violation", "deny"], &program, &["socket"], b"");
+    assert_eq!(stdout(&out), "socket: Operation not permitted\n");
+    assert!(stderr(&out).contains("syscalls denied with EPERM: socket"));
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_cannot_read_host_files() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&[], &program, &["passwd"], b"");
+    assert_eq!(stdout(&out), "open /etc/passwd: Permission denied\n");
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_refuses_missing_and_dynamic_programs_clearly() {
+    let out = run(&["run", "--", "no-such-program-anywhere"]);
+    assert!(
+        stderr(&out).contains("program not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 127);
+    if Path::new("/bin/ls").exists() {
+        let out = run(&["run", "--", "/bin/ls"]);
+        assert!(
+            stderr(&out).contains("a dynamic program"),
+            "{}",
+            stderr(&out)
+        );
+        assert_status(&out, 126);
+    }
+    let out = run(&["run", "--memory", "lots", "--", "/bin/ls"]);
+    assert_status(&out, 2);
+    let out = run(&["run"]);
+    assert_status(&out, 2);
 }

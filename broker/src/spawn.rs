@@ -472,6 +472,14 @@ impl Broker {
         }
     }
 
+    /// For a `main` that does other work before [`Broker::start`] (parsing a command line, say):
+    /// call this first. In the zygote (this binary re-executed by a broker) it runs the zygote
+    /// and never returns; anywhere else it returns at once. [`Broker::start`] does the same
+    /// check itself.
+    pub fn serve_if_zygote(entries: &Entries) {
+        zygote::run_if_zygote(entries);
+    }
+
     /// The zygote's pid.
     pub fn zygote_pid(&self) -> u32 {
         self.zygote_pid

@@ -68,22 +68,28 @@ pub struct ExplainArgs {
 }
 
 /// `NAME=VALUE` → `(NAME, VALUE)`; the value may contain `=`.
-fn parse_param(text: &str) -> Result<(String, String), String> {
+pub fn parse_param(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, found {text:?}")),
     }
 }
 
-/// Resolves the profile and prints its explanation.
-pub fn run(args: &ExplainArgs) -> Result<Done, CommandError> {
+/// The profile that `policy`, `profile_name` and `params` name (the default profile without a
+/// policy), and where it came from. Errors name `subcommand`.
+pub fn resolve_profile(
+    policy: Option<&std::path::Path>,
+    profile_name: Option<&str>,
+    params: &[(String, String)],
+    subcommand: &'static str,
+) -> Result<(Profile, Source), CommandError> {
     let usage = |message: String| CommandError::Usage {
         message,
-        subcommand: "explain",
+        subcommand,
     };
-    let (profile, source) = match &args.policy {
+    let (profile, source) = match policy {
         None => {
-            if args.profile.is_some() || !args.params.is_empty() {
+            if profile_name.is_some() || !params.is_empty() {
                 return Err(usage(
                     "--profile and --param choose a profile of a policy file; give POLICY too"
                         .to_owned(),
@@ -94,8 +100,8 @@ pub fn run(args: &ExplainArgs) -> Result<Done, CommandError> {
         Some(path) => {
             let policy = policy_file::load(path)?;
             let names: Vec<&str> = policy.profile_names().collect();
-            let name = match (&args.profile, names.as_slice()) {
-                (Some(name), _) => name.clone(),
+            let name = match (profile_name, names.as_slice()) {
+                (Some(name), _) => name.to_owned(),
                 (None, [only]) => (*only).to_owned(),
                 (None, []) => {
                     return Err(usage(format!(
@@ -112,12 +118,11 @@ pub fn run(args: &ExplainArgs) -> Result<Done, CommandError> {
                     )))
                 }
             };
-            let params: Vec<(&str, &str)> = args
-                .params
+            let pairs: Vec<(&str, &str)> = params
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let profile = policy.instantiate(&name, &params).map_err(|e| {
+            let profile = policy.instantiate(&name, &pairs).map_err(|e| {
                 let mut message = e.to_string();
                 if let Some(declared) = policy.profile_params(&name).filter(|p| !p.is_empty()) {
                     let _ = write!(
@@ -132,11 +137,22 @@ pub fn run(args: &ExplainArgs) -> Result<Done, CommandError> {
             let source = Source {
                 name: Some(name),
                 policy: Some(path.display().to_string()),
-                params: args.params.iter().cloned().collect(),
+                params: params.iter().cloned().collect(),
             };
             (profile, source)
         }
     };
+    Ok((profile, source))
+}
+
+/// Resolves the profile and prints its explanation.
+pub fn run(args: &ExplainArgs) -> Result<Done, CommandError> {
+    let (profile, source) = resolve_profile(
+        args.policy.as_deref(),
+        args.profile.as_deref(),
+        &args.params,
+        "explain",
+    )?;
     let explanation = explain(&profile, source, &HostFacts::detect());
     let stdout = if args.json {
         let mut json = serde_json::to_string_pretty(&explanation)

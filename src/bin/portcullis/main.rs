@@ -1,8 +1,9 @@
 //! `portcullis`: the Portcullis command line.
 //!
-//! Owns: the subcommands that inspect policies and the host without starting a sandbox —
-//! `check` (validate a policy file), `explain` (the sandbox a child with a profile gets) and
-//! `doctor` (what this host offers, with the fix for each gap). Each subcommand is one module
+//! Owns: `run` (a program in a sandbox, exec mode), and the subcommands that inspect policies
+//! and the host without starting a sandbox — `check` (validate a policy file), `explain` (the
+//! sandbox a child with a profile gets) and `doctor` (what this host offers, with the fix for
+//! each gap). Each subcommand is one module
 //! with its clap arguments and a `run` function; `main` parses, dispatches, prints and maps the
 //! result to an exit status, so a new subcommand is one more module and one more variant.
 //!
@@ -16,6 +17,7 @@ mod check;
 mod doctor;
 mod explain;
 mod policy_file;
+mod run;
 mod sys;
 mod text;
 
@@ -43,25 +45,27 @@ Exit status:
      UTF-8), or a doctor check FAILed
   2  usage error: unknown subcommand or flag, missing argument, a profile or parameter the
      policy does not define
+`portcullis run` exits with the program's own status instead (see `portcullis run --help`).
 
 See docs/CLI.md for every command with sample output.";
 
-/// Inspect Portcullis policies and hosts.
+/// Run programs in a Portcullis sandbox; inspect policies and hosts.
 #[derive(Debug, Parser)]
 #[command(
     name = "portcullis",
     version,
     long_about = "\
-Inspect Portcullis policies and hosts.
+Run programs in a Portcullis sandbox; inspect policies and hosts.
 
 Portcullis runs untrusted code the way Chromium does: a trusted broker starts locked-down
 children through a single-threaded zygote. Each child gets empty namespaces, an empty
 read-only root, no capabilities, no_new_privs, a seccomp allowlist and limits, and reaches
 files and the network only through the broker, as its policy profile allows.
 
-None of these commands starts a sandbox: `check` validates a policy file, `explain` prints
-in plain words the sandbox a child with a given profile gets, and `doctor` checks that
-this host has what Portcullis needs and says how to fix what it lacks.",
+`run` executes a program in such a child (exec mode). The others start no sandbox: `check`
+validates a policy file, `explain` prints in plain words the sandbox a child with a given
+profile gets, and `doctor` checks that this host has what Portcullis needs and says how to
+fix what it lacks.",
     after_long_help = EXIT_STATUS_HELP,
     propagate_version = true
 )]
@@ -75,6 +79,7 @@ enum Command {
     Check(check::CheckArgs),
     Explain(explain::ExplainArgs),
     Doctor(doctor::DoctorArgs),
+    Run(run::RunArgs),
     /// Internal: the user-namespace trial `doctor` runs in a fresh process of this binary.
     #[command(name = doctor::PROBE_SUBCOMMAND, hide = true)]
     DoctorProbe(doctor::probe::ProbeArgs),
@@ -106,6 +111,9 @@ enum CommandError {
 }
 
 fn main() -> ExitCode {
+    // `run` starts a broker, whose zygote is this binary re-executed: that process must become
+    // the zygote before anything else (it has no command line to parse).
+    portcullis::Broker::serve_if_zygote(&portcullis::Entries::new());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -119,6 +127,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Doctor(args) => Ok(doctor::run(args)),
+        Command::Run(args) => run::run(args),
         Command::DoctorProbe(args) => Ok(doctor::probe::run(args)),
     };
     match result {
