@@ -55,40 +55,6 @@ fn sandboxed_spawn(broker: &Broker) -> [Duration; 3] {
     [locked_down, first_message, start.elapsed()]
 }
 
-/// A static `true` for bwrap (bwrap needs the program inside its sandbox). Built with cc.
-fn static_true() -> Option<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let src = dir.join("true.c");
-    let bin = dir.join("true");
-    std::fs::write(&src, "int main(void){return 0;}\n").ok()?;
-    let ok = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .ok()?
-        .success();
-    ok.then_some(bin)
-}
-
-fn bwrap(true_bin: &std::path::Path) -> Option<Duration> {
-    let start = Instant::now();
-    let status = Command::new("bwrap")
-        .args([
-            "--unshare-all",
-            "--die-with-parent",
-            "--cap-drop",
-            "ALL",
-            "--ro-bind",
-        ])
-        .arg(true_bin)
-        .args(["/true", "/true"])
-        .status()
-        .ok()?;
-    status.success().then(|| start.elapsed())
-}
-
 fn main() {
     let options = Options::from_args(300);
     if options.pin {
@@ -104,8 +70,8 @@ fn main() {
         },
     )
     .expect("start broker");
-    let true_bin = static_true();
-    let bwrap_works = true_bin.as_deref().and_then(bwrap).is_some();
+    let true_bin = common::static_true();
+    let bwrap_works = true_bin.as_deref().and_then(common::bwrap).is_some();
 
     for _ in 0..20 {
         bare_fork();
@@ -131,7 +97,7 @@ fn main() {
         // bwrap is ~10x slower; sample it every third round to keep the run short.
         if bwrap_works && round % 3 == 0 {
             quiet();
-            if let Some(d) = true_bin.as_deref().and_then(bwrap) {
+            if let Some(d) = true_bin.as_deref().and_then(common::bwrap) {
                 bwraps.push(d);
             }
         }

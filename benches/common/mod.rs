@@ -149,3 +149,37 @@ pub fn end_raw_echo_peer(fd: libc::c_int, pid: libc::pid_t) {
         libc::waitpid(pid, std::ptr::null_mut(), 0);
     }
 }
+
+/// A static `true` for bwrap (bwrap needs the program inside its sandbox). Built with cc.
+pub fn static_true() -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let src = dir.join("true.c");
+    let bin = dir.join("true");
+    std::fs::write(&src, "int main(void){return 0;}\n").ok()?;
+    let ok = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(bin)
+}
+
+pub fn bwrap(true_bin: &std::path::Path) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new("bwrap")
+        .args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+        ])
+        .arg(true_bin)
+        .args(["/true", "/true"])
+        .status()
+        .ok()?;
+    status.success().then(|| start.elapsed())
+}

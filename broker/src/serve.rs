@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::stat::{fstat, SFlag};
 use portcullis_ipc::service::{
     Denied, DirEntry, Failure, FileKind, FileStat, OpenFlags, ServiceRequest, ServiceResponse,
@@ -96,6 +97,9 @@ pub(crate) struct ServiceConfig {
 /// What every worker shares.
 struct Core {
     epoll: Epoll,
+    /// Written once when the service stops, so every worker's wait ends at once (it is in the
+    /// epoll set, level-triggered, under [`WAKE`]).
+    wake: EventFd,
     served: Mutex<HashMap<u64, Arc<Served>>>,
     audit: AuditSink,
     started: Instant,
@@ -103,6 +107,10 @@ struct Core {
     /// Network requests queued or being performed.
     network_pending: AtomicUsize,
 }
+
+/// Epoll data of [`Core::wake`]; no child id is this (pool ids set only the top bit of a
+/// counter).
+const WAKE: u64 = u64::MAX;
 
 /// The broker's request service: register each child's service channel; workers answer.
 pub(crate) struct Service {
@@ -146,6 +154,7 @@ impl Service {
     pub(crate) fn start(config: ServiceConfig) -> std::io::Result<Arc<Service>> {
         let core = Arc::new(Core {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
             served: Mutex::new(HashMap::new()),
             audit: config.audit,
             started: Instant::now(),
@@ -154,6 +163,10 @@ impl Service {
             send_timeout: config.send_timeout.min(SERVICE_ANSWER_TIMEOUT),
             network_pending: AtomicUsize::new(0),
         });
+        core.epoll.add(
+            core.wake.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE),
+        )?;
         let mut service = Service {
             core,
             stop: Arc::new(AtomicBool::new(false)),
@@ -242,6 +255,7 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        let _ = self.core.wake.write(1);
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }

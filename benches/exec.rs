@@ -1,0 +1,61 @@
+//! `cargo bench --workspace --bench exec -- --json [--rounds N]`
+//!
+//! The whole cost of running a program sandboxed from the command line: `portcullis run --
+//! STATIC_TRUE` (start a broker and its zygote, lock a child down, execute the program from an
+//! fd, reap it, report) against `bwrap --unshare-all --die-with-parent --cap-drop ALL` of the
+//! same static binary, interleaved round by round; medians and their ratio. Needs `cc` (for the
+//! static `true`) and `bwrap`; without bwrap only `run_ms` is reported. The last stdout line is
+//! one JSON object.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{json_line, median_us, r2, Options};
+
+fn portcullis_run(true_bin: &std::path::Path) -> Duration {
+    let start = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--"])
+        .arg(true_bin)
+        .status()
+        .expect("portcullis runs");
+    assert!(status.success(), "portcullis run failed: {status}");
+    start.elapsed()
+}
+
+fn main() {
+    let options = Options::from_args(60);
+    let true_bin = common::static_true().expect("cc builds a static true");
+    let bwrap_works = common::bwrap(&true_bin).is_some();
+    portcullis_run(&true_bin);
+    let (mut runs, mut bwraps) = (Vec::new(), Vec::new());
+    for round in 0..options.rounds {
+        // Alternate which goes first.
+        if round % 2 == 0 {
+            runs.push(portcullis_run(&true_bin));
+        }
+        if bwrap_works {
+            bwraps.extend(common::bwrap(&true_bin));
+        }
+        if round % 2 == 1 {
+            runs.push(portcullis_run(&true_bin));
+        }
+    }
+    let run_ms = median_us(&mut runs) / 1e3;
+    let mut pairs = vec![
+        ("bench", "\"exec\"".to_owned()),
+        ("rounds", options.rounds.to_string()),
+        ("run_ms", r2(run_ms).to_string()),
+    ];
+    if !bwraps.is_empty() {
+        let bwrap_ms = median_us(&mut bwraps) / 1e3;
+        pairs.push(("bwrap_ms", r2(bwrap_ms).to_string()));
+        pairs.push(("run_over_bwrap", r2(run_ms / bwrap_ms).to_string()));
+        if !options.json {
+            println!("portcullis run {run_ms:.2} ms, bwrap {bwrap_ms:.2} ms");
+        }
+    }
+    println!("{}", json_line(&pairs));
+}
