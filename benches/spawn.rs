@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{json_line, median_us, r2, Options};
