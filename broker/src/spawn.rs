@@ -574,16 +574,7 @@ impl Broker {
             args: postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?,
         };
         let deadline = Instant::now() + shared.config.spawn_timeout;
-        let limits = child_limits(
-            options.rlimits.as_deref().unwrap_or(&shared.config.rlimits),
-            &options
-                .profile
-                .as_ref()
-                .map(|p| p.limits)
-                .unwrap_or_default(),
-            shared.memory_cgroup,
-            shared.cpus,
-        );
+        let limits = shared.limits_for(options);
         let poolable = !options.keep_stderr && limits.rlimits == shared.pool_rlimits;
         if let Some(pooled) = poolable.then(|| shared.claim_pooled()).flatten() {
             match self.start_child(pooled, entry, (&start, &[]), options, &limits, deadline) {
@@ -648,16 +639,7 @@ impl Broker {
             args: postcard::to_allocvec(&args).map_err(SpawnError::EncodeArgs)?,
         };
         let deadline = Instant::now() + shared.config.spawn_timeout;
-        let limits = child_limits(
-            options.rlimits.as_deref().unwrap_or(&shared.config.rlimits),
-            &options
-                .profile
-                .as_ref()
-                .map(|p| p.limits)
-                .unwrap_or_default(),
-            shared.memory_cgroup,
-            shared.cpus,
-        );
+        let limits = shared.limits_for(options);
         let forked =
             shared.fork_on_request(&limits.rlimits, options.keep_stderr, true, deadline)?;
         let [stdin, stdout, stderr] = stdio;
@@ -817,6 +799,21 @@ struct Forked {
 }
 
 impl Shared {
+    /// The limits of a child spawned with `options`: its rlimit baseline narrowed by its
+    /// profile's limits, for this broker's cgroups and CPUs.
+    fn limits_for(&self, options: &SpawnOptions) -> ChildLimits {
+        child_limits(
+            options.rlimits.as_deref().unwrap_or(&self.config.rlimits),
+            &options
+                .profile
+                .as_ref()
+                .map(|p| p.limits)
+                .unwrap_or_default(),
+            self.memory_cgroup,
+            self.cpus,
+        )
+    }
+
     /// Puts child `id` (`pid` in our PID namespace) into a new cgroup of its own with `limits`,
     /// kept in its end slot until it is reaped. Nothing to do without cgroups.
     fn join_cgroup(
