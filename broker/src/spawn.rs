@@ -832,7 +832,10 @@ impl Shared {
             let _ = group.remove();
             return Err(e);
         }
-        *lock(&end.cgroup) = Some(group);
+        // Reaped meanwhile (its end went out without this group): nothing will remove it later.
+        if let Some(group) = end.keep_cgroup(group) {
+            remove_child_cgroup(group);
+        }
         Ok(())
     }
 
@@ -957,7 +960,7 @@ fn zygote_thread(
     drop(started);
     // Removing a group may wait for the kernel (rmdir retries while it answers EBUSY): never on
     // this thread, which routes every spawn and end.
-    let janitor = CgroupJanitor::start();
+    let janitor = CgroupJanitor::start(&shared);
     loop {
         match shared.control.recv::<FromZygote>(None) {
             Ok((FromZygote::Spawned { id, pid }, _)) => {
@@ -976,14 +979,11 @@ fn zygote_thread(
                 let channel = Channel::from_fd(fds.remove(0), limits);
                 let end = Arc::new(EndSlot::default());
                 lock(&shared.ends).insert(id, Arc::clone(&end));
-                // A pooled child waits, locked down, for its start message: it joins its
-                // cgroup now (default limits; a claim narrows them), off the spawn's path.
-                if let Err(e) = shared.join_cgroup(id, pid, &end, &shared.pool_cgroup_limits) {
-                    tracing::warn!(child = id, error = %e, "pooled child's cgroup failed; killing it");
-                    shared.kill(id);
-                    continue;
-                }
-                lock(&shared.pool).push_back(Forked {
+                // A pooled child waits, locked down, for its start message. It joins its
+                // cgroup (default limits; a claim narrows them) on the cgroup thread, then
+                // enters the pool: a v1 attach can wait for an RCU grace period, which must
+                // not hold up this thread's routing of spawns and ends.
+                janitor.pool(Forked {
                     id,
                     pid,
                     channel,
@@ -995,7 +995,10 @@ fn zygote_thread(
                 if let Some(end) = lock(&shared.ends).remove(&id) {
                     // Its counters first (they say why it ended), then the end, then the
                     // group's removal, which no waiter needs to wait for.
-                    let cgroup = lock(&end.cgroup).take();
+                    // Under the group's lock, so a group joined concurrently is either taken
+                    // here or sees the end set and removes itself (`EndSlot::keep_cgroup`).
+                    let mut slot = lock(&end.cgroup);
+                    let cgroup = slot.take();
                     let events = cgroup.as_ref().and_then(|c| match c.events() {
                         Ok(events) => Some(events),
                         Err(e) => {
@@ -1008,6 +1011,7 @@ fn zygote_thread(
                         cpu_us,
                         events,
                     }));
+                    drop(slot);
                     if let Some(cgroup) = cgroup {
                         janitor.remove(cgroup);
                     }
@@ -1018,6 +1022,9 @@ fn zygote_thread(
         }
     }
     shared.zygote_alive.store(false, Ordering::Release);
+    // Cgroup work still queued finishes first (a pooled child it would add is dead by now: its
+    // join fails, or the pool is cleared below).
+    janitor.finish();
     // Every waiter sees its sender dropped: spawns fail, ends become ZygoteLost/BrokerShutdown.
     lock(&shared.pending).clear();
     for (_, end) in lock(&shared.ends).drain() {
@@ -1026,7 +1033,6 @@ fn zygote_thread(
     lock(&shared.pool).clear();
     let _ = process.kill();
     let _ = process.wait();
-    janitor.finish();
     // Every child died with the zygote: take the broker's cgroups away, with any child group
     // left in them.
     let cgroups = lock(&shared.cgroups).take();
@@ -1037,54 +1043,91 @@ fn zygote_thread(
     }
 }
 
-/// Removes reaped children's cgroups on a thread of its own ("portcullis-cgroups").
+/// Work on children's cgroups that may wait for the kernel, on a thread of its own
+/// ("portcullis-cgroups"): joining pooled children to their groups, and removing the groups of
+/// reaped ones (an rmdir retries while the kernel answers EBUSY).
+enum CgroupJob {
+    /// Join this pooled child to a group with default limits, then put it in the pool.
+    Pool(Box<Forked>),
+    /// Remove a reaped child's group.
+    Remove(ChildCgroup),
+}
+
 struct CgroupJanitor {
-    groups: Option<Sender<ChildCgroup>>,
+    jobs: Option<Sender<CgroupJob>>,
     thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl CgroupJanitor {
-    fn start() -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded::<ChildCgroup>();
+    fn start(shared: &Arc<Shared>) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<CgroupJob>();
+        let thread_shared = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name("portcullis-cgroups".into())
             .spawn(move || {
-                for group in rx {
-                    remove_child_cgroup(group);
+                for job in rx {
+                    thread_shared.do_cgroup_job(job);
                 }
             });
-        match thread {
-            Ok(thread) => Self {
-                groups: Some(tx),
-                thread: Some(thread),
-            },
-            // No thread: remove on the caller's thread instead (slower, still correct).
+        let (jobs, thread) = match thread {
+            Ok(thread) => (Some(tx), Some(thread)),
+            // No thread: do the work on the caller's thread instead (slower, still correct).
             Err(e) => {
-                tracing::warn!(error = %e, "no cgroup janitor thread; removing groups inline");
-                Self {
-                    groups: None,
-                    thread: None,
-                }
+                tracing::warn!(error = %e, "no cgroup thread; doing cgroup work inline");
+                (None, None)
             }
+        };
+        Self {
+            jobs,
+            thread,
+            shared: Arc::clone(shared),
         }
+    }
+
+    fn submit(&self, job: CgroupJob) {
+        let job = match &self.jobs {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendError(job)) => job,
+            },
+            None => job,
+        };
+        self.shared.do_cgroup_job(job);
+    }
+
+    fn pool(&self, forked: Forked) {
+        self.submit(CgroupJob::Pool(Box::new(forked)));
     }
 
     fn remove(&self, group: ChildCgroup) {
-        match &self.groups {
-            Some(tx) => {
-                if let Err(crossbeam_channel::SendError(group)) = tx.send(group) {
-                    remove_child_cgroup(group);
-                }
-            }
-            None => remove_child_cgroup(group),
-        }
+        self.submit(CgroupJob::Remove(group));
     }
 
-    /// Waits until every group handed over is removed.
+    /// Waits until every job handed over is done.
     fn finish(mut self) {
-        self.groups = None;
+        self.jobs = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    fn do_cgroup_job(&self, job: CgroupJob) {
+        match job {
+            CgroupJob::Remove(group) => remove_child_cgroup(group),
+            CgroupJob::Pool(forked) => {
+                let joined =
+                    self.join_cgroup(forked.id, forked.pid, &forked.end, &self.pool_cgroup_limits);
+                if let Err(e) = joined {
+                    tracing::warn!(child = forked.id, error = %e, "pooled child's cgroup failed; killing it");
+                    self.kill(forked.id);
+                    return;
+                }
+                // A child that died meanwhile is skipped when claimed (`claim_pooled`).
+                lock(&self.pool).push_back(*forked);
+            }
         }
     }
 }
@@ -1293,6 +1336,18 @@ impl EndSlot {
 
     fn is_set(&self) -> bool {
         lock(&self.value).is_some()
+    }
+
+    /// Keeps the child's cgroup until it is reaped. Gives it back when the child was reaped
+    /// already (its end went out without it), for the caller to remove. Lock order: the group's
+    /// lock, then the value's — as the reader thread takes them when the child is reaped.
+    fn keep_cgroup(&self, group: ChildCgroup) -> Option<ChildCgroup> {
+        let mut slot = lock(&self.cgroup);
+        if self.is_set() {
+            return Some(group);
+        }
+        *slot = Some(group);
+        None
     }
 
     /// Waits until set (or the deadline passes: `None`).
