@@ -115,7 +115,7 @@ fn floor_broker(dir: &std::path::Path, epoll: bool) -> (std::os::fd::OwnedFd, li
             let fd = theirs.as_raw_fd();
             let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
             let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                events: u32::try_from(libc::EPOLLIN | libc::EPOLLET).unwrap_or(0),
                 u64: 1,
             };
             libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut event);
@@ -131,20 +131,22 @@ fn floor_broker(dir: &std::path::Path, epoll: bool) -> (std::os::fd::OwnedFd, li
                 if n <= 0 {
                     libc::_exit(0);
                 }
-                path[n as usize] = 0;
+                path[n.unsigned_abs()] = 0;
                 let mut how: libc::open_how = std::mem::zeroed();
                 how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
                 how.resolve = libc::RESOLVE_BENEATH
                     | libc::RESOLVE_NO_SYMLINKS
                     | libc::RESOLVE_NO_MAGICLINKS
                     | libc::RESOLVE_NO_XDEV;
-                let file = libc::syscall(
+                let Ok(file) = libc::c_int::try_from(libc::syscall(
                     libc::SYS_openat2,
                     dir.as_raw_fd(),
                     path.as_ptr(),
                     &how as *const libc::open_how,
                     std::mem::size_of::<libc::open_how>(),
-                ) as libc::c_int;
+                )) else {
+                    libc::_exit(0);
+                };
                 let mut st: libc::stat = std::mem::zeroed();
                 libc::fstat(file, &mut st);
                 let mut byte = [1u8; 1];
