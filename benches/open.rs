@@ -115,7 +115,8 @@ fn floor_broker(dir: &std::path::Path, epoll: bool) -> (std::os::fd::OwnedFd, li
             let fd = theirs.as_raw_fd();
             let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
             let mut event = libc::epoll_event {
-                events: u32::try_from(libc::EPOLLIN | libc::EPOLLET).unwrap_or(0),
+                // The flag bits as the kernel's u32 (EPOLLET is bit 31).
+                events: u32::from_ne_bytes((libc::EPOLLIN | libc::EPOLLET).to_ne_bytes()),
                 u64: 1,
             };
             libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut event);
