@@ -263,7 +263,8 @@ fn explain_default_profile_lists_every_allowed_syscall_with_its_reason() {
         );
     }
     assert!(text
-        .contains("fcntl only when cmd is F_GETFD, F_SETFD, F_GETFL, F_SETFL or F_DUPFD_CLOEXEC"));
+        .contains("fcntl only when cmd is F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, F_ADD_SEALS or F_GET_SEALS"));
+    assert!(text.contains("memfd_create only when flags is MFD_CLOEXEC | MFD_ALLOW_SEALING"));
     assert!(text.contains(
         "Filesystem grants (through the broker) none: the child can open, list, create or delete \
          no file"

@@ -106,6 +106,10 @@ const FORBIDDEN_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_PTRACE
     | libc::CLONE_VFORK) as u64;
 
+/// The only `memfd_create` flags a child may pass: close-on-exec and sealable (the broker checks
+/// the seals of a memfd it receives before it reads it).
+const MEMFD_SEALABLE: u64 = (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as u64;
+
 /// The child's PID inside its own PID namespace: it is always its namespace's init.
 const CHILD_PID_IN_ITS_NAMESPACE: u64 = 1;
 
@@ -185,9 +189,16 @@ pub const CHILD_ALLOWLIST: &[SyscallRule] = &[
                 libc::F_GETFL as u64,
                 libc::F_SETFL as u64,
                 libc::F_DUPFD_CLOEXEC as u64,
+                libc::F_ADD_SEALS as u64,
+                libc::F_GET_SEALS as u64,
             ],
         },
-        reason: "fd flags and close-on-exec duplicates of fds the child holds",
+        reason: "fd flags, close-on-exec duplicates, and sealing a memfd the child made (F_ADD_SEALS/F_GET_SEALS) so the broker can trust its size and contents",
+    },
+    SyscallRule {
+        name: "memfd_create",
+        action: RuleAction::AllowIfOneOf { arg: 1, values: &[MEMFD_SEALABLE] },
+        reason: "anonymous memory to hand the broker (a rendered picture), only with exactly MFD_CLOEXEC | MFD_ALLOW_SEALING: no huge pages, no exec, and sealable",
     },
     allow("shutdown", "TcpStream::shutdown on a socket the broker passed"),
     allow("getsockname", "local address of a socket the broker passed"),

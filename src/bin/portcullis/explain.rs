@@ -660,7 +660,13 @@ fn argument(syscall: &str, arg: u32) -> (String, &'static [(u64, &'static str)])
         (libc::F_GETFL as u64, "F_GETFL"),
         (libc::F_SETFL as u64, "F_SETFL"),
         (libc::F_DUPFD_CLOEXEC as u64, "F_DUPFD_CLOEXEC"),
+        (libc::F_ADD_SEALS as u64, "F_ADD_SEALS"),
+        (libc::F_GET_SEALS as u64, "F_GET_SEALS"),
     ];
+    const MEMFD_FLAGS: &[(u64, &str)] = &[(
+        (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as u64,
+        "MFD_CLOEXEC | MFD_ALLOW_SEALING",
+    )];
     const SOCKET_LEVELS: &[(u64, &str)] = &[(libc::SOL_SOCKET as u64, "SOL_SOCKET")];
     const SOCKET_OPTIONS: &[(u64, &str)] = &[
         (libc::SO_RCVTIMEO as u64, "SO_RCVTIMEO"),
@@ -675,6 +681,7 @@ fn argument(syscall: &str, arg: u32) -> (String, &'static [(u64, &'static str)])
         ("tgkill", 0) => ("tgid", TGKILL_TGID),
         ("prctl", 0) => ("option", PRCTL_OPTIONS),
         ("fcntl", 1) => ("cmd", FCNTL_COMMANDS),
+        ("memfd_create", 1) => ("flags", MEMFD_FLAGS),
         ("setsockopt", 1) => ("level", SOCKET_LEVELS),
         ("setsockopt", 2) => ("optname", SOCKET_OPTIONS),
         ("ioctl", 1) => ("request", IOCTL_REQUESTS),
@@ -1152,7 +1159,12 @@ mod tests {
         };
         assert_eq!(
             find("fcntl"),
-            "only when cmd is F_GETFD, F_SETFD, F_GETFL, F_SETFL or F_DUPFD_CLOEXEC"
+            "only when cmd is F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, F_ADD_SEALS \
+             or F_GET_SEALS"
+        );
+        assert_eq!(
+            find("memfd_create"),
+            "only when flags is MFD_CLOEXEC | MFD_ALLOW_SEALING"
         );
         assert!(find("clone").starts_with(
             "only when flags include CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | \

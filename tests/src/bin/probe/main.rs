@@ -17,6 +17,7 @@ mod audit;
 mod exec;
 mod files;
 mod limits;
+mod memfd;
 mod net;
 mod supervision;
 use serde::{Deserialize, Serialize};
@@ -363,6 +364,7 @@ pub(crate) fn entries() -> Entries {
         .register("net", net::net_child)
         .register("fetch", net::fetch_child)
         .register("offender", limits::offender)
+        .register("memfd", memfd::memfd_child)
 }
 
 type Verdict = Result<(), String>;
@@ -445,6 +447,8 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "x32-syscall" => denied_by_seccomp(P::X32Syscall, "x32:getpid"),
         "ioctl-tiocsti" => denied_by_seccomp(P::IoctlTiocsti, "ioctl"),
         "execve" => denied_by_seccomp(P::Execve, "execve"),
+        "memfd-other-flags" => memfd::other_flags(broker),
+        "memfd-create-and-seal" => memfd::create_and_seal(broker),
         // --- must work ---
         "own-pid-is-1" => expect_ok(broker, P::OwnPid, |d| d == "1"),
         "allocate-64mib" => expect_ok(broker, P::Allocate64MiB, |d| d == "touched 16384"),
