@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure this machine has what building Portcullis needs beyond the Rust toolchain:
 # libseccomp's development files (libseccomp-sys links against libseccomp.so, which only the
-# -dev package provides). As root it installs them; otherwise it prints the exact command.
+# -dev package provides), and tmux for the browser-shell's terminal test. As root it installs
+# them; otherwise it prints the exact command (a missing tmux only makes that test skip).
 set -euo pipefail
 
 have_libseccomp() {
@@ -21,6 +22,18 @@ if ! have_libseccomp; then
         echo "ensure-deps: libseccomp-dev is missing. Install it with:" >&2
         echo "    sudo apt-get install -y libseccomp-dev" >&2
         exit 1
+    fi
+fi
+
+# tmux: the browser-shell's end-to-end test drives the terminal UI in a real terminal with it.
+if ! command -v tmux >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "ensure-deps: installing tmux" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+    else
+        echo "ensure-deps: tmux is missing (the browser-shell terminal test skips without it). Install it with:" >&2
+        echo "    sudo apt-get install -y tmux" >&2
     fi
 fi
 

@@ -31,8 +31,14 @@ if [ -z "$cli" ]; then
     cargo build --bin portcullis --message-format=json >"$json"
     cli=$(grep -o '"executable":"[^"]*/portcullis"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
 fi
-if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ]; then
-    echo "test-unprivileged: found no test binaries, no probe binary or no portcullis binary" >&2
+# The demo browser, which examples/browser-shell/tests run (as BROWSER_SHELL).
+browser=$(grep -o '"executable":"[^"]*/browser-shell"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+if [ -z "$browser" ]; then
+    cargo build -p browser-shell --bin browser-shell --message-format=json >"$json"
+    browser=$(grep -o '"executable":"[^"]*/browser-shell"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+fi
+if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ] || [ -z "$browser" ]; then
+    echo "test-unprivileged: found no test binaries, no probe binary, no portcullis binary or no browser-shell binary" >&2
     exit 1
 fi
 if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
@@ -41,6 +47,7 @@ if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
 fi
 cp "$probe" "$stage/probe"
 cp "$cli" "$stage/portcullis"
+cp "$browser" "$stage/browser-shell"
 for exe in "${executables[@]}"; do
     cp "$exe" "$stage/"
 done
@@ -91,6 +98,7 @@ for exe in "${executables[@]}"; do
     if ! (cd "$stage" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
         env -i PATH=/usr/bin:/bin HOME="$stage/tmp" TMPDIR="$stage/tmp" \
         PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" PORTCULLIS_CLI="$stage/portcullis" \
+        BROWSER_SHELL="$stage/browser-shell" \
         "$stage/$name"); then
         failed=1
     fi
