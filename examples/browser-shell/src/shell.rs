@@ -369,8 +369,18 @@ impl Shell {
                     })
                 }
                 FromRenderer::Redirect { to } => {
-                    url = url::Url::parse(&to)
-                        .map_err(|e| NavError::BadUrl(format!("redirect to {to:?}: {e}")))?;
+                    let to = url::Url::parse(&to).map_err(|e| {
+                        NavError::BadUrl(format!("redirect to {:?}: {e}", clean_text(&to)))
+                    })?;
+                    // A server may send the tab to another web site, never to a local file or
+                    // an about: page (the user did not ask for those).
+                    if !matches!(to.scheme(), "http" | "https") {
+                        return Err(NavError::Failed(format!(
+                            "refused a redirect to a {}: URL",
+                            to.scheme()
+                        )));
+                    }
+                    url = to;
                 }
                 FromRenderer::Failed { reason } => {
                     return Err(NavError::Failed(clean_text(&reason)));

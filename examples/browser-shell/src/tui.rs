@@ -207,9 +207,6 @@ impl App {
         };
         if record {
             tab.history.truncate(tab.position + 1);
-            if !tab.history.is_empty() || tab.position != 0 {
-                tab.position = tab.history.len();
-            }
             tab.history.push(url.to_owned());
             tab.position = tab.history.len() - 1;
         }

@@ -423,3 +423,47 @@ fn screenshot_of_a_denied_url_fails_clearly() {
     assert!(out.stderr.contains("denied by policy"), "{out:?}");
     assert!(!out_path.exists());
 }
+
+#[test]
+fn redirects_go_to_web_sites_only() {
+    let target = Server::start(vec![(
+        "/landing.html",
+        Body::Bytes("text/html", b"<p>landed on the other site</p>".to_vec()),
+    )]);
+    let server = Server::start(vec![
+        ("/to-file", Body::Redirect("file:///etc/passwd".into())),
+        ("/to-about", Body::Redirect("about:crash".into())),
+        ("/to-site", Body::Redirect(target.url("/landing.html"))),
+    ]);
+    let Some(out) = run(&[
+        "--allow-origin",
+        &server.origin(),
+        "--allow-origin",
+        &target.origin(),
+        "--files",
+        "/etc",
+        "--dump",
+        &server.url("/to-site"),
+    ]) else {
+        return;
+    };
+    // Allowed: another web site the policy grants, loaded by that site's own renderer.
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("landed on the other site"), "{out:?}");
+    // Denied: a redirect to a local file (even one the file renderer could read) or an about:
+    // page.
+    for path in ["/to-file", "/to-about"] {
+        let out = run(&[
+            "--allow-origin",
+            &server.origin(),
+            "--files",
+            "/etc",
+            "--dump",
+            &server.url(path),
+        ])
+        .unwrap();
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(out.stderr.contains("refused a redirect"), "{out:?}");
+        assert!(!out.stdout.contains("root:"), "{out:?}");
+    }
+}

@@ -49,14 +49,21 @@ fn two_hundred_thousand_nested_divs() {
         page.extend_from_slice(b"</div>");
     }
     let server = server(vec![("/deep.html", Body::Bytes("text/html", page))]);
-    let Some(out) = hostile_then_ok(&server, &server.url("/deep.html"), &[]) else {
+    let url = server.url("/deep.html");
+    let Some(out) = hostile_then_ok(&server, &url, &["--timeout-ms", "15000"]) else {
         return;
     };
-    // Rendered (flattened past the depth cap, with a note) or refused with a reason: never a
-    // crash of the broker, never silence.
-    assert_eq!(out.code, Some(0), "{out:?}");
+    // Rendered (flattened past the depth cap) or, if the renderer could not finish in time,
+    // ended with that reason: never a crash of the broker, never silence.
     let hostile = out.stdout.split("==> ").nth(1).unwrap_or_default();
-    assert!(hostile.contains("deepest text"), "{out:?}");
+    if out.code == Some(0) {
+        assert!(hostile.contains("deepest text"), "{out:?}");
+    } else {
+        assert!(
+            out.stderr.contains(&format!("{url}: the renderer")),
+            "no clear message: {out:?}"
+        );
+    }
 }
 
 #[test]

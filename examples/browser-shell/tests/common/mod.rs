@@ -119,6 +119,8 @@ pub enum Body {
     Bytes(&'static str, Vec<u8>),
     /// `len` bytes of `pattern`, streamed.
     Stream(&'static str, &'static [u8], usize),
+    /// A 302 to this location.
+    Redirect(String),
 }
 
 /// A tiny_http server on 127.0.0.1 serving `routes`; stops when dropped.
@@ -150,6 +152,12 @@ impl Server {
                             None,
                         ))
                     }
+                    Some((_, Body::Redirect(location))) => request.respond(
+                        tiny_http::Response::empty(302).with_header(
+                            tiny_http::Header::from_bytes("Location", location.as_bytes())
+                                .expect("header"),
+                        ),
+                    ),
                     None => request.respond(
                         tiny_http::Response::from_string("not found").with_status_code(404),
                     ),
