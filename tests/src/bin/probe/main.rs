@@ -16,6 +16,7 @@ use portcullis_tests::EXIT_SKIP;
 mod audit;
 mod exec;
 mod files;
+mod hostile;
 mod limits;
 mod net;
 mod supervision;
@@ -363,6 +364,7 @@ pub(crate) fn entries() -> Entries {
         .register("net", net::net_child)
         .register("fetch", net::fetch_child)
         .register("offender", limits::offender)
+        .register("hostile-suite", hostile::hostile_child)
 }
 
 type Verdict = Result<(), String>;
@@ -502,6 +504,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "violation-deny" => limits::violation_deny(broker),
         "violation-gagged" => limits::violation_reported_without_the_childs_help(broker),
         "no-violation-when-allowed" => limits::no_violation_when_allowed(broker),
+        hostile_suite if hostile::handles(hostile_suite) => hostile::run(broker, hostile_suite),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }
