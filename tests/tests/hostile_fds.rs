@@ -2,26 +2,23 @@
 //! one at a time, so nothing else spawns while they run). Why: the kernel limits the fds a *user*
 //! has in flight in unix sockets, and every sandboxed child of every broker on the host runs as
 //! the same host uid, so while an attacker keeps 1,000 fds queued, other children's fd-carrying
-//! sends — a new child's `LockedDown`, which carries its seccomp listener — fail with
-//! `ETOOMANYREFS`. Run beside the other hostile scenarios, this attack made their spawns fail.
-//! That is the known gap the ignored test below reproduces (docs/THREATS.md).
+//! application messages fail with `ETOOMANYREFS` (a residual gap, docs/THREATS.md). Spawning no
+//! longer sends an fd (the broker takes each child's seccomp listener with `pidfd_getfd`), which
+//! the second test proves.
 
 use portcullis_tests::scenarios;
 
 scenarios! {
     // 1,000 fds in one message (four datagrams of one message), on both channels: the attacker
-    // ends as a protocol violation, the broker's fds are back at baseline (pooled children the
-    // attack cost are accounted for and reported), the bystander is not starved.
+    // ends as a protocol violation (or, when the kernel refused all of it, says so and ends
+    // normally), the broker's fds are back at baseline with its pool full, and the bystander is
+    // not starved.
     thousand_fds_in_one_message_are_closed => "hostile-suite-thousand-fds",
 }
 
-/// KNOWN BUG (reported, not fixed here): a child keeping fds in flight on its unread channel
-/// makes every other child's `SCM_RIGHTS` send fail with `ETOOMANYREFS` — the kernel counts fds
-/// in flight per host uid and every sandboxed child has the same one — so a spawn meanwhile
-/// fails in its lockdown handshake (and pre-forked children die unclaimed). Run it with
-/// `cargo test -p portcullis-tests --test hostile_fds -- --ignored`.
+/// A spawn succeeds while another child holds 1,000 fds in flight: no step of a lockdown passes
+/// an fd, so the per-user in-flight limit the attacker exhausts cannot deny it.
 #[test]
-#[ignore = "known bug: fds in flight are limited per host uid, shared by every child (ETOOMANYREFS)"]
 fn spawn_succeeds_while_another_child_holds_fds_in_flight() {
     portcullis_tests::run_scenario(
         env!("CARGO_BIN_EXE_probe"),

@@ -86,6 +86,8 @@ pub enum Report {
         other: u32,
         first_error: String,
     },
+    /// The kernel refused every datagram of the attack (`ETOOMANYREFS`): nothing was sent.
+    Refused,
 }
 
 fn with_channel<R>(
@@ -143,17 +145,30 @@ pub fn hostile_child(ctx: ChildContext<Report, Vec<u8>>, attack: Attack) -> i32 
             varint(1 << 40, &mut frame);
             let _ = channel.send_raw_datagram(&frame, &[]);
         }),
-        Attack::ThousandFds(which) => with_channel(&ctx, which, |channel| {
-            let fd = channel.as_fd();
-            let thousand: Vec<BorrowedFd<'_>> = vec![fd; 1000];
-            // The kernel refuses this one (EINVAL: more than SCM_MAX_FD); nothing is sent.
-            let _ = channel.send_raw_datagram(&[0x00, 0], &thousand);
-            // One message of four datagrams carrying 1,000 fds in all (the later sends may meet
-            // ETOOMANYREFS: the kernel bounds fds in flight by the sender's RLIMIT_NOFILE).
-            for (header, count) in [(0x01, 253), (0x01, 253), (0x01, 253), (0x00, 241)] {
-                let _ = channel.send_raw_datagram(&[header, 0], &thousand[..count]);
+        Attack::ThousandFds(which) => {
+            let sent = with_channel(&ctx, which, |channel| {
+                let fd = channel.as_fd();
+                let thousand: Vec<BorrowedFd<'_>> = vec![fd; 1000];
+                // The kernel refuses this one (EINVAL: more than SCM_MAX_FD); nothing is sent.
+                let _ = channel.send_raw_datagram(&[0x00, 0], &thousand);
+                // One message of four datagrams carrying 1,000 fds in all (the later sends may
+                // meet ETOOMANYREFS: the kernel bounds the fds a user has in flight by the
+                // sender's RLIMIT_NOFILE, and an earlier attacker's may still be queued).
+                [(0x01, 253), (0x01, 253), (0x01, 253), (0x00, 241)]
+                    .into_iter()
+                    .filter(|&(header, count)| {
+                        channel
+                            .send_raw_datagram(&[header, 0], &thousand[..count])
+                            .is_ok()
+                    })
+                    .count()
+            });
+            if sent == 0 {
+                // The kernel refused every datagram: nothing reached the broker. Say so on the
+                // application channel (no fds), then end normally.
+                return i32::from(ctx.send(&Report::Refused).is_err());
             }
-        }),
+        }
         Attack::Flood {
             path,
             per_second,
@@ -266,19 +281,19 @@ pub fn run(broker: &Broker, scenario: &str) -> Verdict {
                 violation(b, Attack::TebibyteLength(Which::Service), None)
             })
         }),
-        "thousand-fds" => repeated_with(broker, PoolLoss::Accounted, |b| {
+        "thousand-fds" => repeated(broker, |b| {
             violation(b, Attack::ThousandFds(Which::App), None)
         })
         .and_then(|()| {
-            repeated_with(broker, PoolLoss::Accounted, |b| {
+            repeated(broker, |b| {
                 violation(b, Attack::ThousandFds(Which::Service), None)
             })
         }),
         "spawn-while-fds-in-flight" => spawn_while_fds_in_flight(broker),
         "half-then-die" => repeated(broker, |b| violation(b, Attack::HalfThenDie, None)),
-        "flood" => under_attack(broker, PoolLoss::Failure, flood),
-        "stop-reading" => under_attack(broker, PoolLoss::Failure, stop_reading),
-        "open-many" => under_attack(broker, PoolLoss::Failure, open_many),
+        "flood" => under_attack(broker, flood),
+        "stop-reading" => under_attack(broker, stop_reading),
+        "open-many" => under_attack(broker, open_many),
         other => Err(format!("unknown hostile scenario {other:?}")),
     };
     let panics = PANICS.load(Ordering::SeqCst);
@@ -286,19 +301,6 @@ pub fn run(broker: &Broker, scenario: &str) -> Verdict {
         Ok(()) if panics > 0 => Err(format!("{panics} panic(s) in the broker process")),
         other => other,
     }
-}
-
-/// What a pre-forked pool that is not full again after the attack means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PoolLoss {
-    /// A failure: nothing in the attack may cost the broker its pool.
-    Failure,
-    /// A known bug, accounted for so the fd check still finds leaks: fds an attacker keeps in
-    /// flight count against the in-flight limit of the sandbox's one host uid, so a pre-forked
-    /// child locking down meanwhile cannot pass its seccomp listener (`ETOOMANYREFS`), dies
-    /// unclaimed, and the zygote does not replace it. The broker's fd count is then lower by the
-    /// two channel ends it held for that child. `spawn-while-fds-in-flight` reproduces it.
-    Accounted,
 }
 
 static PANICS: AtomicU32 = AtomicU32::new(0);
@@ -335,16 +337,10 @@ fn echo_once(
 
 /// Runs a short attack again and again for about a second and a half, so the bystander is
 /// measured while attacks are in progress.
+/// Runs a short attack again and again for about a second and a half, so the bystander is
+/// measured while attacks are in progress.
 fn repeated(broker: &Broker, attack: impl Fn(&Broker) -> Result<String, String> + Sync) -> Verdict {
-    repeated_with(broker, PoolLoss::Failure, attack)
-}
-
-fn repeated_with(
-    broker: &Broker,
-    pool_loss: PoolLoss,
-    attack: impl Fn(&Broker) -> Result<String, String> + Sync,
-) -> Verdict {
-    under_attack(broker, pool_loss, |b| {
+    under_attack(broker, |b| {
         let start = Instant::now();
         let mut rounds = 0;
         let mut last = String::new();
@@ -360,19 +356,13 @@ fn repeated_with(
 /// measured, then the checks of the module doc.
 fn under_attack(
     broker: &Broker,
-    pool_loss: PoolLoss,
     attack: impl FnOnce(&Broker) -> Result<String, String> + Send,
 ) -> Verdict {
     let bystander = crate::spawn_echo(broker)?;
     for n in 0..50 {
         echo_once(&bystander, n)?;
     }
-    match (crate::settle_pool(broker), pool_loss) {
-        (Err(e), PoolLoss::Failure) => return Err(e),
-        // An earlier attack of this scenario may have cost the pool children already.
-        (Err(_), PoolLoss::Accounted) | (Ok(()), _) => {}
-    }
-    let pool_at_baseline = broker.pooled_children();
+    crate::settle_pool(broker)?;
     let baseline_fds = crate::open_fd_count();
     let mut before: Vec<Duration> = (0..500)
         .map(|n| echo_once(&bystander, n))
@@ -420,33 +410,18 @@ fn under_attack(
     // Fds: back at the baseline once the attacker is reaped and the pool is full again
     // (closing a reaped child's listener and cgroup happen just after its end is reported).
     let deadline = Instant::now() + Duration::from_secs(10);
-    let (after_fds, expected_fds) = loop {
-        let settled = crate::settle_pool(broker);
-        let lost = pool_at_baseline.saturating_sub(broker.pooled_children());
-        let expected = match (settled, pool_loss) {
-            (Ok(()), _) => baseline_fds,
-            (Err(e), PoolLoss::Failure) => return Err(e),
-            // See `PoolLoss::Accounted`: each pooled child is two channel ends in the broker.
-            (Err(_), PoolLoss::Accounted) => baseline_fds.saturating_sub(2 * lost),
-        };
+    let after_fds = loop {
+        crate::settle_pool(broker)?;
         let now = crate::open_fd_count();
-        if now == expected || Instant::now() > deadline {
-            if lost > 0 {
-                println!(
-                    "  KNOWN BUG: the attack cost the zygote {lost} of its {pool_at_baseline} pre-forked \
-                     children (their lockdown handshake met ETOOMANYREFS; see the scenario \
-                     spawn-while-fds-in-flight)"
-                );
-            }
-            break (now, expected);
+        if now == baseline_fds || Instant::now() > deadline {
+            break now;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     println!("  broker fds: {baseline_fds} before, peak {peak_fds} during, {after_fds} after");
-    if after_fds != expected_fds {
+    if after_fds != baseline_fds {
         return Err(format!(
-            "broker fds {baseline_fds} before, {after_fds} after the attacker was reaped \
-             (want {expected_fds})"
+            "broker fds {baseline_fds} before, {after_fds} after the attacker was reaped"
         ));
     }
 
@@ -506,10 +481,30 @@ fn violation(broker: &Broker, attack: Attack, profile: Option<Profile>) -> Resul
     );
     // App-channel attacks are found when the application receives; service-channel ones by the
     // broker's file workers on their own.
+    if matches!(attack, Attack::ThousandFds(_)) {
+        // The kernel may refuse the whole attack (see `Attack::ThousandFds`); the attacker then
+        // says so and ends normally, and the broker never saw a byte of it.
+        if let Some(ChildEnd::Exited { code: 0 }) = child.wait_timeout(Duration::from_millis(200)) {
+            return match child.recv_timeout(Duration::from_secs(5)) {
+                Ok(Report::Refused) => Ok(format!("{attack:?}: refused by the kernel")),
+                other => Err(format!(
+                    "{attack:?}: ended normally without a protocol violation: {other:?}"
+                )),
+            };
+        }
+    }
     let seen = if service {
         "found by the file workers".to_owned()
     } else {
         match child.recv_timeout(Duration::from_secs(20)) {
+            Ok(Report::Refused) => {
+                return match child.wait_timeout(Duration::from_secs(20)) {
+                    Some(ChildEnd::Exited { code: 0 }) => {
+                        Ok(format!("{attack:?}: refused by the kernel"))
+                    }
+                    other => Err(format!("{attack:?}: refused, then ended {other:?}")),
+                }
+            }
             Err(ChildError::ProtocolViolation(v)) => format!("{v}"),
             other => {
                 return Err(format!(
@@ -528,12 +523,12 @@ fn violation(broker: &Broker, attack: Attack, profile: Option<Profile>) -> Resul
     }
 }
 
-/// KNOWN BUG reproduction (its test is `#[ignore]`d until fixed): while one child keeps 1,000
-/// fds in flight on its unread channel, another child is spawned. The kernel bounds fds in
-/// flight per *user* (`too_many_unix_fds`: the sender's user's in-flight count against the
-/// sender's `RLIMIT_NOFILE`), and every sandboxed child runs as the same host uid, so the new
-/// child's `LockedDown` message, which carries its seccomp listener, fails with `ETOOMANYREFS`
-/// and the spawn fails. One hostile child can so deny every spawn while it lives.
+/// Regression test of a denial of service the suite found: while one child keeps 1,000 fds in
+/// flight on its unread channel, another child is spawned. The kernel bounds fds in flight per
+/// *user* (`too_many_unix_fds`: the sender's user's in-flight count against the sender's
+/// `RLIMIT_NOFILE`), and every sandboxed child runs as the same host uid, so a new child that
+/// handed its seccomp listener over with `SCM_RIGHTS` failed with `ETOOMANYREFS`. The broker now
+/// takes the listener with `pidfd_getfd`; a lockdown sends no fd at all.
 fn spawn_while_fds_in_flight(broker: &Broker) -> Verdict {
     let attacker = spawn_hostile(broker, &Attack::ThousandFds(Which::App), None)?;
     // Its datagrams are queued, unread, on the broker's end of its application channel.
