@@ -231,6 +231,12 @@ pub enum SpawnError {
     /// The child's first message was not a lockdown report; it was killed.
     #[error("child broke the lockdown handshake")]
     Handshake(#[source] RecvError),
+    /// The broker could not take the child's seccomp listener (`pidfd_open` + `pidfd_getfd`,
+    /// which need ptrace access to the child: a Yama `ptrace_scope` of 2 or more refuses it to
+    /// an unprivileged broker), or what the child named is not one; it was killed before it ran
+    /// anything.
+    #[error("take the child's seccomp listener")]
+    TakeListener(#[source] std::io::Error),
     /// Exec mode: the program could not be opened, or an argument is not a C string.
     #[error("open the program to execute")]
     Program(#[source] std::io::Error),
@@ -749,11 +755,18 @@ impl Broker {
                 return Err(SpawnError::Cgroup(e));
             }
         }
-        // The start message waits in the socket until the child, locked down, reads it; sending
-        // it first saves a round trip for a child forked on request.
-        let sent = child.channel.send(start, start_fds, Some(deadline));
-        let listener = child.wait_for_locked_down(deadline)?;
-        if let Err(e) = sent {
+        // The listener first, then the start message: the child runs nothing of the caller's
+        // until the broker supervises it, and closes its own copy of the listener when the start
+        // message arrives.
+        let listener_fd = child.wait_for_locked_down(deadline)?;
+        let listener = match take_listener(pid, listener_fd, &child.channel) {
+            Ok(listener) => listener,
+            Err(source) => {
+                child.kill();
+                return Err(SpawnError::TakeListener(source));
+            }
+        };
+        if let Err(e) = child.channel.send(start, start_fds, Some(deadline)) {
             child.kill();
             return Err(SpawnError::Start(e));
         }
@@ -1132,6 +1145,32 @@ impl Shared {
     }
 }
 
+/// Takes a copy of the seccomp listener that child `pid` holds at fd `fd`: a pidfd for the
+/// child, then `pidfd_getfd`. The pid names the child only while it lives (a reaped child's pid
+/// may be reused): its channel's other end is held by the child alone, so a channel that has not
+/// hung up *after* the pidfd was opened proves the pidfd is the child's. What comes back must be
+/// a seccomp notification fd; a child naming any other fd is refused.
+fn take_listener(pid: u32, fd: i32, channel: &Channel) -> Result<OwnedFd, std::io::Error> {
+    use std::io::{Error, ErrorKind};
+    let pid = libc::pid_t::try_from(pid).map_err(|_| Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = crate::sys::process::pidfd_open(pid)?;
+    if channel.peer_hung_up()? {
+        return Err(Error::from_raw_os_error(libc::ESRCH));
+    }
+    let listener = crate::sys::process::pidfd_getfd(pidfd.as_fd(), fd)?;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd()))?;
+    if link.as_os_str() != "anon_inode:seccomp notify" {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "the child's fd {fd} is {}, not a seccomp listener",
+                link.display()
+            ),
+        ));
+    }
+    Ok(listener)
+}
+
 fn remove_child_cgroup(group: ChildCgroup) {
     let id = group.id();
     if let Err(e) = group.remove() {
@@ -1417,10 +1456,11 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
         self.pid
     }
 
-    /// Waits for the child's `LockedDown` report and returns the seccomp listener it carries.
-    fn wait_for_locked_down(&self, deadline: Instant) -> Result<OwnedFd, SpawnError> {
+    /// Waits for the child's `LockedDown` report and returns the fd number at which the child
+    /// holds its seccomp listener.
+    fn wait_for_locked_down(&self, deadline: Instant) -> Result<i32, SpawnError> {
         match self.channel.recv::<ChildToBroker<Up>>(Some(deadline)) {
-            Ok((ChildToBroker::LockedDown, mut fds)) if fds.len() == 1 => Ok(fds.remove(0)),
+            Ok((ChildToBroker::LockedDown { listener }, fds)) if fds.is_empty() => Ok(listener),
             Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
                 let _ = self.wait_timeout(Duration::from_secs(5));
                 Err(SpawnError::Lockdown(LockdownError { step, errno }))
@@ -1429,8 +1469,7 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                 self.kill();
                 Err(SpawnError::Handshake(RecvError::Violation(
                     ProtocolViolation::Decode {
-                        reason: "first message is not a lockdown report with one listener fd"
-                            .into(),
+                        reason: "first message is not a lockdown report without fds".into(),
                     },
                 )))
             }
@@ -1503,7 +1542,10 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
             match self.channel.recv::<ChildToBroker<Up>>(Some(until)) {
                 Ok((ChildToBroker::App(msg), fds)) => return Ok((msg, fds)),
                 Ok((ChildToBroker::Panicked { message }, _)) => self.note_panic(&message),
-                Ok((ChildToBroker::LockedDown | ChildToBroker::LockdownFailed { .. }, _)) => {
+                Ok((
+                    ChildToBroker::LockedDown { .. } | ChildToBroker::LockdownFailed { .. },
+                    _,
+                )) => {
                     return Err(self.violation(ProtocolViolation::Decode {
                         reason: "lockdown report after start".into(),
                     }))

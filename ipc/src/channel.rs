@@ -247,6 +247,11 @@ impl Channel {
         self.receive_message(&mut state, wait)
     }
 
+    /// True when the peer has closed its end (every copy of it): poll(2) without waiting.
+    pub fn peer_hung_up(&self) -> io::Result<bool> {
+        wait::peer_hung_up(self.fd.as_fd())
+    }
+
     /// For hostile-peer tests only: sends `bytes` as one datagram exactly as given, with `fds`
     /// attached, no header and no checks. Blocks until sent.
     #[doc(hidden)]

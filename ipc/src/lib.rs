@@ -43,6 +43,8 @@ mod channel;
 mod codec;
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod service;
 mod wait;
 

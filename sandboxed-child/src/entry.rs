@@ -103,17 +103,22 @@ impl Entries {
         };
         let channel = Arc::new(Channel::from_fd(sys::owned_fd(crate::CHANNEL_FD), limits));
         install_panic_reporter(Arc::clone(&channel));
-        // The seccomp listener goes to the broker, which supervises this child's violations from
-        // outside; this process keeps no copy (it could otherwise answer its own notifications).
-        let reported = channel.send(&ChildToBroker::<()>::LockedDown, &[listener.as_fd()], None);
-        drop(listener);
-        if reported.is_err() {
+        // The broker supervises this child's violations from outside, on the seccomp listener:
+        // it takes its own copy by fd number (pidfd_getfd) before it sends the start message.
+        let locked_down = ChildToBroker::<()>::LockedDown {
+            listener: listener.as_raw_fd(),
+        };
+        if channel.send(&locked_down, &[], None).is_err() {
             sys::exit_now(EXIT_LOCKDOWN_FAILED);
         }
         let Ok((start, fds)) = channel.recv::<StartChild>(None) else {
             // The broker went away (or never needed this pre-forked child).
             sys::exit_now(0);
         };
+        // The broker holds the listener now. This process keeps no copy: its filter denies the
+        // ioctls that answer notifications anyway, but an fd it cannot use is one it need not
+        // have.
+        drop(listener);
         if start.entry == EXEC_ENTRY {
             exec_program(&start.args, fds);
         }

@@ -14,9 +14,17 @@ pub const MAX_PANIC_MESSAGE_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildToBroker<U> {
     /// Every lockdown step succeeded; the entry function starts next. Always the first message.
-    /// Carries exactly one fd: the seccomp filter's user-notification listener, which the
-    /// broker supervises (the child closes its own copy).
-    LockedDown,
+    /// Carries no fd: `listener` is the number of the fd at which the child holds its seccomp
+    /// filter's user-notification listener. The broker takes its own copy with
+    /// `pidfd_getfd(2)` before it sends [`StartChild`], and the child closes its copy when
+    /// `StartChild` arrives. Why not `SCM_RIGHTS`: the kernel limits the fds a *user* has in
+    /// flight in unix sockets, every child shares one host uid, and a child keeping fds queued on
+    /// a channel nobody reads would otherwise make every other child's lockdown report fail
+    /// (`ETOOMANYREFS`).
+    LockedDown {
+        /// The listener's fd number in the child.
+        listener: i32,
+    },
     /// A lockdown step failed; the child exits without running user code.
     LockdownFailed {
         /// The step that failed.

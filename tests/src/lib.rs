@@ -26,7 +26,8 @@ pub fn run_scenario(built_probe: &str, scenario: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
-        Some(0) => {}
+        // What the scenario measured; shown with `--nocapture` or on failure.
+        Some(0) => print!("{stdout}"),
         Some(code) if code == i32::from(EXIT_SKIP) && !tests_required() => {
             eprintln!("SKIPPED {scenario}: {}", stdout.trim());
         }

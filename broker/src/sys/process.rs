@@ -145,3 +145,28 @@ pub fn raise_open_files_limit() -> io::Result<()> {
     // SAFETY: `limit` is a live rlimit the kernel only reads.
     cvt_int(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }).map(drop)
 }
+
+/// A pidfd for process `pid` (close-on-exec by the kernel). pidfd_open(2)
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new fd or -1.
+    let fd = super::cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// A duplicate, in this process (close-on-exec by the kernel), of fd `target` of the process
+/// behind `pidfd`. Needs ptrace access (`PTRACE_MODE_ATTACH_REALCREDS`) to that process: the
+/// broker has it over its children as the owner of their user namespace. pidfd_getfd(2)
+pub fn pidfd_getfd(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    target: RawFd,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_getfd takes two fds and flags (0) by value and returns a new fd or -1.
+    let fd =
+        super::cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) })?;
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}

@@ -16,10 +16,12 @@ use portcullis_tests::EXIT_SKIP;
 mod audit;
 mod exec;
 mod files;
+mod hostile;
 mod limits;
 mod memfd;
 mod net;
 mod supervision;
+mod threats;
 use serde::{Deserialize, Serialize};
 
 /// Broker → child.
@@ -365,6 +367,8 @@ pub(crate) fn entries() -> Entries {
         .register("fetch", net::fetch_child)
         .register("offender", limits::offender)
         .register("memfd", memfd::memfd_child)
+        .register("hostile-suite", hostile::hostile_child)
+        .register("threats", threats::threats_child)
 }
 
 type Verdict = Result<(), String>;
@@ -374,6 +378,10 @@ type Verdict = Result<(), String>;
 const SKIP_PREFIX: &str = "skip: ";
 
 fn main() -> ExitCode {
+    // A helper role of the threats scenarios: a fresh single-threaded process, before any broker.
+    if let Some(code) = threats::helper_role() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let audit =
         portcullis::AuditSink::Callback(std::sync::Arc::new(|record: &portcullis::AuditRecord| {
             if let Ok(mut records) = files::AUDIT.lock() {
@@ -506,6 +514,12 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "violation-deny" => limits::violation_deny(broker),
         "violation-gagged" => limits::violation_reported_without_the_childs_help(broker),
         "no-violation-when-allowed" => limits::no_violation_when_allowed(broker),
+        hostile_suite if hostile::handles(hostile_suite) => hostile::run(broker, hostile_suite),
+        "threat-chroot-escape" => threats::chroot_escape_scenario(),
+        "threat-portcullis-root" => threats::portcullis_root_scenario(broker),
+        "threat-ld-preload-works" => threats::ld_preload_works_scenario(),
+        "threat-ld-preload-bypassed" => threats::ld_preload_bypassed_scenario(),
+        "threat-seccomp-raw" => threats::seccomp_raw_scenario(broker),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }

@@ -1,0 +1,692 @@
+//! The hostile-child suite: one scenario per attack, each run next to a bystander echo child.
+//!
+//! For every attack the scenario checks, in one broker process:
+//!
+//! - the broker never panics (a panic hook counts panics on any broker thread), never aborts
+//!   (the probe would not return a verdict) and never blocks (every wait has a deadline, and the
+//!   bystander's echoes keep completing during the attack);
+//! - the attacking child ends the way it should (a protocol violation, a clear error in the
+//!   child, a timed-out send), and only it;
+//! - the broker's fd count (`/proc/self/fd`) is back at its baseline once the attacker is reaped
+//!   and the zygote's pre-forked pool is full again;
+//! - the bystander's echo round trip does not starve: the median during the attack is within
+//!   `max(2 × baseline median, baseline median + 2 ms)`.
+//!
+//! Why that bound, honestly: this is a correctness property (an attacker must not starve other
+//! children of the broker's attention), but it is measured on a noisy 2-vCPU VM shared with
+//! other work, where an unpinned wake-up can wait for a 4 ms scheduler tick. Medians over
+//! hundreds of round trips remove single outliers; the 2 ms floor keeps a baseline of ~50 µs
+//! from turning one late tick into a failure. A broker that really starved the bystander —
+//! blocked on the attacker, or serving it in a loop — makes each round trip take as long as the
+//! attack (seconds), far past either bound. The measured figures and ratio are printed.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use portcullis::ipc::service::ServiceRequest;
+use portcullis::ipc::Channel;
+use portcullis::policy::{Limits, Profile};
+use portcullis::{Broker, ChildContext, ChildEnd, ChildError, OpenOptions, SpawnOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::files::{grant, Tree, READ_LIST};
+use crate::Verdict;
+
+/// Which of a child's two channels an attack uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Which {
+    /// The application's channel (fd 3): read when the application receives.
+    App,
+    /// The service channel (fd 4): read by the broker's own file workers.
+    Service,
+}
+
+/// What the hostile child does once locked down.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Attack {
+    /// 64 datagrams of garbage, the first certainly malformed, the rest from a seeded PRNG.
+    Garbage(Which),
+    /// A message whose first length field claims 2^40 bytes (1 TiB), and nothing behind it.
+    TebibyteLength(Which),
+    /// 1,000 fds in one message: one `sendmsg` with 1,000 (the kernel refuses more than 253
+    /// per datagram), then 253 + 253 + 253 + 241 on the four datagrams of one message.
+    ThousandFds(Which),
+    /// Stat requests paced at `per_second` for `seconds`, through the normal client.
+    Flood {
+        path: String,
+        per_second: u32,
+        seconds: u32,
+    },
+    /// The first datagram of a message on each channel, then exit.
+    HalfThenDie,
+    /// Ask for a large directory listing and never read the answer, nor anything else.
+    StopReading { dir: String },
+    /// Open `path` `count` times, keeping every file open.
+    OpenMany { path: String, count: u32 },
+}
+
+/// What the hostile child reports (when the attack leaves it able to).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Report {
+    /// Never sent; variant 0, so a hostile frame's first length field is this vector's.
+    Bytes(Vec<u8>),
+    /// The attack is under way (the child has stopped reading).
+    Ready,
+    Flood {
+        sent: u32,
+        ok: u32,
+        rate_limited: u32,
+        other: u32,
+        elapsed_ms: u64,
+    },
+    Opens {
+        opened: u32,
+        emfile: u32,
+        other: u32,
+        first_error: String,
+    },
+    /// The kernel refused every datagram of the attack (`ETOOMANYREFS`): nothing was sent.
+    Refused,
+}
+
+fn with_channel<R>(
+    ctx: &ChildContext<Report, Vec<u8>>,
+    which: Which,
+    f: impl FnOnce(&Channel) -> R,
+) -> R {
+    match which {
+        Which::App => f(ctx.raw_channel()),
+        Which::Service => f(&ctx.raw_service_channel()),
+    }
+}
+
+/// xorshift64*: deterministic garbage without a dependency.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// `n` as a postcard varint.
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n.to_le_bytes()[0]);
+}
+
+/// The hostile child's entry.
+pub fn hostile_child(ctx: ChildContext<Report, Vec<u8>>, attack: Attack) -> i32 {
+    match attack {
+        Attack::Garbage(which) => with_channel(&ctx, which, |channel| {
+            // Header "last", then a variant number no enum of ours has.
+            let _ = channel.send_raw_datagram(&[0x00, 0xff, 0xfe, 0x13, 0x37, 0x99], &[]);
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            for _ in 0..63 {
+                let len = usize::try_from(next_random(&mut state) % 512).unwrap_or(0);
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| next_random(&mut state).to_le_bytes()[0])
+                    .collect();
+                if channel.send_raw_datagram(&bytes, &[]).is_err() {
+                    break;
+                }
+            }
+        }),
+        Attack::TebibyteLength(which) => with_channel(&ctx, which, |channel| {
+            // App: header, `ChildToBroker::App` (3), `Report::Bytes` (0), the vector's length.
+            // Service: header, `ServiceRequest::Open` (0), the path string's length.
+            let mut frame = match which {
+                Which::App => vec![0x00, 3, 0],
+                Which::Service => vec![0x00, 0],
+            };
+            varint(1 << 40, &mut frame);
+            let _ = channel.send_raw_datagram(&frame, &[]);
+        }),
+        Attack::ThousandFds(which) => {
+            let sent = with_channel(&ctx, which, |channel| {
+                let fd = channel.as_fd();
+                let thousand: Vec<BorrowedFd<'_>> = vec![fd; 1000];
+                // The kernel refuses this one (EINVAL: more than SCM_MAX_FD); nothing is sent.
+                let _ = channel.send_raw_datagram(&[0x00, 0], &thousand);
+                // One message of four datagrams carrying 1,000 fds in all (the later sends may
+                // meet ETOOMANYREFS: the kernel bounds the fds a user has in flight by the
+                // sender's RLIMIT_NOFILE, and an earlier attacker's may still be queued).
+                [(0x01, 253), (0x01, 253), (0x01, 253), (0x00, 241)]
+                    .into_iter()
+                    .filter(|&(header, count)| {
+                        channel
+                            .send_raw_datagram(&[header, 0], &thousand[..count])
+                            .is_ok()
+                    })
+                    .count()
+            });
+            if sent == 0 {
+                // The kernel refused every datagram: nothing reached the broker. Say so on the
+                // application channel (no fds), then end normally.
+                return i32::from(ctx.send(&Report::Refused).is_err());
+            }
+        }
+        Attack::Flood {
+            path,
+            per_second,
+            seconds,
+        } => {
+            let total = per_second.saturating_mul(seconds);
+            let (mut ok, mut rate_limited, mut other) = (0, 0, 0);
+            let start = Instant::now();
+            for i in 0..total {
+                let due = start + Duration::from_secs(u64::from(i)) / per_second;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                match ctx.metadata(&path) {
+                    Ok(_) => ok += 1,
+                    Err(e) if e.to_string().ends_with("rate-limited") => rate_limited += 1,
+                    Err(_) => other += 1,
+                }
+            }
+            let report = Report::Flood {
+                sent: total,
+                ok,
+                rate_limited,
+                other,
+                elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            };
+            if ctx.send(&report).is_err() {
+                return 2;
+            }
+            // Any message ends it.
+            return i32::from(ctx.recv().is_err());
+        }
+        Attack::HalfThenDie => {
+            // A first datagram that says more follow, then exit: the service channel first, so
+            // the application's receive below sees the app channel's half message.
+            with_channel(&ctx, Which::Service, |c| {
+                c.send_raw_datagram(&[0x01, 0, 0x80], &[])
+            })
+            .ok();
+            let _ = ctx
+                .raw_channel()
+                .send_raw_datagram(&[0x01, 3, 0, 0x80], &[]);
+            return 0;
+        }
+        Attack::StopReading { dir } => {
+            let sent = with_channel(&ctx, Which::Service, |c| {
+                c.send(&ServiceRequest::ReadDir { path: dir }, &[], None)
+            });
+            if sent.is_err() || ctx.send(&Report::Ready).is_err() {
+                return 2;
+            }
+            // Never read again.
+        }
+        Attack::OpenMany { path, count } => {
+            let options = OpenOptions::new().read(true);
+            let mut files = Vec::new();
+            let (mut emfile, mut other) = (0, 0);
+            let mut first_error = String::new();
+            for _ in 0..count {
+                match ctx.open(&path, &options) {
+                    Ok(file) => files.push(file),
+                    Err(e) => {
+                        if first_error.is_empty() {
+                            first_error = format!("{e} (errno {:?})", e.raw_os_error());
+                        }
+                        if e.raw_os_error() == Some(libc::EMFILE) {
+                            emfile += 1;
+                        } else {
+                            other += 1;
+                        }
+                    }
+                }
+            }
+            let report = Report::Opens {
+                opened: u32::try_from(files.len()).unwrap_or(u32::MAX),
+                emfile,
+                other,
+                first_error,
+            };
+            if ctx.send(&report).is_err() {
+                return 2;
+            }
+            return i32::from(ctx.recv().is_err());
+        }
+    }
+    // Wait for the broker to act (it kills us), or for the test to.
+    std::thread::sleep(Duration::from_secs(60));
+    5
+}
+
+/// Scenario names this module runs.
+pub fn handles(scenario: &str) -> bool {
+    scenario.starts_with("hostile-suite-")
+}
+
+pub fn run(broker: &Broker, scenario: &str) -> Verdict {
+    install_panic_counter();
+    let verdict = match scenario.strip_prefix("hostile-suite-").unwrap_or_default() {
+        "garbage" => repeated(broker, |b| violation(b, Attack::Garbage(Which::App), None))
+            .and_then(|()| {
+                repeated(broker, |b| {
+                    violation(b, Attack::Garbage(Which::Service), None)
+                })
+            }),
+        "tebibyte" => repeated(broker, |b| {
+            violation(b, Attack::TebibyteLength(Which::App), None)
+        })
+        .and_then(|()| {
+            repeated(broker, |b| {
+                violation(b, Attack::TebibyteLength(Which::Service), None)
+            })
+        }),
+        "thousand-fds" => repeated(broker, |b| {
+            violation(b, Attack::ThousandFds(Which::App), None)
+        })
+        .and_then(|()| {
+            repeated(broker, |b| {
+                violation(b, Attack::ThousandFds(Which::Service), None)
+            })
+        }),
+        "spawn-while-fds-in-flight" => spawn_while_fds_in_flight(broker),
+        "half-then-die" => repeated(broker, |b| violation(b, Attack::HalfThenDie, None)),
+        "flood" => under_attack(broker, flood),
+        "stop-reading" => under_attack(broker, stop_reading),
+        "open-many" => under_attack(broker, open_many),
+        other => Err(format!("unknown hostile scenario {other:?}")),
+    };
+    let panics = PANICS.load(Ordering::SeqCst);
+    match verdict {
+        Ok(()) if panics > 0 => Err(format!("{panics} panic(s) in the broker process")),
+        other => other,
+    }
+}
+
+static PANICS: AtomicU32 = AtomicU32::new(0);
+
+/// Counts every panic in this (the broker's) process, on any thread, then reports it as usual.
+fn install_panic_counter() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+/// One bystander round trip, with a deadline so a blocked broker fails the test, not hangs it.
+fn echo_once(
+    bystander: &portcullis::Child<crate::Down, crate::Up>,
+    n: u32,
+) -> Result<Duration, String> {
+    let payload = n.to_le_bytes().repeat(16);
+    let start = Instant::now();
+    bystander
+        .send(&crate::Down::Echo(payload.clone()))
+        .map_err(|e| format!("bystander send: {e}"))?;
+    match bystander.recv_timeout(Duration::from_secs(20)) {
+        Ok(crate::Up::Echo(back)) if back == payload => Ok(start.elapsed()),
+        other => Err(format!("bystander echo {n}: {other:?}")),
+    }
+}
+
+/// Runs a short attack again and again for about a second and a half, so the bystander is
+/// measured while attacks are in progress.
+/// Runs a short attack again and again for about a second and a half, so the bystander is
+/// measured while attacks are in progress.
+fn repeated(broker: &Broker, attack: impl Fn(&Broker) -> Result<String, String> + Sync) -> Verdict {
+    under_attack(broker, |b| {
+        let start = Instant::now();
+        let mut rounds = 0;
+        let mut last = String::new();
+        while rounds < 3 || start.elapsed() < Duration::from_millis(1500) {
+            last = attack(b)?;
+            rounds += 1;
+        }
+        Ok(format!("{rounds} attackers, each: {last}"))
+    })
+}
+
+/// The common frame: bystander baseline, the attack on another thread while the bystander is
+/// measured, then the checks of the module doc.
+fn under_attack(
+    broker: &Broker,
+    attack: impl FnOnce(&Broker) -> Result<String, String> + Send,
+) -> Verdict {
+    let bystander = crate::spawn_echo(broker)?;
+    for n in 0..50 {
+        echo_once(&bystander, n)?;
+    }
+    crate::settle_pool(broker)?;
+    let baseline_fds = crate::open_fd_count();
+    let mut before: Vec<Duration> = (0..500)
+        .map(|n| echo_once(&bystander, n))
+        .collect::<Result<_, _>>()?;
+    let baseline = median(&mut before);
+
+    let done = AtomicBool::new(false);
+    let (attack_result, mut during, peak_fds) = std::thread::scope(|s| {
+        let attacker = s.spawn(|| {
+            let result = attack(broker);
+            done.store(true, Ordering::SeqCst);
+            result
+        });
+        let mut during = Vec::new();
+        let mut peak_fds = baseline_fds;
+        let mut n = 0_u32;
+        let mut failure = None;
+        while !done.load(Ordering::SeqCst) {
+            match echo_once(&bystander, n) {
+                Ok(d) => during.push(d),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if n % 32 == 0 {
+                peak_fds = peak_fds.max(crate::open_fd_count());
+            }
+            n = n.wrapping_add(1);
+        }
+        let result = attacker
+            .join()
+            .unwrap_or_else(|_| Err("the attack thread panicked".into()));
+        match failure {
+            Some(e) => (Err(e), during, peak_fds),
+            None => (result, during, peak_fds),
+        }
+    });
+    let detail = attack_result?;
+    println!("  attack: {detail}");
+
+    // The bystander still answers correctly after the attack.
+    echo_once(&bystander, u32::MAX)?;
+
+    // Fds: back at the baseline once the attacker is reaped and the pool is full again
+    // (closing a reaped child's listener and cgroup happen just after its end is reported).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after_fds = loop {
+        crate::settle_pool(broker)?;
+        let now = crate::open_fd_count();
+        if now == baseline_fds || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!("  broker fds: {baseline_fds} before, peak {peak_fds} during, {after_fds} after");
+    if after_fds != baseline_fds {
+        return Err(format!(
+            "broker fds {baseline_fds} before, {after_fds} after the attacker was reaped"
+        ));
+    }
+
+    // Starvation: see the module doc for the bound.
+    if during.len() < 100 {
+        return Err(format!(
+            "only {} bystander round trips during the attack; too few to judge",
+            during.len()
+        ));
+    }
+    let during_median = median(&mut during);
+    let bound = (baseline * 2).max(baseline + Duration::from_millis(2));
+    let ratio = during_median.as_secs_f64() / baseline.as_secs_f64().max(1e-9);
+    println!(
+        "  bystander echo round trip: baseline median {} µs ({} trips), during the attack {} µs \
+         ({} trips): ratio {ratio:.2}; bound {} µs = max(2 × baseline, baseline + 2 ms)",
+        baseline.as_micros(),
+        before.len(),
+        during_median.as_micros(),
+        during.len(),
+        bound.as_micros()
+    );
+    if during_median > bound {
+        return Err(format!(
+            "bystander starved: median round trip {} µs during the attack, {} µs before \
+             (ratio {ratio:.2}, bound {} µs)",
+            during_median.as_micros(),
+            baseline.as_micros(),
+            bound.as_micros()
+        ));
+    }
+    Ok(())
+}
+
+fn spawn_hostile(
+    broker: &Broker,
+    attack: &Attack,
+    profile: Option<Profile>,
+) -> Result<portcullis::Child<Vec<u8>, Report>, String> {
+    let options = SpawnOptions {
+        profile,
+        ..SpawnOptions::default()
+    };
+    broker
+        .spawn_with::<Vec<u8>, Report, _>("hostile-suite", attack, &options)
+        .map_err(|e| format!("spawn hostile: {e}: {:?}", std::error::Error::source(&e)))
+}
+
+/// One attacker that must end as a protocol violation, and only that.
+fn violation(broker: &Broker, attack: Attack, profile: Option<Profile>) -> Result<String, String> {
+    let child = spawn_hostile(broker, &attack, profile)?;
+    let service = matches!(
+        attack,
+        Attack::Garbage(Which::Service)
+            | Attack::TebibyteLength(Which::Service)
+            | Attack::ThousandFds(Which::Service)
+    );
+    // App-channel attacks are found when the application receives; service-channel ones by the
+    // broker's file workers on their own.
+    if matches!(attack, Attack::ThousandFds(_)) {
+        // The kernel may refuse the whole attack (see `Attack::ThousandFds`); the attacker then
+        // says so and ends normally, and the broker never saw a byte of it.
+        if let Some(ChildEnd::Exited { code: 0 }) = child.wait_timeout(Duration::from_millis(200)) {
+            return match child.recv_timeout(Duration::from_secs(5)) {
+                Ok(Report::Refused) => Ok(format!("{attack:?}: refused by the kernel")),
+                other => Err(format!(
+                    "{attack:?}: ended normally without a protocol violation: {other:?}"
+                )),
+            };
+        }
+    }
+    let seen = if service {
+        "found by the file workers".to_owned()
+    } else {
+        match child.recv_timeout(Duration::from_secs(20)) {
+            Ok(Report::Refused) => {
+                return match child.wait_timeout(Duration::from_secs(20)) {
+                    Some(ChildEnd::Exited { code: 0 }) => {
+                        Ok(format!("{attack:?}: refused by the kernel"))
+                    }
+                    other => Err(format!("{attack:?}: refused, then ended {other:?}")),
+                }
+            }
+            Err(ChildError::ProtocolViolation(v)) => format!("{v}"),
+            other => {
+                return Err(format!(
+                    "{attack:?}: expected a protocol violation, got {other:?}"
+                ))
+            }
+        }
+    };
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::ProtocolViolation { .. }) => {
+            Ok(format!("{attack:?}: {seen}, ended ProtocolViolation"))
+        }
+        other => Err(format!(
+            "{attack:?}: expected end ProtocolViolation, got {other:?}"
+        )),
+    }
+}
+
+/// Regression test of a denial of service the suite found: while one child keeps 1,000 fds in
+/// flight on its unread channel, another child is spawned. The kernel bounds fds in flight per
+/// *user* (`too_many_unix_fds`: the sender's user's in-flight count against the sender's
+/// `RLIMIT_NOFILE`), and every sandboxed child runs as the same host uid, so a new child that
+/// handed its seccomp listener over with `SCM_RIGHTS` failed with `ETOOMANYREFS`. The broker now
+/// takes the listener with `pidfd_getfd`; a lockdown sends no fd at all.
+fn spawn_while_fds_in_flight(broker: &Broker) -> Verdict {
+    let attacker = spawn_hostile(broker, &Attack::ThousandFds(Which::App), None)?;
+    // Its datagrams are queued, unread, on the broker's end of its application channel.
+    std::thread::sleep(Duration::from_millis(200));
+    let on_request = SpawnOptions {
+        // Not the pool's options: forked (and locked down) now.
+        keep_stderr: true,
+        ..SpawnOptions::default()
+    };
+    let spawned = broker.spawn_with::<crate::Down, crate::Up, _>("echo", &(), &on_request);
+    attacker.kill();
+    let _ = attacker.wait_timeout(Duration::from_secs(20));
+    let child = spawned
+        .map_err(|e| format!("a spawn while another child held fds in flight failed: {e:?}"))?;
+    match child.request(&crate::Down::Echo(vec![1, 2, 3])) {
+        Ok(crate::Up::Echo(b)) if b == [1, 2, 3] => Ok(()),
+        other => Err(format!("echo: {other:?}")),
+    }
+}
+
+/// 10,000 requests a second for two seconds on the service channel, default limits: the
+/// broker answers every one (served up to the profile's rate, `rate-limited` after) and the
+/// flooder ends normally.
+fn flood(broker: &Broker) -> Result<String, String> {
+    let tree = Tree::new("hostile-flood")?;
+    let profile = Profile {
+        fs: vec![grant(&tree.path("granted"), READ_LIST)],
+        net: Vec::new(),
+        limits: Limits::default(),
+    };
+    let attack = Attack::Flood {
+        path: tree.path("granted/a.txt"),
+        per_second: 10_000,
+        seconds: 2,
+    };
+    let child = spawn_hostile(broker, &attack, Some(profile))?;
+    let report = child.recv_timeout(Duration::from_secs(60));
+    let _ = child.send(&Vec::new());
+    let end = child.wait_timeout(Duration::from_secs(20));
+    match (report, end) {
+        (
+            Ok(Report::Flood {
+                sent,
+                ok,
+                rate_limited,
+                other: 0,
+                elapsed_ms,
+            }),
+            Some(ChildEnd::Exited { code: 0 }),
+        ) if ok + rate_limited == sent && ok > 0 => Ok(format!(
+            "{sent} stat requests in {elapsed_ms} ms ({} per second): {ok} served, \
+             {rate_limited} rate-limited, every one answered",
+            u64::from(sent) * 1000 / elapsed_ms.max(1)
+        )),
+        other => Err(format!("flooder: {other:?}")),
+    }
+}
+
+/// A child asks for a ~1 MiB directory listing and never reads, while the application sends
+/// it an 8 MiB message: the application's send fails with a timeout instead of blocking, the
+/// file worker stuck on the answer gives up at its deadline, and a bystander's brokered opens
+/// are all served meanwhile.
+fn stop_reading(broker: &Broker) -> Result<String, String> {
+    let tree = Tree::new("hostile-stop-reading")?;
+    let big = tree.path("granted/big");
+    std::fs::create_dir(&big).map_err(|e| e.to_string())?;
+    for i in 0..4000 {
+        std::fs::write(format!("{big}/{i:0>200}"), b"").map_err(|e| e.to_string())?;
+    }
+    let profile = Profile {
+        fs: vec![grant(&tree.path("granted"), READ_LIST)],
+        net: Vec::new(),
+        limits: Limits::default(),
+    };
+    let child = spawn_hostile(broker, &Attack::StopReading { dir: big }, Some(profile))?;
+    match child.recv_timeout(Duration::from_secs(20)) {
+        Ok(Report::Ready) => {}
+        other => return Err(format!("stop-reading child: {other:?}")),
+    }
+    let (send, served) = std::thread::scope(|s| {
+        let send = s.spawn(|| {
+            let start = Instant::now();
+            let result = child.send(&vec![0x5a; 8 << 20]);
+            (result, start.elapsed())
+        });
+        let served = crate::files::bystander_opens(broker, 200);
+        (send.join(), served)
+    });
+    let (send_result, send_took) = send.map_err(|_| "send thread panicked")?;
+    let served = served?;
+    child.kill();
+    let end = child.wait_timeout(Duration::from_secs(20));
+    match (&send_result, served, &end) {
+        (Err(ChildError::Send(portcullis::ipc::SendError::TimedOut)), 200, Some(ChildEnd::Killed)) => Ok(format!(
+            "8 MiB send to a child that stopped reading gave up after {} ms (TimedOut); \
+             a bystander's 200 brokered opens served meanwhile",
+            send_took.as_millis()
+        )),
+        _ => Err(format!(
+            "send {send_result:?} after {send_took:?}, bystander served {served} of 200, end {end:?}"
+        )),
+    }
+}
+
+/// A child opens one granted file 10,000 times, keeping each: its `open_fds` limit (the
+/// `RLIMIT_NOFILE` the broker set from it) stops it with `EMFILE` in the child, every request is
+/// answered, and the broker itself never holds more than a few extra fds.
+fn open_many(broker: &Broker) -> Result<String, String> {
+    let tree = Tree::new("hostile-open-many")?;
+    let limits = Limits {
+        // The rate limiter is not what should stop it here.
+        requests_per_second: 1_000_000,
+        burst: 1_000_000,
+        ..Limits::default()
+    };
+    let open_fds = limits.open_fds;
+    let profile = Profile {
+        fs: vec![grant(&tree.path("granted"), READ_LIST)],
+        net: Vec::new(),
+        limits,
+    };
+    let count = 10_000;
+    let attack = Attack::OpenMany {
+        path: tree.path("granted/a.txt"),
+        count,
+    };
+    let broker_fds_before = crate::open_fd_count();
+    let child = spawn_hostile(broker, &attack, Some(profile))?;
+    let report = child.recv_timeout(Duration::from_secs(120));
+    let broker_fds_holding = crate::open_fd_count();
+    let _ = child.send(&Vec::new());
+    let end = child.wait_timeout(Duration::from_secs(20));
+    // RLIMIT_NOFILE is open_fds + 32 (the child's own fds: stdio, channels).
+    let ceiling = open_fds + 32;
+    match (report, end) {
+        (
+            Ok(Report::Opens {
+                opened,
+                emfile,
+                other: 0,
+                first_error,
+            }),
+            Some(ChildEnd::Exited { code: 0 }),
+        ) if opened >= open_fds
+            && opened <= ceiling
+            && emfile == count - opened
+            && first_error.to_lowercase().contains("too many open files")
+            && broker_fds_holding <= broker_fds_before + 8 =>
+        {
+            Ok(format!(
+                "{count} opens: {opened} held (open_fds {open_fds}, RLIMIT_NOFILE {ceiling}), \
+                 {emfile} refused in the child: {first_error}; broker fds {broker_fds_before} \
+                 before, {broker_fds_holding} while the child held its files"
+            ))
+        }
+        other => Err(format!(
+            "open-many: {other:?}; broker fds {broker_fds_before} before, \
+             {broker_fds_holding} while the child held its files"
+        )),
+    }
+}

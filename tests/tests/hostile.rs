@@ -1,0 +1,27 @@
+//! The hostile-child suite: each attack runs in a fresh broker process next to a bystander echo
+//! child (`src/bin/probe/hostile.rs`). For every attack: the broker never panics, aborts or
+//! blocks; the attacker ends as it should and only it; the broker's fd count returns to its
+//! baseline once the attacker is reaped; and the bystander's median echo round trip during the
+//! attack stays within max(2 × its baseline, baseline + 2 ms), measured in the same run — the
+//! probe prints the figures and the ratio (`cargo test --test hostile -- --nocapture`). The
+//! bound and why it has a floor are explained at the top of the probe module.
+
+use portcullis_tests::scenarios;
+
+scenarios! {
+    // Garbage datagrams, 64 per attacker, on the application channel and on the service channel.
+    garbage_frames_end_only_the_sender => "hostile-suite-garbage",
+    // A length field claiming 2^40 bytes (1 TiB), on both channels: refused without allocating.
+    tebibyte_length_field_is_refused => "hostile-suite-tebibyte",
+    // 1,000 fds in one message: tests/hostile_fds.rs, a binary of its own (see there why).
+    // 10,000 service requests a second for two seconds: every one answered, the flooder
+    // rate-limited, nobody else slowed.
+    flood_of_10000_messages_per_second => "hostile-suite-flood",
+    // Half a message on each channel, then exit.
+    half_a_message_then_death => "hostile-suite-half-then-die",
+    // A child that stops reading while the broker sends it a large answer and a large message.
+    child_that_stops_reading_never_blocks_the_broker => "hostile-suite-stop-reading",
+    // A child that opens 10,000 brokered files: its own open_fds limit stops it (EMFILE), not
+    // the broker.
+    ten_thousand_brokered_opens_stop_at_the_childs_limit => "hostile-suite-open-many",
+}

@@ -1,0 +1,27 @@
+//! The hostile-child suite's fd attacks, in a test binary of their own (cargo runs test binaries
+//! one at a time, so nothing else spawns while they run). Why: the kernel limits the fds a *user*
+//! has in flight in unix sockets, and every sandboxed child of every broker on the host runs as
+//! the same host uid, so while an attacker keeps 1,000 fds queued, other children's fd-carrying
+//! application messages fail with `ETOOMANYREFS` (a residual gap, docs/THREATS.md). Spawning no
+//! longer sends an fd (the broker takes each child's seccomp listener with `pidfd_getfd`), which
+//! the second test proves.
+
+use portcullis_tests::scenarios;
+
+scenarios! {
+    // 1,000 fds in one message (four datagrams of one message), on both channels: the attacker
+    // ends as a protocol violation (or, when the kernel refused all of it, says so and ends
+    // normally), the broker's fds are back at baseline with its pool full, and the bystander is
+    // not starved.
+    thousand_fds_in_one_message_are_closed => "hostile-suite-thousand-fds",
+}
+
+/// A spawn succeeds while another child holds 1,000 fds in flight: no step of a lockdown passes
+/// an fd, so the per-user in-flight limit the attacker exhausts cannot deny it.
+#[test]
+fn spawn_succeeds_while_another_child_holds_fds_in_flight() {
+    portcullis_tests::run_scenario(
+        env!("CARGO_BIN_EXE_probe"),
+        "hostile-suite-spawn-while-fds-in-flight",
+    );
+}
