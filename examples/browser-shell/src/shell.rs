@@ -221,6 +221,9 @@ impl Shell {
                 audit: AuditSink::Callback(Arc::new(move |r: &AuditRecord| {
                     sink_counts.record(r);
                 })),
+                // A page's images are fetched one after another, but several tabs load at once.
+                network_workers: 4,
+                network_queue: 32,
                 ..BrokerConfig::default()
             },
         )?;
