@@ -7,6 +7,8 @@
 //! - `spawn_ms`: the spawn alone (a renderer locked down and ready for its first message);
 //! - `warm_navigate_ms`: the same page in a renderer that already runs (fetch + parse + layout +
 //!   the page over the channel);
+//! - `new_tab_no_pool_ms`: a new tab in a second broker whose zygote keeps no pre-forked
+//!   children, so each renderer is forked and locked down on request;
 //! - `raw_fetch_ms`: the same page with no sandbox at all — a plain HTTP GET from this process
 //!   and the same engine's parse and layout, in process.
 //!
@@ -63,7 +65,7 @@ fn main() {
         .unwrap_or(40)
         .max(30);
     let pages = PagesServer::start().expect("pages server");
-    let config = ShellConfig {
+    let config = |prefork: usize| ShellConfig {
         grants: Grants {
             policy: Policy::from_toml_str(DEFAULT_POLICY, "policy.toml").expect("policy"),
             files: None,
@@ -73,8 +75,9 @@ fn main() {
         limits: Limits::default(),
         home: pages.home(),
         escape_port: pages.port(),
+        prefork,
     };
-    let shell = match Shell::start(config) {
+    let shell = match Shell::start(config(2)) {
         Ok(shell) => shell,
         Err(e) if e.is_host_restriction() => {
             println!("{{\"skipped\":\"this host cannot sandbox: {e}\"}}");
@@ -82,6 +85,8 @@ fn main() {
         }
         Err(e) => panic!("start the broker: {e}"),
     };
+    // A second broker whose zygote forks each renderer on request (no pool), for comparison.
+    let unpooled = Shell::start(config(0)).expect("start the second broker");
     let url = format!("{}/lists.html", pages.origin());
     let site = Site::of(&url::Url::parse(&url).expect("url")).expect("site");
     let wait_for_pool = |shell: &Shell| {
@@ -99,6 +104,7 @@ fn main() {
         let _ = raw_get(pages.port(), "/lists.html");
     }
     let (mut first_paint, mut spawn, mut warm, mut raw) = (vec![], vec![], vec![], vec![]);
+    let mut unpooled_paint = vec![];
     let mut pooled_at_start = 0;
     for _ in 0..runs {
         // New tab → first paint.
@@ -124,6 +130,14 @@ fn main() {
         let renderer = shell.spawn_renderer(&site).expect("spawn");
         spawn.push(ms(t.elapsed()));
         drop(renderer);
+        // New tab with no pool: the zygote forks the renderer now.
+        let mut slot = None;
+        let t = Instant::now();
+        unpooled
+            .navigate(&mut slot, &url, WIDTH)
+            .expect("navigate, no pool");
+        unpooled_paint.push(ms(t.elapsed()));
+        drop(slot);
         // No sandbox: fetch, parse and lay out in this process.
         let t = Instant::now();
         let body = raw_get(pages.port(), "/lists.html");
@@ -136,16 +150,18 @@ fn main() {
     let spawn = median(&mut spawn);
     let warm = median(&mut warm);
     let raw = median(&mut raw);
+    let unpooled_paint = median(&mut unpooled_paint);
     let ratio = first_paint / raw;
     if !json {
         println!("new tab → first paint      {first_paint:8.3} ms (median of {runs})");
         println!("  spawn alone              {spawn:8.3} ms");
         println!("  navigate, warm renderer  {warm:8.3} ms");
+        println!("new tab, no pool (fork)    {unpooled_paint:8.3} ms");
         println!("no sandbox: fetch + render {raw:8.3} ms");
         println!("ratio                      {ratio:8.2}x");
         println!("runs that found a pooled child waiting: {pooled_at_start} of {runs}");
     }
     println!(
-        "{{\"new_tab_first_paint_ms\":{first_paint:.3},\"spawn_ms\":{spawn:.3},\"warm_navigate_ms\":{warm:.3},\"raw_fetch_ms\":{raw:.3},\"first_paint_over_raw\":{ratio:.2},\"runs\":{runs},\"pooled_runs\":{pooled_at_start},\"target_ms\":10}}"
+        "{{\"new_tab_first_paint_ms\":{first_paint:.3},\"spawn_ms\":{spawn:.3},\"warm_navigate_ms\":{warm:.3},\"new_tab_no_pool_ms\":{unpooled_paint:.3},\"raw_fetch_ms\":{raw:.3},\"first_paint_over_raw\":{ratio:.2},\"runs\":{runs},\"pooled_runs\":{pooled_at_start},\"target_ms\":10}}"
     );
 }

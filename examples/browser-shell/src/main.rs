@@ -100,6 +100,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         limits: browser_render::Limits::default(),
         home: pages.home(),
         escape_port: pages.port(),
+        prefork: 2,
     };
     let shell = match Shell::start(config) {
         Ok(shell) => shell,

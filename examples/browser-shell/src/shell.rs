@@ -196,6 +196,9 @@ pub struct ShellConfig {
     pub home: String,
     /// A loopback port about:escape tries to reach without a grant.
     pub escape_port: u16,
+    /// Renderers the zygote keeps forked ahead (`BrokerConfig::prefork`); 0 forks each on
+    /// request.
+    pub prefork: usize,
 }
 
 /// The broker and everything it knows about its renderers.
@@ -224,6 +227,7 @@ impl Shell {
                 // A page's images are fetched one after another, but several tabs load at once.
                 network_workers: 4,
                 network_queue: 32,
+                prefork: config.prefork,
                 ..BrokerConfig::default()
             },
         )?;
