@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// Wall-clock limit in milliseconds; the program is killed after it.
     #[arg(long = "wall-ms", value_name = "MS")]
     wall_ms: Option<u64>,
+    /// Let the program create processes (fork, vfork, clone without namespace flags, wait, and
+    /// signals to its own processes), up to --pids tasks in all. Without it, creating a process
+    /// is a violation.
+    #[arg(long = "allow-processes")]
+    allow_processes: bool,
     /// What a syscall outside the allowlist does: kill the program (default) or fail with EPERM.
     #[arg(long = "on-violation", value_name = "ACTION", value_parser = ["kill", "deny"])]
     on_violation: Option<String>,
@@ -174,6 +179,9 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
     if let Some(wall) = args.wall_ms {
         limits.wall_ms = wall;
     }
+    if args.allow_processes {
+        limits.allow_processes = true;
+    }
     if let Some(action) = &args.on_violation {
         limits.on_violation = if action == "deny" {
             OnViolation::Deny
@@ -271,7 +279,7 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             signalled(libc::SIGKILL)
         }
         ChildEnd::ProcessLimit => {
-            say("ended after hitting its process limit");
+            say("ended after hitting its process limit (--pids)");
             CANNOT_RUN
         }
         other => {
