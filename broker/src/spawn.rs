@@ -634,6 +634,45 @@ impl Broker {
         stdio: [BorrowedFd<'_>; 3],
         options: &SpawnOptions,
     ) -> Result<Child<(), ()>, SpawnError> {
+        self.spawn_exec(program, argv, env, stdio, options, false)
+    }
+
+    /// Exec mode for a program that speaks the Portcullis protocol (a plugin): as
+    /// [`Broker::spawn_program`], but the child keeps its two channels across the exec, so the
+    /// program talks to the broker like any child — typed messages (`Down`/`Up`) on its
+    /// channel, files and network by its profile on its service channel — after taking them with
+    /// `portcullis_child::ChildContext::inherited`. The program starts only after every lockdown
+    /// step, so none of its code (not even a static constructor) ever runs unconfined.
+    ///
+    /// Errors: as [`Broker::spawn_program`].
+    pub fn spawn_plugin<Down, Up>(
+        &self,
+        program: &std::path::Path,
+        argv: &[std::ffi::OsString],
+        env: &[std::ffi::OsString],
+        stdio: [BorrowedFd<'_>; 3],
+        options: &SpawnOptions,
+    ) -> Result<Child<Down, Up>, SpawnError>
+    where
+        Down: Serialize,
+        Up: DeserializeOwned,
+    {
+        self.spawn_exec(program, argv, env, stdio, options, true)
+    }
+
+    fn spawn_exec<Down, Up>(
+        &self,
+        program: &std::path::Path,
+        argv: &[std::ffi::OsString],
+        env: &[std::ffi::OsString],
+        stdio: [BorrowedFd<'_>; 3],
+        options: &SpawnOptions,
+        keep_channels: bool,
+    ) -> Result<Child<Down, Up>, SpawnError>
+    where
+        Down: Serialize,
+        Up: DeserializeOwned,
+    {
         use std::os::unix::ffi::OsStrExt;
         let shared = &self.shared;
         if !shared.zygote_alive.load(Ordering::Acquire) {
@@ -657,6 +696,7 @@ impl Broker {
         let args = portcullis_child::protocol::ExecArgs {
             argv: bytes(argv)?,
             env: bytes(env)?,
+            keep_channels,
         };
         let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
         let start = StartChild {
