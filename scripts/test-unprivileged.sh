@@ -31,7 +31,13 @@ if [ -z "$cli" ]; then
     cargo build --bin portcullis --message-format=json >"$json"
     cli=$(grep -o '"executable":"[^"]*/portcullis"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
 fi
-if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ]; then
+# The plugin host, which examples/plugin-host/tests runs.
+plugin_host=$(grep -o '"executable":"[^"]*/plugin-host"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+if [ -z "$plugin_host" ]; then
+    cargo build -p plugin-host --bin plugin-host --message-format=json >"$json"
+    plugin_host=$(grep -o '"executable":"[^"]*/plugin-host"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+fi
+if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ] || [ -z "$plugin_host" ]; then
     echo "test-unprivileged: found no test binaries, no probe binary or no portcullis binary" >&2
     exit 1
 fi
@@ -41,6 +47,7 @@ if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
 fi
 cp "$probe" "$stage/probe"
 cp "$cli" "$stage/portcullis"
+cp "$plugin_host" "$stage/plugin-host"
 for exe in "${executables[@]}"; do
     cp "$exe" "$stage/"
 done
@@ -91,6 +98,7 @@ for exe in "${executables[@]}"; do
     if ! (cd "$stage" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
         env -i PATH=/usr/bin:/bin HOME="$stage/tmp" TMPDIR="$stage/tmp" \
         PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" PORTCULLIS_CLI="$stage/portcullis" \
+        PORTCULLIS_PLUGIN_HOST="$stage/plugin-host" \
         "$stage/$name"); then
         failed=1
     fi
