@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// Wall-clock limit in milliseconds; the program is killed after it.
     #[arg(long = "wall-ms", value_name = "MS")]
     wall_ms: Option<u64>,
+    /// No cgroup for the program: limits by rlimits only (memory as address space, no task
+    /// limit, no CPU share). For hosts that give no cgroup, and to measure what one costs;
+    /// refused with --allow-processes (nothing would bound the processes).
+    #[arg(long = "no-cgroup")]
+    no_cgroup: bool,
     /// Let the program create processes (fork, vfork, clone without namespace flags, wait, and
     /// signals to its own processes), up to --pids tasks in all. Without it, creating a process
     /// is a violation.
@@ -221,6 +226,11 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         Entries::new(),
         BrokerConfig {
             prefork: 0,
+            cgroups: if args.no_cgroup {
+                portcullis::broker::CgroupSetting::Off
+            } else {
+                portcullis::broker::CgroupSetting::Auto
+            },
             ..BrokerConfig::default()
         },
     ) {
