@@ -707,6 +707,39 @@ fn run_fork_bomb_is_capped_by_the_pids_limit() {
 }
 
 #[test]
+fn run_without_a_cgroup_still_limits_and_refuses_unbounded_processes() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&["--no-cgroup"], &program, &["hello", "x"], b"");
+    assert_eq!(stdout(&out), "hello from a static program, argv[2]=x\n");
+    assert_status(&out, 3);
+    // Memory falls back to RLIMIT_AS: the bomb's malloc fails instead of an OOM kill.
+    let out = run_program(
+        &["--no-cgroup", "--memory", "64MiB"],
+        &program,
+        &["membomb"],
+        b"",
+    );
+    assert_eq!(stdout(&out), "malloc failed\n", "{}", stderr(&out));
+    assert_status(&out, 1);
+    // Nothing would bound the processes: refused, fail closed.
+    let out = run_program(
+        &["--no-cgroup", "--allow-processes"],
+        &program,
+        &["fork-and-wait"],
+        b"",
+    );
+    assert!(
+        stderr(&out).contains("needs a pids cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    assert_status(&out, 126);
+}
+
+#[test]
 fn run_memory_bomb_is_capped_by_the_memory_limit() {
     let Some(program) = static_program() else {
         return;
