@@ -19,6 +19,9 @@ pub fn decode_image(bytes: &[u8], limits: &Limits) -> ImageInfo {
     }
 }
 
+/// What reading an image's header may allocate.
+const HEADER_ALLOC: u64 = 1 << 20;
+
 fn decode(bytes: &[u8], limits: &Limits) -> Result<ImageInfo, String> {
     if bytes.len() > limits.max_image_bytes {
         return Err(format!(
@@ -30,7 +33,7 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<ImageInfo, String> {
     if bytes.is_empty() {
         return Err("empty".to_owned());
     }
-    let reader = |bytes| -> Result<ImageReader<Cursor<&[u8]>>, String> {
+    let reader = |bytes, limits: image::Limits| -> Result<ImageReader<Cursor<&[u8]>>, String> {
         let mut reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| format!("unreadable: {e}"))?;
@@ -38,11 +41,15 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<ImageInfo, String> {
             return Err("not an image format this browser knows".to_owned());
         };
         let _ = format;
-        reader.limits(image_limits(limits));
+        reader.limits(limits);
         Ok(reader)
     };
     // 1. The header alone: the claimed size.
-    let header = reader(bytes)?;
+    // Its own limits have no side caps (so the refusal below can name the claimed size) and a
+    // small allocation budget: reading a header needs next to nothing.
+    let mut header_limits = image::Limits::no_limits();
+    header_limits.max_alloc = Some(HEADER_ALLOC);
+    let header = reader(bytes, header_limits)?;
     let format = header
         .format()
         .map(|f| format!("{f:?}").to_ascii_lowercase())
@@ -52,7 +59,7 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<ImageInfo, String> {
         .map_err(|e| format!("bad header: {e}"))?;
     check_size(width, height, limits)?;
     // 2. The pixels, under the same limits (the decoder checks them again itself).
-    let image = reader(bytes)?
+    let image = reader(bytes, image_limits(limits))?
         .decode()
         .map_err(|e| format!("does not decode: {e}"))?;
     if (image.width(), image.height()) != (width, height) {

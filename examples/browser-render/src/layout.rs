@@ -61,7 +61,7 @@ pub(crate) fn layout(
             Item::Hr => {
                 if cells == 0 {
                     b.block_break(false);
-                    let rule = "─".repeat(width.saturating_sub(b.indent).max(1));
+                    let rule = "─".repeat(width.saturating_sub(b.shown_indent()).max(1));
                     b.literal(&rule, Style::default(), false);
                     b.block_break(false);
                 }
@@ -214,7 +214,7 @@ pub(crate) fn layout(
                                 .map(|l| l.spans.iter().map(|s| str_width(&s.text)).sum::<usize>())
                                 .max()
                                 .unwrap_or(0)
-                                .saturating_sub(frame.indent);
+                                .saturating_sub(frame.indent.min(width / 2));
                             if w > 0 {
                                 let rule = if *level == 1 { "=" } else { "-" }.repeat(w);
                                 b.literal(&rule, frame.style, false);
@@ -414,7 +414,7 @@ impl Builder {
                 '\r' => {}
                 '\t' => {
                     self.start_line();
-                    let col = self.cur_w.saturating_sub(self.indent);
+                    let col = self.cur_w.saturating_sub(self.shown_indent());
                     let n = 8 - col % 8;
                     self.put(&" ".repeat(n), style, n);
                 }
@@ -495,7 +495,7 @@ impl Builder {
             );
         }
         self.space = false;
-        let room = self.width.saturating_sub(self.indent).max(1);
+        let room = self.width.saturating_sub(self.shown_indent()).max(1);
         if w <= room || self.cur_w + w <= self.width {
             for span in word {
                 self.put(&span.text, span.style, str_width(&span.text));
@@ -516,6 +516,12 @@ impl Builder {
             }
         }
         self.content = true;
+    }
+
+    /// The indent lines get: deep nesting stops indenting at half the width, so text always
+    /// keeps room.
+    fn shown_indent(&self) -> usize {
+        self.indent.min(self.width / 2)
     }
 
     fn last_link(&self) -> Option<u32> {
@@ -546,7 +552,7 @@ impl Builder {
         self.started = true;
         let marker = self.marker.take();
         let marker_w = marker.as_deref().map_or(0, str_width);
-        let pad = self.indent.saturating_sub(marker_w);
+        let pad = self.shown_indent().saturating_sub(marker_w);
         if pad > 0 {
             self.put(&" ".repeat(pad), Style::default(), pad);
         }

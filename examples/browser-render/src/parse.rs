@@ -392,6 +392,9 @@ fn walk(html: &Html, base: &str, limits: &Limits) -> Parsed {
                     if node.has_children() && !is_void(el.name()) {
                         opened.push(emitted);
                         descend = true;
+                    } else if emitted {
+                        // An empty container closes at once.
+                        out.items.push(Item::Close);
                     }
                 }
             }
