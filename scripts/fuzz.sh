@@ -17,6 +17,12 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 targets=(frame_to_decision path_beneath)
 
+# A nightly toolchain but no cargo-fuzz: install it (CI's machines have the toolchains, not the
+# tool). Offline, or if it does not build, the replay below still runs.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: installing cargo-fuzz"
+    cargo install --locked cargo-fuzz >/dev/null 2>&1 || echo "fuzz.sh: could not install cargo-fuzz"
+fi
 if cargo fuzz --version >/dev/null 2>&1 && cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz.sh: libFuzzer via $(cargo fuzz --version) on $(cargo +nightly --version), ${seconds}s per target"
     for target in "${targets[@]}"; do

@@ -31,14 +31,20 @@ if [ -z "$cli" ]; then
     cargo build --bin portcullis --message-format=json >"$json"
     cli=$(grep -o '"executable":"[^"]*/portcullis"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
 fi
+# The plugin host, which examples/plugin-host/tests runs.
+plugin_host=$(grep -o '"executable":"[^"]*/plugin-host"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+if [ -z "$plugin_host" ]; then
+    cargo build -p plugin-host --bin plugin-host --message-format=json >"$json"
+    plugin_host=$(grep -o '"executable":"[^"]*/plugin-host"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
+fi
 # The demo browser, which examples/browser-shell/tests run (as BROWSER_SHELL).
 browser=$(grep -o '"executable":"[^"]*/browser-shell"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
 if [ -z "$browser" ]; then
     cargo build -p browser-shell --bin browser-shell --message-format=json >"$json"
     browser=$(grep -o '"executable":"[^"]*/browser-shell"' "$json" | sed 's/"executable":"\(.*\)"/\1/' | head -n 1)
 fi
-if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ] || [ -z "$browser" ]; then
-    echo "test-unprivileged: found no test binaries, no probe binary, no portcullis binary or no browser-shell binary" >&2
+if [ "${#executables[@]}" -eq 0 ] || [ -z "$probe" ] || [ -z "$cli" ] || [ -z "$plugin_host" ] || [ -z "$browser" ]; then
+    echo "test-unprivileged: found no test binaries, no probe binary, no portcullis binary, no plugin-host binary or no browser-shell binary" >&2
     exit 1
 fi
 if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
@@ -47,6 +53,7 @@ if ! printf '%s\n' "${executables[@]}" | grep -q '/sandbox-'; then
 fi
 cp "$probe" "$stage/probe"
 cp "$cli" "$stage/portcullis"
+cp "$plugin_host" "$stage/plugin-host"
 cp "$browser" "$stage/browser-shell"
 for exe in "${executables[@]}"; do
     cp "$exe" "$stage/"
@@ -98,6 +105,7 @@ for exe in "${executables[@]}"; do
     if ! (cd "$stage" && setpriv --reuid="$uid" --regid="$gid" --clear-groups \
         env -i PATH=/usr/bin:/bin HOME="$stage/tmp" TMPDIR="$stage/tmp" \
         PORTCULLIS_TESTS_REQUIRED="${PORTCULLIS_TESTS_REQUIRED:-}" PORTCULLIS_PROBE="$stage/probe" PORTCULLIS_CLI="$stage/portcullis" \
+        PORTCULLIS_PLUGIN_HOST="$stage/plugin-host" \
         BROWSER_SHELL="$stage/browser-shell" \
         "$stage/$name"); then
         failed=1

@@ -24,3 +24,8 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     echo "== not root: the unprivileged run above is the only one"
 fi
+
+# Fuzzing, bounded: libFuzzer for PORTCULLIS_FUZZ_SECONDS per target where a nightly toolchain
+# can be had, else the stable replay of the same targets (which `cargo test` ran already).
+echo "== fuzz (${PORTCULLIS_FUZZ_SECONDS:-60} s per target)"
+scripts/fuzz.sh "${PORTCULLIS_FUZZ_SECONDS:-60}"

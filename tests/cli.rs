@@ -650,6 +650,117 @@ fn run_hides_the_callers_other_fds() {
     assert_status(&out, 0);
 }
 
+/// Skips (or fails under `PORTCULLIS_TESTS_REQUIRED=1`) when `portcullis run` said this host
+/// gives its broker no cgroup for `what`.
+fn cgroup_missing(out: &Output, what: &str) -> bool {
+    let err = stderr(out);
+    let missing = err.contains("needs a pids cgroup") || err.contains("no cgroup");
+    if missing {
+        assert!(
+            !required(),
+            "{what}: this host gives the broker no cgroup: {err}"
+        );
+        eprintln!("skipped {what}: no cgroup here: {err}");
+    }
+    missing
+}
+
+#[test]
+fn run_fork_bomb_is_capped_by_the_pids_limit() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(
+        &["--allow-processes", "--pids", "16"],
+        &program,
+        &["forkbomb"],
+        b"",
+    );
+    if cgroup_missing(&out, "fork bomb") {
+        return;
+    }
+    assert_eq!(
+        stdout(&out),
+        "fork refused after 15 children: Resource temporarily unavailable\n",
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("portcullis: ended after hitting its process limit"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // The pair: without --allow-processes the first fork is a violation.
+    let out = run_program(&[], &program, &["fork-and-wait"], b"");
+    assert!(
+        stderr(&out).contains("portcullis: killed: seccomp violation: clone"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 128 + libc::SIGSYS);
+    let out = run_program(&["--allow-processes"], &program, &["fork-and-wait"], b"");
+    if cgroup_missing(&out, "fork and wait") {
+        return;
+    }
+    assert_eq!(stdout(&out), "child exited 7\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_without_a_cgroup_still_limits_and_refuses_unbounded_processes() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&["--no-cgroup"], &program, &["hello", "x"], b"");
+    assert_eq!(stdout(&out), "hello from a static program, argv[2]=x\n");
+    assert_status(&out, 3);
+    // Memory falls back to RLIMIT_AS: the bomb's malloc fails instead of an OOM kill.
+    let out = run_program(
+        &["--no-cgroup", "--memory", "64MiB"],
+        &program,
+        &["membomb"],
+        b"",
+    );
+    assert_eq!(stdout(&out), "malloc failed\n", "{}", stderr(&out));
+    assert_status(&out, 1);
+    // Nothing would bound the processes: refused, fail closed.
+    let out = run_program(
+        &["--no-cgroup", "--allow-processes"],
+        &program,
+        &["fork-and-wait"],
+        b"",
+    );
+    assert!(
+        stderr(&out).contains("needs a pids cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    assert_status(&out, 126);
+}
+
+#[test]
+fn run_memory_bomb_is_capped_by_the_memory_limit() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(&["--memory", "64MiB"], &program, &["membomb"], b"");
+    let err = stderr(&out);
+    if err.contains("killed: out of memory") {
+        assert_status(&out, 128 + libc::SIGKILL);
+    } else {
+        // Without a memory cgroup the limit is RLIMIT_AS: malloc fails instead of the kernel
+        // killing; either way the bomb is capped.
+        assert!(
+            !required(),
+            "no memory cgroup under PORTCULLIS_TESTS_REQUIRED=1: {err}"
+        );
+        assert_eq!(stdout(&out), "malloc failed\n", "{err}");
+        assert_status(&out, 1);
+    }
+}
+
 #[test]
 fn run_reports_a_violation_by_name_in_both_modes() {
     let Some(program) = static_program() else {

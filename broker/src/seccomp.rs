@@ -399,11 +399,72 @@ pub const EXEC_ALLOWLIST_EXTRA: &[SyscallRule] = &[
     },
 ];
 
-/// Compiles [`CHILD_ALLOWLIST`] plus [`EXEC_ALLOWLIST_EXTRA`], the filter of exec-mode children.
-pub fn compile_exec_filter() -> Result<SeccompProgram, SeccompCompileError> {
+/// `clone` flags that must be clear when a program may create processes: every new namespace,
+/// a sibling of the sandbox's init (`CLONE_PARENT` would hand the child to the zygote) and
+/// tracing. `CLONE_VFORK` is fine here (`posix_spawn` uses it).
+const FORBIDDEN_PROCESS_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_PARENT
+    | libc::CLONE_PTRACE) as u64;
+
+/// What an exec-mode program that may create processes (`allow_processes`) needs on top of
+/// [`EXEC_ALLOWLIST_EXTRA`]. Every process it makes shares its PID namespace, where the program
+/// is init and every pid it can name is one of its own, its filter, cgroup (the `processes`
+/// limit counts them) and limits.
+pub const EXEC_PROCESSES_EXTRA: &[SyscallRule] = &[
+    SyscallRule {
+        name: "clone",
+        action: RuleAction::AllowIfMasked {
+            arg: 0,
+            mask: FORBIDDEN_PROCESS_CLONE_FLAGS,
+            value: 0,
+        },
+        reason: "fork and posix_spawn through clone; no namespace flag, no CLONE_PARENT or                  CLONE_PTRACE (the thread-only rule of the child filter still applies too)",
+    },
+    allow("fork", "the legacy fork syscall; same as clone without flags"),
+    allow("vfork", "the legacy vfork syscall (posix_spawn's classic path)"),
+    allow("wait4", "reap its own processes"),
+    allow("waitid", "reap its own processes (waitid form)"),
+    allow(
+        "kill",
+        "signal its own processes: the program is init of its PID namespace, so every pid it can          name is one it made",
+    ),
+    allow(
+        "tgkill",
+        "signal a thread of one of its own processes (the child filter allows only its own pid)",
+    ),
+    allow("tkill", "the legacy form of tgkill, within its own PID namespace"),
+    allow("getppid", "a process asks for its parent (inside the namespace)"),
+    allow("pipe2", "pipes between the program and the processes it made"),
+    allow("pipe", "the legacy pipe syscall"),
+    allow("rt_sigsuspend", "wait for a child's signal (sigsuspend)"),
+    allow("pause", "wait for a signal"),
+];
+
+/// Which exec-mode filter a program gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ExecShape {
+    /// The program may create processes ([`EXEC_PROCESSES_EXTRA`]).
+    pub processes: bool,
+}
+
+/// Compiles [`CHILD_ALLOWLIST`] plus [`EXEC_ALLOWLIST_EXTRA`], the filter of exec-mode children,
+/// plus [`EXEC_PROCESSES_EXTRA`] when the shape asks for processes.
+pub fn compile_exec_filter(shape: ExecShape) -> Result<SeccompProgram, SeccompCompileError> {
+    let processes: &[SyscallRule] = if shape.processes {
+        EXEC_PROCESSES_EXTRA
+    } else {
+        &[]
+    };
     let rules: Vec<SyscallRule> = CHILD_ALLOWLIST
         .iter()
         .chain(EXEC_ALLOWLIST_EXTRA)
+        .chain(processes)
         .copied()
         .collect();
     compile(&rules)
@@ -474,8 +535,37 @@ mod tests {
                 rule.name
             );
         }
-        let n = compile_exec_filter().unwrap().instructions().len();
+        let n = compile_exec_filter(ExecShape::default())
+            .unwrap()
+            .instructions()
+            .len();
         assert!(n > 20 && n <= 4096, "{n} instructions");
+    }
+
+    #[test]
+    fn process_rules_have_reasons_and_compile() {
+        for rule in EXEC_PROCESSES_EXTRA {
+            assert!(rule.reason.len() > 10, "{} needs a reason", rule.name);
+            assert!(
+                ScmpSyscall::from_name(rule.name).is_ok(),
+                "{} unknown",
+                rule.name
+            );
+        }
+        // Never a namespace, never a way out of the PID namespace's tree.
+        for name in ["unshare", "setns", "ptrace", "execve", "clone3", "setpgid"] {
+            assert!(
+                !EXEC_PROCESSES_EXTRA.iter().any(|r| r.name == name),
+                "{name} must not come with processes"
+            );
+        }
+        assert_ne!(
+            FORBIDDEN_PROCESS_CLONE_FLAGS & libc::CLONE_NEWUSER as u64,
+            0
+        );
+        let with = compile_exec_filter(ExecShape { processes: true }).unwrap();
+        let without = compile_exec_filter(ExecShape::default()).unwrap();
+        assert!(with.instructions().len() > without.instructions().len());
     }
 
     #[test]

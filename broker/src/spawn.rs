@@ -31,10 +31,11 @@ use crate::cgroup::{
 };
 use crate::limits::{child_limits, ChildLimits};
 use crate::namespaces::{write_id_maps, IdMapError};
-use crate::seccomp::{compile_child_filter, compile_exec_filter, SeccompCompileError};
+use crate::seccomp::{compile_child_filter, compile_exec_filter, ExecShape, SeccompCompileError};
 use crate::serve::{Registration, Service, ServiceConfig};
 use crate::supervise::{Event, OnViolation, Supervisor, Violation, Watch};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
+use portcullis_child::SeccompProgram;
 
 /// Host uid/gid a root broker maps a sandbox's root to: an id no host account or file uses, so
 /// no host process (not even one running as `nobody`) shares it and may signal the zygote or a
@@ -228,6 +229,12 @@ pub enum SpawnError {
     /// Sending the start message to the locked-down child failed; it was killed.
     #[error("send start message to child")]
     Start(#[source] SendError),
+    /// Compiling an exec-mode seccomp filter failed.
+    #[error("compile the exec-mode seccomp filter")]
+    Seccomp(#[source] SeccompCompileError),
+    /// The options ask for something this kind of spawn cannot give.
+    #[error("invalid spawn options: {0}")]
+    InvalidOptions(&'static str),
     /// The child's first message was not a lockdown report; it was killed.
     #[error("child broke the lockdown handshake")]
     Handshake(#[source] RecvError),
@@ -342,6 +349,9 @@ struct Shared {
     pool_cgroup_limits: CgroupLimits,
     /// CPUs of this machine (a CPU share of all of them is no throttling).
     cpus: u32,
+    /// Exec-mode filters compiled so far, one per shape (compiled on first use: a broker that
+    /// never executes a program never pays for them).
+    exec_filters: Mutex<HashMap<ExecShape, SeccompProgram>>,
     /// Serves every child's service channel.
     service: Arc<Service>,
     /// Watches every child's seccomp violations and wall-clock deadline.
@@ -402,7 +412,6 @@ impl Broker {
         let entry_names = entries.names().map(str::to_owned).collect();
         drop(entries);
         let seccomp = compile_child_filter()?;
-        let exec_seccomp = compile_exec_filter()?;
         // Best effort: a broker that cannot raise it still works, with fewer children.
         if let Err(e) = crate::sys::process::raise_open_files_limit() {
             tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -437,6 +446,7 @@ impl Broker {
             cgroups: Mutex::new(cgroups),
             pool_cgroup_limits: pool_limits.cgroup,
             cpus,
+            exec_filters: Mutex::new(HashMap::new()),
             service,
             supervisor,
             zygote_alive: AtomicBool::new(true),
@@ -446,7 +456,6 @@ impl Broker {
         let thread_shared = Arc::clone(&shared);
         let init = ZygoteInit {
             seccomp,
-            exec_seccomp,
             channel_limits: (
                 shared.config.channel_limits.max_message_bytes,
                 shared.config.channel_limits.max_fds_per_message,
@@ -575,6 +584,16 @@ impl Broker {
         if !shared.zygote_alive.load(Ordering::Acquire) {
             return Err(SpawnError::ZygoteGone);
         }
+        if options
+            .profile
+            .as_ref()
+            .is_some_and(|p| p.limits.allow_processes)
+        {
+            return Err(SpawnError::InvalidOptions(
+                "allow_processes is for exec mode (spawn_program) only: an entry function \
+                 runs in a forked copy of the zygote, where a fork has nothing to execute",
+            ));
+        }
         let start = StartChild {
             entry: entry.to_owned(),
             args: postcard::to_allocvec(args).map_err(SpawnError::EncodeArgs)?,
@@ -591,7 +610,7 @@ impl Broker {
             }
         }
         let forked =
-            shared.fork_on_request(&limits.rlimits, options.keep_stderr, false, deadline)?;
+            shared.fork_on_request(&limits.rlimits, options.keep_stderr, None, deadline)?;
         self.start_child(forked, entry, (&start, &[]), options, &limits, deadline)
     }
 
@@ -615,6 +634,45 @@ impl Broker {
         stdio: [BorrowedFd<'_>; 3],
         options: &SpawnOptions,
     ) -> Result<Child<(), ()>, SpawnError> {
+        self.spawn_exec(program, argv, env, stdio, options, false)
+    }
+
+    /// Exec mode for a program that speaks the Portcullis protocol (a plugin): as
+    /// [`Broker::spawn_program`], but the child keeps its two channels across the exec, so the
+    /// program talks to the broker like any child — typed messages (`Down`/`Up`) on its
+    /// channel, files and network by its profile on its service channel — after taking them with
+    /// `portcullis_child::ChildContext::inherited`. The program starts only after every lockdown
+    /// step, so none of its code (not even a static constructor) ever runs unconfined.
+    ///
+    /// Errors: as [`Broker::spawn_program`].
+    pub fn spawn_plugin<Down, Up>(
+        &self,
+        program: &std::path::Path,
+        argv: &[std::ffi::OsString],
+        env: &[std::ffi::OsString],
+        stdio: [BorrowedFd<'_>; 3],
+        options: &SpawnOptions,
+    ) -> Result<Child<Down, Up>, SpawnError>
+    where
+        Down: Serialize,
+        Up: DeserializeOwned,
+    {
+        self.spawn_exec(program, argv, env, stdio, options, true)
+    }
+
+    fn spawn_exec<Down, Up>(
+        &self,
+        program: &std::path::Path,
+        argv: &[std::ffi::OsString],
+        env: &[std::ffi::OsString],
+        stdio: [BorrowedFd<'_>; 3],
+        options: &SpawnOptions,
+        keep_channels: bool,
+    ) -> Result<Child<Down, Up>, SpawnError>
+    where
+        Down: Serialize,
+        Up: DeserializeOwned,
+    {
         use std::os::unix::ffi::OsStrExt;
         let shared = &self.shared;
         if !shared.zygote_alive.load(Ordering::Acquire) {
@@ -638,6 +696,7 @@ impl Broker {
         let args = portcullis_child::protocol::ExecArgs {
             argv: bytes(argv)?,
             env: bytes(env)?,
+            keep_channels,
         };
         let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
         let start = StartChild {
@@ -646,8 +705,26 @@ impl Broker {
         };
         let deadline = Instant::now() + shared.config.spawn_timeout;
         let limits = shared.limits_for(options);
+        let shape = ExecShape {
+            processes: options
+                .profile
+                .as_ref()
+                .is_some_and(|p| p.limits.allow_processes),
+        };
+        let pids_cgroup = lock(&shared.cgroups)
+            .as_ref()
+            .is_some_and(|c| c.supports(Controller::Pids));
+        if shape.processes && !pids_cgroup {
+            // Without a pids cgroup nothing would bound the processes (RLIMIT_NPROC counts a
+            // whole host uid, which every child shares): fail closed.
+            return Err(SpawnError::InvalidOptions(
+                "allow_processes needs a pids cgroup to bound the processes, and this broker \
+                 has none (see `portcullis doctor`)",
+            ));
+        }
+        let filter = shared.exec_filter(shape)?;
         let forked =
-            shared.fork_on_request(&limits.rlimits, options.keep_stderr, true, deadline)?;
+            shared.fork_on_request(&limits.rlimits, options.keep_stderr, Some(filter), deadline)?;
         let [stdin, stdout, stderr] = stdio;
         let fds = [file.as_fd(), stdin, stdout, stderr];
         let name = program.to_string_lossy();
@@ -812,6 +889,17 @@ struct Forked {
 }
 
 impl Shared {
+    /// The exec-mode filter of `shape`, compiled on first use.
+    fn exec_filter(&self, shape: ExecShape) -> Result<SeccompProgram, SpawnError> {
+        let mut filters = lock(&self.exec_filters);
+        if let Some(program) = filters.get(&shape) {
+            return Ok(program.clone());
+        }
+        let program = compile_exec_filter(shape).map_err(SpawnError::Seccomp)?;
+        filters.insert(shape, program.clone());
+        Ok(program)
+    }
+
     /// The limits of a child spawned with `options`: its rlimit baseline narrowed by its
     /// profile's limits, for this broker's cgroups and CPUs.
     fn limits_for(&self, options: &SpawnOptions) -> ChildLimits {
@@ -868,7 +956,7 @@ impl Shared {
         &self,
         rlimits: &[Rlimit],
         keep_stderr: bool,
-        exec: bool,
+        exec: Option<SeccompProgram>,
         deadline: Instant,
     ) -> Result<Forked, SpawnError> {
         let (channel, child_end) =
@@ -1692,11 +1780,14 @@ fn classify(exit: Option<Exit>, state: &ChildState, shutting_down: bool) -> Chil
     }
     if let Some(limit) = state.cpu_limit_us {
         // RLIMIT_CPU: SIGKILL at the hard limit (soft = hard), SIGXCPU if the soft one is lower.
-        // The limit is checked against the scheduler's exact runtime, while wait4's rusage is
-        // sampled from ticks and may read a little lower: accept 90 % of the limit. Nothing else
-        // SIGKILLs a child behind the broker's back (as PID 1 of its namespace it cannot signal
-        // itself, and an OOM kill is told apart by its cgroup first).
-        if matches!(signal, Some(libc::SIGKILL | libc::SIGXCPU)) && cpu_us >= limit / 10 * 9 {
+        // The kernel checks the limit against tick-sampled user + system time, while wait4
+        // reports the scheduler's exact runtime; on a loaded machine the ticks over-charge a
+        // spinning task, and a child killed at its 1 s limit was seen to report less than 900
+        // ms. So half the limit is enough to tell a CPU-limit kill from an early one. Nothing
+        // else SIGKILLs a child behind the broker's back: as PID 1 of its namespace it cannot
+        // signal itself, the broker's and the zygote's kills are flagged above, and an OOM kill
+        // is told apart by its cgroup first.
+        if matches!(signal, Some(libc::SIGKILL | libc::SIGXCPU)) && cpu_us >= limit / 2 {
             return ChildEnd::CpuLimit {
                 used_ms: cpu_us / 1000,
             };

@@ -53,8 +53,10 @@ pub(crate) enum ToZygote {
         id: u64,
         rlimits: Vec<Rlimit>,
         keep_stderr: bool,
-        /// Lock it down with the exec-mode filter (it will execute a program).
-        exec: bool,
+        /// Exec mode: lock it down with this filter instead of the child filter (it will
+        /// execute a program). The broker compiles one per shape of exec filter and sends it
+        /// with each exec spawn, so the zygote needs no list of them.
+        exec: Option<SeccompProgram>,
     },
     /// The broker took pre-forked child `id` out of the pool: fork a replacement.
     Claimed { id: u64 },
@@ -66,8 +68,6 @@ pub(crate) enum ToZygote {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ZygoteInit {
     pub seccomp: SeccompProgram,
-    /// The filter of exec-mode children (the child filter plus the exec and libc start-up).
-    pub exec_seccomp: SeccompProgram,
     pub channel_limits: (usize, usize),
     /// Pre-forked, locked-down children kept waiting for a spawn with default options.
     pub pool_size: usize,
@@ -323,7 +323,6 @@ fn finish_set_up(
     };
     init.seccomp
         .validate()
-        .and_then(|()| init.exec_seccomp.validate())
         .map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
     // Becoming the namespace's root changed our euid, which cleared the parent-death signal
     // the broker set; set it again. (If the broker died in between, the control channel's EOF
@@ -454,7 +453,7 @@ impl Zygote {
             let forked = self.fork_child(
                 entries,
                 &rlimits,
-                (false, false),
+                (false, None),
                 &theirs.into_fd(),
                 &their_service.into_fd(),
             );
@@ -514,12 +513,16 @@ impl Zygote {
                 keep_stderr,
                 exec,
             } => {
-                let failure = if fds.len() != 2 {
+                let failure = if fds.len() != 2
+                    || exec
+                        .as_ref()
+                        .is_some_and(|program| program.validate().is_err())
+                {
                     Some(SpawnFailure::BadRequest)
                 } else {
                     let service = fds.remove(1);
                     let channel = fds.remove(0);
-                    let flags = (keep_stderr, exec);
+                    let flags = (keep_stderr, exec.as_ref());
                     match self.fork_child(entries, &rlimits, flags, &channel, &service) {
                         Ok(pid) => {
                             self.children.insert(pid, id);
@@ -544,12 +547,12 @@ impl Zygote {
     }
 
     /// Forks one child into its own PID namespace. In the child this never returns.
-    /// `(keep_stderr, exec)`: keep the zygote's stderr; lock down with the exec-mode filter.
+    /// `(keep_stderr, exec)`: keep the zygote's stderr; lock down with this exec-mode filter.
     fn fork_child(
         &self,
         entries: &Entries,
         rlimits: &[Rlimit],
-        (keep_stderr, exec): (bool, bool),
+        (keep_stderr, exec): (bool, Option<&SeccompProgram>),
         channel: &OwnedFd,
         service: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
@@ -566,11 +569,7 @@ impl Zygote {
                 lifeline_write: shared.lifeline_write.as_raw_fd(),
                 keep_stderr,
                 rlimits,
-                seccomp: if exec {
-                    &shared.init.exec_seccomp
-                } else {
-                    &shared.init.seccomp
-                },
+                seccomp: exec.unwrap_or(&shared.init.seccomp),
             };
             entries.run_child(&plan, self.child_channel_limits());
         }

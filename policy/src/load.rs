@@ -844,6 +844,7 @@ impl Loader<'_> {
                 "wall_ms",
                 "file_size_bytes",
                 "on_violation",
+                "allow_processes",
             ],
         )?;
         let mut limits = Limits::default();
@@ -913,6 +914,9 @@ impl Loader<'_> {
                     ))
                 }
             };
+        }
+        if let Some((_, v)) = get(table, "allow_processes") {
+            limits.allow_processes = self.boolean(v, &key_at("allow_processes"))?;
         }
         Ok(limits)
     }

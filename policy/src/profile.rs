@@ -214,6 +214,11 @@ pub struct Limits {
     pub file_size_bytes: u64,
     /// What a syscall outside the child's allowlist does.
     pub on_violation: OnViolation,
+    /// Exec mode only: the program may create processes (`fork`, `vfork`, `clone` without any
+    /// namespace flag, `wait4`, signals to its own processes), up to `processes` tasks. Without
+    /// it creating a process is a violation. The processes share the child's PID namespace,
+    /// filter, cgroup and limits; none can see or signal anything outside.
+    pub allow_processes: bool,
 }
 
 impl Limits {
@@ -229,7 +234,7 @@ impl Limits {
 impl Default for Limits {
     /// 200 requests/s, burst 400, 64 fds, 8 MiB per fetch, 10 s per fetch; 512 MiB of memory,
     /// 64 tasks, no CPU-time cap, one full CPU, no wall-clock cap, 1 GiB per file; a violation
-    /// kills the child.
+    /// kills the child; no process creation.
     fn default() -> Self {
         Limits {
             requests_per_second: 200,
@@ -244,6 +249,7 @@ impl Default for Limits {
             wall_ms: 0,
             file_size_bytes: 1024 * 1024 * 1024,
             on_violation: OnViolation::Kill,
+            allow_processes: false,
         }
     }
 }

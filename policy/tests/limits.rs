@@ -201,6 +201,14 @@ fn valid() -> Vec<(&'static str, Limits)> {
             },
         ),
         (
+            "allow_processes = true",
+            Limits {
+                allow_processes: true,
+                ..d
+            },
+        ),
+        ("allow_processes = false", d),
+        (
             "memory_bytes = \"64MiB\"\nprocesses = 8\ncpu_seconds = 5\ncpu_percent = 50\n\
              wall_ms = 1500\nfile_size_bytes = 4096\non_violation = \"deny\"\nburst = 3",
             Limits {
@@ -414,6 +422,13 @@ const INVALID: &[(&str, usize, &[&str])] = &[
         &["on_violation must be \"kill\" or \"deny\"", "found 1"],
     ),
     ("on_violation = true", 16, &["found boolean true"]),
+    // allow_processes
+    ("allow_processes = 1", 19, &["allow_processes", "found 1"]),
+    (
+        "allow_processes = \"yes\"",
+        19,
+        &["allow_processes", "found \"yes\""],
+    ),
     // Unknown keys stay errors; they point at the key.
     (
         "memory = 1",

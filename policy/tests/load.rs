@@ -138,6 +138,7 @@ fn defaults_apply_when_keys_are_absent() {
             wall_ms: 0,
             file_size_bytes: 1024 * 1024 * 1024,
             on_violation: OnViolation::Kill,
+            allow_processes: false,
         }
     );
 }

@@ -88,6 +88,38 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
         self.recv()
     }
 
+    /// The context of a program a broker started with `Broker::spawn_plugin`: a locked-down
+    /// child that executed it kept its two channels open at [`crate::CHANNEL_FD`] and
+    /// [`crate::SERVICE_FD`]. Nothing is locked down here — that happened before the exec, and
+    /// the filter, namespaces and limits stay — this only takes the two fds. Channel limits are
+    /// the defaults (the broker enforces its own on what it receives).
+    ///
+    /// Errors: `AlreadyExists` on a second call (the fds are taken once), `NotFound` when fd 3
+    /// or 4 is not a socket (the program was not started as a plugin).
+    pub fn inherited() -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        if TAKEN.swap(true, Ordering::AcqRel) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "portcullis: the inherited channels were taken already",
+            ));
+        }
+        if !(crate::sys::is_socket(crate::CHANNEL_FD) && crate::sys::is_socket(crate::SERVICE_FD)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "portcullis: fds 3 and 4 are not channels: not started by Broker::spawn_plugin",
+            ));
+        }
+        let limits = portcullis_ipc::ChannelLimits::default();
+        let channel = Channel::from_fd(crate::sys::owned_fd(crate::CHANNEL_FD), limits);
+        let service = Channel::from_fd(crate::sys::owned_fd(crate::SERVICE_FD), limits);
+        Ok(Self::new(
+            Arc::new(channel),
+            Arc::new(ServiceClient::new(service)),
+        ))
+    }
+
     /// The raw channel, for tests that play a hostile child.
     #[doc(hidden)]
     pub fn raw_channel(&self) -> &Channel {

@@ -149,6 +149,7 @@ fn exec_program(args: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> ! {
             .map(|s| std::ffi::CString::new(s).ok())
             .collect()
     };
+    let keep_channels = args.keep_channels;
     let (Some(argv), Some(env), [program, stdin, stdout, stderr]) =
         (to_c(args.argv), to_c(args.env), &fds[..])
     else {
@@ -159,9 +160,15 @@ fn exec_program(args: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> ! {
             sys::exit_now(EXIT_EXEC_FAILED);
         }
     }
-    // The channels must not reach the program.
+    // The channels reach the program only when the broker asked for it (a plugin that speaks
+    // the protocol); otherwise they close at the exec.
     for fd in [crate::CHANNEL_FD, crate::SERVICE_FD] {
-        if sys::set_cloexec(fd).is_err() {
+        let set = if keep_channels {
+            sys::clear_cloexec(fd)
+        } else {
+            sys::set_cloexec(fd)
+        };
+        if set.is_err() {
             sys::exit_now(EXIT_EXEC_FAILED);
         }
     }

@@ -72,4 +72,8 @@ pub struct ExecArgs {
     pub argv: Vec<Vec<u8>>,
     /// The whole environment, `NAME=value` each, without NUL bytes.
     pub env: Vec<Vec<u8>>,
+    /// Keep the child's two channels open across the exec, at fds [`crate::CHANNEL_FD`] and
+    /// [`crate::SERVICE_FD`], for a program that speaks the Portcullis protocol (a plugin:
+    /// [`crate::ChildContext::inherited`]). Otherwise they close at the exec.
+    pub keep_channels: bool,
 }

@@ -12,3 +12,15 @@ scenarios! {
     exec_cannot_read_host_files => "exec-no-host-files",
     exec_socket_is_a_named_violation => "exec-socket-violation",
 }
+
+// The must-fail list of issue 5 from the exec'd static program, in both violation modes; the
+// terminal it was given cannot be injected into; processes only when allowed (the pair), and
+// then capped by the pids limit; memory capped by the memory limit.
+scenarios! {
+    exec_must_fail_list_deny_mode => "exec-must-fail-deny",
+    exec_must_fail_list_kill_mode => "exec-must-fail-kill",
+    exec_terminal_input_cannot_be_injected => "exec-no-terminal-injection",
+    exec_processes_only_when_allowed => "exec-processes-pair",
+    exec_fork_bomb_is_capped_by_the_pids_limit => "exec-fork-bomb",
+    exec_memory_bomb_is_capped_by_the_memory_limit => "exec-memory-bomb",
+}

@@ -86,6 +86,21 @@ pub fn exec_fd(
     io::Error::last_os_error()
 }
 
+/// Clears close-on-exec on `fd`. fcntl(2) `F_SETFD`.
+pub fn clear_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_SETFD on an fd number takes an integer flag only.
+    cvt_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// True when `fd` is an open socket. fstat(2)
+pub fn is_socket(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live stat struct for the kernel to fill; `fd` is only read.
+    let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+    ok && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+}
+
 /// Marks `fd` close-on-exec. fcntl(2) `F_SETFD`.
 pub fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
     // SAFETY: fcntl F_SETFD on an fd number takes an integer flag only.

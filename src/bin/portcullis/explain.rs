@@ -271,6 +271,7 @@ struct LimitsView {
     cgroup: CgroupView,
     wall_ms: Option<u64>,
     on_violation: &'static str,
+    allow_processes: bool,
     broker: BrokerLimitsView,
 }
 
@@ -620,6 +621,7 @@ fn limits_view(limits: &Limits, derived: &ChildLimits, host: &HostFacts) -> Limi
             .wall
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         on_violation: derived.on_violation.as_str(),
+        allow_processes: limits.allow_processes,
         broker: BrokerLimitsView {
             requests_per_second: limits.requests_per_second,
             burst: limits.burst,
@@ -986,6 +988,13 @@ pub fn render(e: &Explanation) -> String {
         }
     };
     row(&mut out, 4, "violation", 12, violation);
+    let processes = if l.allow_processes {
+        "allowed in exec mode (fork, vfork, clone without namespace flags, wait, signals to its \
+         own processes), within the task limit above"
+    } else {
+        "none: creating a process is a violation (threads only)"
+    };
+    row(&mut out, 4, "processes", 12, processes);
     let _ = writeln!(out, "  requests to the broker");
     let b = &l.broker;
     row(

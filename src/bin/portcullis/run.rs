@@ -71,6 +71,16 @@ pub struct RunArgs {
     /// Wall-clock limit in milliseconds; the program is killed after it.
     #[arg(long = "wall-ms", value_name = "MS")]
     wall_ms: Option<u64>,
+    /// No cgroup for the program: limits by rlimits only (memory as address space, no task
+    /// limit, no CPU share). For hosts that give no cgroup, and to measure what one costs;
+    /// refused with --allow-processes (nothing would bound the processes).
+    #[arg(long = "no-cgroup")]
+    no_cgroup: bool,
+    /// Let the program create processes (fork, vfork, clone without namespace flags, wait, and
+    /// signals to its own processes), up to --pids tasks in all. Without it, creating a process
+    /// is a violation.
+    #[arg(long = "allow-processes")]
+    allow_processes: bool,
     /// What a syscall outside the allowlist does: kill the program (default) or fail with EPERM.
     #[arg(long = "on-violation", value_name = "ACTION", value_parser = ["kill", "deny"])]
     on_violation: Option<String>,
@@ -174,6 +184,9 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
     if let Some(wall) = args.wall_ms {
         limits.wall_ms = wall;
     }
+    if args.allow_processes {
+        limits.allow_processes = true;
+    }
     if let Some(action) = &args.on_violation {
         limits.on_violation = if action == "deny" {
             OnViolation::Deny
@@ -213,6 +226,11 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         Entries::new(),
         BrokerConfig {
             prefork: 0,
+            cgroups: if args.no_cgroup {
+                portcullis::broker::CgroupSetting::Off
+            } else {
+                portcullis::broker::CgroupSetting::Auto
+            },
             ..BrokerConfig::default()
         },
     ) {
@@ -271,7 +289,7 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             signalled(libc::SIGKILL)
         }
         ChildEnd::ProcessLimit => {
-            say("ended after hitting its process limit");
+            say("ended after hitting its process limit (--pids)");
             CANNOT_RUN
         }
         other => {

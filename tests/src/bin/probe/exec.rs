@@ -3,10 +3,11 @@
 //! empty root.
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use portcullis::{Broker, ChildEnd, SpawnOptions};
+use portcullis::policy::{Limits, Profile};
+use portcullis::{Broker, ChildEnd, OnViolation, SpawnOptions};
 
 use crate::{Verdict, SKIP_PREFIX};
 
@@ -75,6 +76,17 @@ fn run(
     env: &[&str],
     input: &[u8],
 ) -> Result<(String, ChildEnd), String> {
+    run_with(broker, args, env, input, &SpawnOptions::default())
+}
+
+/// [`run`] with spawn options (a profile's limits, its violation action).
+fn run_with(
+    broker: &Broker,
+    args: &[&str],
+    env: &[&str],
+    input: &[u8],
+    options: &SpawnOptions,
+) -> Result<(String, ChildEnd), String> {
     let program = program_file()?;
     let (out_r, out_w) = pipe()?;
     let (in_r, in_w) = pipe()?;
@@ -88,7 +100,7 @@ fn run(
             &argv,
             &env,
             [in_r.as_fd(), out_w.as_fd(), null.as_fd()],
-            &SpawnOptions::default(),
+            options,
         )
         .map_err(|e| format!("spawn program: {e}: {:?}", std::error::Error::source(&e)))?;
     drop((in_r, out_w));
@@ -102,7 +114,18 @@ fn run(
     let end = child
         .wait_timeout(Duration::from_secs(20))
         .ok_or("program did not end")?;
+    LAST_VIOLATIONS.with(|v| *v.borrow_mut() = child.violations().0);
     Ok((out, end))
+}
+
+thread_local! {
+    /// The violations the broker recorded for the last program [`run_with`] ran.
+    static LAST_VIOLATIONS: std::cell::RefCell<Vec<portcullis::Violation>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn last_violation_names() -> Vec<String> {
+    LAST_VIOLATIONS.with(|v| v.borrow().iter().map(|v| v.syscall.clone()).collect())
 }
 
 /// The pair: a static program runs, gets its arguments, writes to the stdout we gave it, and
@@ -158,5 +181,322 @@ pub fn socket_is_a_named_violation(broker: &Broker) -> Verdict {
             Ok(())
         }
         other => Err(format!("expected a socket violation, got {other:?}")),
+    }
+}
+
+// --- The must-fail list of issue 5, from an exec'd static program ---
+
+/// How one escape attempt must be stopped.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// A seccomp violation naming this syscall (kill mode: the program dies before the call
+    /// runs; deny mode: it fails with EPERM and is reported).
+    Violation(&'static str),
+    /// The call fails with this errno and is not a violation (the filter answers it, or the
+    /// empty root has nothing there).
+    Errno(i32),
+}
+
+/// Every escape `exec_probe escape NAME HOST_PID` knows, and what stops it.
+const ESCAPES: &[(&str, Stop)] = &[
+    ("read-passwd", Stop::Errno(libc::EACCES)),
+    ("list-root", Stop::Errno(libc::EACCES)),
+    ("create-file", Stop::Errno(libc::EACCES)),
+    ("socket-inet", Stop::Violation("socket")),
+    ("socket-netlink", Stop::Violation("socket")),
+    ("kill-host-pid", Stop::Violation("kill")),
+    ("ptrace-host-pid", Stop::Violation("ptrace")),
+    ("setpriority-host-pid", Stop::Violation("setpriority")),
+    ("sethostname", Stop::Violation("sethostname")),
+    ("mount", Stop::Violation("mount")),
+    ("unshare-user", Stop::Violation("unshare")),
+    ("clone-newuser", Stop::Violation("clone")),
+    // clone3's flags sit behind a pointer: the filter answers ENOSYS so libcs fall back to clone.
+    ("clone3-newuser", Stop::Errno(libc::ENOSYS)),
+    ("io_uring_setup", Stop::Violation("io_uring_setup")),
+    ("bpf", Stop::Violation("bpf")),
+    ("keyctl", Stop::Violation("keyctl")),
+    ("perf_event_open", Stop::Violation("perf_event_open")),
+    ("userfaultfd", Stop::Violation("userfaultfd")),
+    ("open_by_handle_at", Stop::Violation("open_by_handle_at")),
+    ("chroot", Stop::Violation("chroot")),
+    ("fchdir", Stop::Violation("fchdir")),
+    ("write-proc-sys", Stop::Errno(libc::EACCES)),
+    ("write-sys", Stop::Errno(libc::EACCES)),
+    ("tiocsti", Stop::Violation("ioctl")),
+    ("tioclinux", Stop::Violation("ioctl")),
+];
+
+fn options_with(limits: Limits) -> SpawnOptions {
+    SpawnOptions {
+        profile: Some(Profile {
+            limits,
+            ..Profile::default()
+        }),
+        ..SpawnOptions::default()
+    }
+}
+
+fn deny_mode() -> SpawnOptions {
+    options_with(Limits {
+        on_violation: OnViolation::Deny,
+        ..Limits::default()
+    })
+}
+
+/// Each escape in deny mode: the program survives to say what it met — EPERM and a report naming
+/// the syscall, or the errno the filter or the empty root gives and no report.
+pub fn must_fail_list_deny_mode(broker: &Broker) -> Verdict {
+    let host_pid = std::process::id().to_string();
+    let mut failures = Vec::new();
+    for &(name, stop) in ESCAPES {
+        let (out, end) = run_with(broker, &["escape", name, &host_pid], &[], b"", &deny_mode())?;
+        let reported = last_violation_names();
+        let ok = match stop {
+            Stop::Violation(syscall) => {
+                out == format!("{name}: -1 {}\n", libc::EPERM)
+                    && reported.iter().any(|r| r == syscall)
+            }
+            Stop::Errno(errno) => out == format!("{name}: -1 {errno}\n") && reported.is_empty(),
+        };
+        let ended_well = matches!(end, ChildEnd::Exited { code: 0 });
+        println!(
+            "  deny {name:>22}: {} reported {reported:?}",
+            out.trim_end()
+        );
+        if !(ok && ended_well) {
+            failures.push(format!(
+                "{name}: expected {stop:?}, got {out:?} {end:?} {reported:?}"
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// Each escape in kill mode (the default): a violation ends the program before the call runs,
+/// named from outside; the others fail with their errno and the program carries on.
+pub fn must_fail_list_kill_mode(broker: &Broker) -> Verdict {
+    let host_pid = std::process::id().to_string();
+    let mut failures = Vec::new();
+    for &(name, stop) in ESCAPES {
+        let (out, end) = run(broker, &["escape", name, &host_pid], &[], b"")?;
+        let ok = match (stop, &end) {
+            (Stop::Violation(syscall), ChildEnd::SeccompViolation { violation: Some(v) }) => {
+                out.is_empty() && v.syscall == syscall
+            }
+            (Stop::Errno(errno), ChildEnd::Exited { code: 0 }) => {
+                out == format!("{name}: -1 {errno}\n")
+            }
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{name}: expected {stop:?}, got {out:?} {end:?}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// A pseudo-terminal pair (master, slave), both close-on-exec.
+fn pty() -> Result<(OwnedFd, OwnedFd), String> {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new fds into `master` and `slave`; the name, termios and
+    // window-size pointers may be NULL.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(format!("openpty: {}", std::io::Error::last_os_error()));
+    }
+    for fd in [master, slave] {
+        // SAFETY: F_SETFD on an fd we just got.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // Raw mode: input is readable byte by byte (in canonical mode an injected byte would wait
+    // for a newline and the check could not see it).
+    // SAFETY: `termios` is a live struct for tcgetattr to fill, then read by cfmakeraw and
+    // tcsetattr; `slave` is the terminal we just opened.
+    unsafe {
+        let mut termios: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(slave, &mut termios) == 0 {
+            libc::cfmakeraw(&mut termios);
+            libc::tcsetattr(slave, libc::TCSANOW, &termios);
+        }
+    }
+    // SAFETY: both fds are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
+}
+
+/// TIOCSTI (and TIOCLINUX) on a terminal the program was given as stdin, stdout and stderr: the
+/// program writes to the terminal (the pair: it may use it), but nothing it tries to push into
+/// the terminal's input arrives there, in kill and in deny mode.
+pub fn terminal_input_cannot_be_injected(broker: &Broker) -> Verdict {
+    let program = program_file()?;
+    let host_pid = std::process::id().to_string();
+    // Control: where this process may inject (root: CAP_SYS_ADMIN), an injected byte is seen by
+    // the check below, so the check can fail.
+    {
+        let (_master, slave) = pty()?;
+        let byte = b'z';
+        // SAFETY: TIOCSTI reads one byte through the pointer, which is live.
+        let injected_here = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSTI, &byte) } == 0;
+        if injected_here {
+            let seen = read_available(slave.as_fd())?;
+            if seen != "z" {
+                return Err(format!("control: injected 'z' but read {seen:?}"));
+            }
+            println!("  control: an injection by this process is seen ({seen:?})");
+        } else {
+            println!("  control: this process may not inject either (not root, or TIOCSTI is off)");
+        }
+    }
+    for (escape, options) in [
+        ("tiocsti", SpawnOptions::default()),
+        ("tiocsti", deny_mode()),
+        ("tioclinux", deny_mode()),
+    ] {
+        let (master, slave) = pty()?;
+        let argv: Vec<std::ffi::OsString> = ["exec_probe", "escape", escape, &host_pid]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let child = broker
+            .spawn_program(
+                program.path(),
+                &argv,
+                &[],
+                [slave.as_fd(), slave.as_fd(), slave.as_fd()],
+                &options,
+            )
+            .map_err(|e| format!("spawn program: {e}"))?;
+        let end = child
+            .wait_timeout(Duration::from_secs(20))
+            .ok_or("program did not end")?;
+        // What the program wrote, read from the master side.
+        let written = read_available(master.as_fd())?;
+        // What it injected would be input waiting on the slave side.
+        let injected = read_available(slave.as_fd())?;
+        let deny = options
+            .profile
+            .as_ref()
+            .is_some_and(|p| p.limits.on_violation == OnViolation::Deny);
+        let wrote_as_expected = if deny {
+            written.contains(&format!("{escape}: -1 {}", libc::EPERM))
+        } else {
+            matches!(&end, ChildEnd::SeccompViolation { violation: Some(v) } if v.syscall == "ioctl")
+        };
+        println!(
+            "  {escape} (deny {deny}): ended {end:?}, wrote {written:?}, injected {injected:?}"
+        );
+        if !injected.is_empty() || !wrote_as_expected {
+            return Err(format!(
+                "{escape} (deny {deny}): ended {end:?}, terminal output {written:?}, input \
+                 injected {injected:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Everything readable on `fd` right now (it is made non-blocking).
+fn read_available(fd: std::os::fd::BorrowedFd<'_>) -> Result<String, String> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on an fd we hold.
+    unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is a live buffer of its length.
+        let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
+        match usize::try_from(n) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The pair for processes: with `allow_processes` a program forks a child and reaps it; without
+/// it the same fork is a violation naming `clone`.
+pub fn processes_only_when_allowed(broker: &Broker) -> Verdict {
+    let allowed = options_with(Limits {
+        allow_processes: true,
+        ..Limits::default()
+    });
+    match run_with(broker, &["fork-and-wait"], &[], b"", &allowed)? {
+        (out, ChildEnd::Exited { code: 0 }) if out == "child exited 7\n" => {}
+        other => {
+            return Err(format!(
+                "allowed: expected the child's exit 7, got {other:?}"
+            ))
+        }
+    }
+    match run(broker, &["fork-and-wait"], &[], b"")? {
+        (_, ChildEnd::SeccompViolation { violation: Some(v) }) if v.syscall == "clone" => Ok(()),
+        other => Err(format!(
+            "not allowed: expected a clone violation, got {other:?}"
+        )),
+    }
+}
+
+/// Skips (exit 77 through the caller) when the broker has no cgroup with `controller`.
+fn need_cgroup(broker: &Broker, controller: &str) -> Result<(), String> {
+    match broker.cgroup_controllers() {
+        Some(c) if c.contains(&controller) => Ok(()),
+        other => Err(format!(
+            "{SKIP_PREFIX}this broker has no {controller} cgroup (it has {other:?}): the host or \
+             user gives it none"
+        )),
+    }
+}
+
+/// A fork bomb allowed to create processes under a 16-task limit: the 16th task is refused
+/// (EAGAIN), the program says after how many, and its end is `ProcessLimit`.
+pub fn fork_bomb_is_capped_by_the_pids_limit(broker: &Broker) -> Verdict {
+    need_cgroup(broker, "pids")?;
+    let options = options_with(Limits {
+        allow_processes: true,
+        processes: 16,
+        ..Limits::default()
+    });
+    match run_with(broker, &["forkbomb"], &[], b"", &options)? {
+        (out, ChildEnd::ProcessLimit)
+            if out == "fork refused after 15 children: Resource temporarily unavailable\n" =>
+        {
+            Ok(())
+        }
+        other => Err(format!(
+            "expected 15 children then ProcessLimit, got {other:?}"
+        )),
+    }
+}
+
+/// A memory bomb under a 64 MiB limit ends `OutOfMemory` (the cgroup's own OOM count).
+pub fn memory_bomb_is_capped_by_the_memory_limit(broker: &Broker) -> Verdict {
+    need_cgroup(broker, "memory")?;
+    let options = options_with(Limits {
+        memory_bytes: 64 << 20,
+        ..Limits::default()
+    });
+    match run_with(broker, &["membomb"], &[], b"", &options)? {
+        (_, ChildEnd::OutOfMemory) => Ok(()),
+        other => Err(format!("expected OutOfMemory, got {other:?}")),
     }
 }

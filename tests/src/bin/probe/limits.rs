@@ -152,7 +152,10 @@ fn limited(limits: Limits) -> SpawnOptions {
     }
 }
 
-/// A spinning child with a 1-second CPU-time limit ends as `CpuLimit`.
+/// A spinning child with a 1-second CPU-time limit ends as `CpuLimit`, having used about a
+/// second: the kernel kills at 1 s of tick-sampled time, which on a loaded machine may be
+/// 10–20 % more than the exact runtime `wait4` reports, so the window is 0.5–1.5 s (a child
+/// killed early, or never, fails either way).
 pub fn cpu_limit(broker: &Broker) -> Verdict {
     let options = limited(Limits {
         cpu_seconds: 1,
@@ -162,7 +165,7 @@ pub fn cpu_limit(broker: &Broker) -> Verdict {
         broker,
         Offence::Spin,
         &options,
-        |end| matches!(end, ChildEnd::CpuLimit { used_ms } if *used_ms >= 900),
+        |end| matches!(end, ChildEnd::CpuLimit { used_ms } if (500..=1500).contains(used_ms)),
     )
 }
 

@@ -1,0 +1,606 @@
+//! HTML bytes → a flat list of [`Item`]s: the parse (html5ever through scraper's tree sink, with
+//! the tree builder's stack of open elements capped), the style subset applied, the tree walked
+//! with an explicit stack.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::{
+    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
+use html5ever::tree_builder::{Tracer, TreeBuilder, TreeBuilderOpts, TreeSink as _};
+use html5ever::TokenizerResult;
+use scraper::node::Element;
+use scraper::{Html, HtmlTreeSink, Node};
+
+use crate::css::{Display, StyleSheet};
+use crate::Limits;
+
+/// One step of the document, in order. `Open` and `Close` pair up; everything else stands alone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Item {
+    Open(Block),
+    Close,
+    /// Raw text (whitespace not yet collapsed: `pre` keeps it).
+    Text(String),
+    Br,
+    Hr,
+    Img {
+        src: Option<String>,
+        alt: String,
+    },
+    /// A form control, already reduced to the text it shows (e.g. `[Search]`).
+    Control(String),
+}
+
+/// What an opened element does to layout.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Block {
+    /// A block box: a line break before and after, a blank line too when `blank`.
+    Div {
+        blank: bool,
+    },
+    Heading(u8),
+    Pre,
+    List {
+        ordered: bool,
+        start: i64,
+        reversed: bool,
+        kind: MarkerKind,
+    },
+    ListItem {
+        value: Option<i64>,
+    },
+    Blockquote,
+    DefinitionDesc,
+    Table,
+    Row,
+    Cell {
+        header: bool,
+    },
+    Inline(Inline),
+    /// `<a href>`: the absolute URL, `None` when it could not be resolved or is not followable.
+    Link(Option<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkerKind {
+    Bullet,
+    Decimal,
+    LowerAlpha,
+    UpperAlpha,
+    LowerRoman,
+    UpperRoman,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inline {
+    Plain,
+    Bold,
+    Italic,
+    Underline,
+    Code,
+    Quote,
+    Bracket,
+}
+
+/// The outcome of a parse: what [`crate::Document`] keeps.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub title: String,
+    pub items: Vec<Item>,
+    pub images: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Elements whose content is never shown, whatever the style sheet says.
+const NEVER_SHOWN: &[&str] = &[
+    "script", "style", "head", "template", "noscript", "title", "meta", "link", "base", "svg",
+    "math", "canvas", "iframe", "object", "embed", "audio", "video", "frameset", "datalist",
+    "dialog", "map", "param", "source", "track", "area", "select",
+];
+
+/// Elements that never grow the tree builder's stack (void) or whose content the tokenizer reads
+/// as raw text: these are always passed through the depth cap, so a `<script>` past the cap is
+/// still recognised as one (its text never shown).
+const ALWAYS_PASSED: &[&str] = &[
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "param",
+    "source",
+    "track",
+    "wbr",
+    "script",
+    "style",
+    "textarea",
+    "title",
+    "xmp",
+    "iframe",
+    "noembed",
+    "noframes",
+    "noscript",
+    "plaintext",
+];
+
+/// Parses `bytes` under `limits`.
+pub(crate) fn parse(bytes: &[u8], base: &str, limits: &Limits) -> Parsed {
+    let mut notes = Vec::new();
+    let bytes = if bytes.len() > limits.max_document_bytes {
+        notes.push(format!(
+            "the document is {} bytes; only the first {} are shown",
+            bytes.len(),
+            limits.max_document_bytes
+        ));
+        &bytes[..limits.max_document_bytes]
+    } else {
+        bytes
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let (html, dropped) = parse_capped(&text, limits.max_depth);
+    if dropped > 0 {
+        notes.push(format!(
+            "the document nests deeper than {} elements; {dropped} deeper elements were flattened",
+            limits.max_depth
+        ));
+    }
+    let mut parsed = walk(&html, base, limits);
+    notes.append(&mut parsed.notes);
+    parsed.notes = notes;
+    parsed
+}
+
+/// Runs html5ever's tokenizer into its tree builder through [`DepthCap`], which drops start tags
+/// (and their end tags) once the tree builder holds `max_depth` open elements. Without it a
+/// document of 200,000 nested `<div>`s costs the tree builder time quadratic in the depth (each
+/// start tag scans the stack of open elements for a `<p>` in scope). Returns the tree and how
+/// many start tags were dropped.
+fn parse_capped(text: &str, max_depth: usize) -> (Html, usize) {
+    let builder = TreeBuilder::new(
+        HtmlTreeSink::new(Html::new_document()),
+        TreeBuilderOpts::default(),
+    );
+    let cap = DepthCap {
+        inner: builder,
+        max_depth: max_depth.max(8),
+        dropped_open: std::cell::RefCell::new(Vec::new()),
+        dropped: Cell::new(0),
+    };
+    let tokenizer = Tokenizer::new(cap, TokenizerOpts::default());
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(text));
+    // `Script` results (a `</script>` was seen) mean nothing here: nothing runs, keep feeding.
+    while let TokenizerResult::Script(_) = tokenizer.feed(&input) {}
+    tokenizer.end();
+    let cap = tokenizer.sink;
+    let dropped = cap.dropped.get();
+    (cap.inner.sink.finish(), dropped)
+}
+
+/// A token filter in front of the tree builder: see [`parse_capped`].
+struct DepthCap {
+    inner: TreeBuilder<ego_tree_id::NodeId, HtmlTreeSink>,
+    max_depth: usize,
+    /// Names of dropped start tags, so their end tags are dropped too (a count per name).
+    dropped_open: std::cell::RefCell<Vec<(html5ever::LocalName, usize)>>,
+    dropped: Cell<usize>,
+}
+
+mod ego_tree_id {
+    pub(crate) type NodeId = <scraper::HtmlTreeSink as html5ever::tree_builder::TreeSink>::Handle;
+}
+
+/// Counts the handles the tree builder holds: its open elements plus a few (document, head,
+/// form, active formatting elements): an upper bound on the depth of the current node.
+struct Counter(Cell<usize>);
+impl Tracer for Counter {
+    type Handle = ego_tree_id::NodeId;
+    fn trace_handle(&self, _node: &Self::Handle) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+impl DepthCap {
+    fn depth(&self) -> usize {
+        let counter = Counter(Cell::new(0));
+        self.inner.trace_handles(&counter);
+        counter.0.get()
+    }
+
+    /// Whether to pass `tag` on to the tree builder.
+    fn pass(&self, tag: &Tag) -> bool {
+        let name: &str = &tag.name;
+        match tag.kind {
+            TagKind::StartTag => {
+                if tag.self_closing
+                    || ALWAYS_PASSED.contains(&name)
+                    || self.depth() < self.max_depth
+                {
+                    return true;
+                }
+                let mut open = self.dropped_open.borrow_mut();
+                match open.iter_mut().find(|(n, _)| *n == tag.name) {
+                    Some((_, count)) => *count += 1,
+                    None => open.push((tag.name.clone(), 1)),
+                }
+                self.dropped.set(self.dropped.get() + 1);
+                false
+            }
+            TagKind::EndTag => {
+                let mut open = self.dropped_open.borrow_mut();
+                if let Some(i) = open.iter().position(|(n, _)| *n == tag.name) {
+                    open[i].1 -= 1;
+                    if open[i].1 == 0 {
+                        open.swap_remove(i);
+                    }
+                    return false;
+                }
+                true
+            }
+        }
+    }
+}
+
+impl TokenSink for DepthCap {
+    type Handle = ego_tree_id::NodeId;
+
+    fn process_token(&self, token: Token, line_number: u64) -> TokenSinkResult<Self::Handle> {
+        if let Token::TagToken(tag) = &token {
+            if !self.pass(tag) {
+                return TokenSinkResult::Continue;
+            }
+        }
+        self.inner.process_token(token, line_number)
+    }
+
+    fn end(&self) {
+        self.inner.end();
+    }
+
+    fn adjusted_current_node_present_but_not_in_html_namespace(&self) -> bool {
+        self.inner
+            .adjusted_current_node_present_but_not_in_html_namespace()
+    }
+}
+
+/// First pass over the arena (a flat loop, no recursion): the title, `<base href>` and the text of
+/// every `<style>` element.
+fn head_facts(html: &Html) -> (String, Option<String>, String) {
+    let mut title = None;
+    let mut base = None;
+    let mut css = String::new();
+    for node in html.tree.nodes() {
+        let Node::Element(el) = node.value() else {
+            continue;
+        };
+        match el.name() {
+            "title" if title.is_none() => {
+                let mut t = String::new();
+                for child in node.children() {
+                    if let Node::Text(text) = child.value() {
+                        t.push_str(text);
+                    }
+                }
+                title = Some(t);
+            }
+            "base" if base.is_none() => base = el.attr("href").map(str::to_owned),
+            "style" => {
+                for child in node.children() {
+                    if let Node::Text(text) = child.value() {
+                        if css.len() + text.len() <= crate::css::MAX_CSS_BYTES {
+                            css.push_str(text);
+                            css.push('\n');
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (
+        title
+            .map(|t| crate::text::clean_title(&t))
+            .unwrap_or_default(),
+        base,
+        css,
+    )
+}
+
+/// Second pass: the tree in document order with an explicit stack, hidden subtrees skipped,
+/// producing [`Item`]s.
+fn walk(html: &Html, base: &str, limits: &Limits) -> Parsed {
+    let (title, base_href, css) = head_facts(html);
+    let sheet = StyleSheet::parse(&css);
+    let base_url = url::Url::parse(base).ok();
+    let base_url = match (&base_url, base_href) {
+        (Some(b), Some(h)) => b.join(&h).ok().or(base_url.clone()),
+        _ => base_url,
+    };
+    let resolve = |href: &str| -> Option<String> {
+        let href = href.trim();
+        let url = match &base_url {
+            Some(b) => b.join(href).ok()?,
+            None => url::Url::parse(href).ok()?,
+        };
+        match url.scheme() {
+            "javascript" | "data" | "vbscript" => None,
+            _ => Some(url.to_string()),
+        }
+    };
+
+    let mut out = Parsed {
+        title,
+        ..Parsed::default()
+    };
+    let mut images_seen = HashSet::new();
+    let mut images_over = 0usize;
+    let mut nodes = 0usize;
+    let mut flattened = false;
+    // Per open element on the path from the root: whether it emitted an `Open`.
+    let mut opened: Vec<bool> = Vec::new();
+
+    let root = html.tree.root();
+    let mut next = root.first_child();
+    while let Some(node) = next {
+        nodes += 1;
+        if nodes > limits.max_nodes {
+            out.notes.push(format!(
+                "the document has more than {} elements and texts; the rest is not shown",
+                limits.max_nodes
+            ));
+            break;
+        }
+        let mut descend = false;
+        match node.value() {
+            Node::Text(text) => out.items.push(Item::Text(text.to_string())),
+            Node::Element(el) => {
+                let display = display_of(el, &sheet);
+                if display != Display::None {
+                    let emitted = match element_item(el, display, &resolve) {
+                        Emit::Container(block) if opened.len() < limits.max_depth => {
+                            out.items.push(Item::Open(block));
+                            true
+                        }
+                        Emit::Container(_) => {
+                            flattened = true;
+                            false
+                        }
+                        Emit::Transparent => false,
+                        Emit::Void(item) => {
+                            if let Item::Img { src: Some(src), .. } = &item {
+                                if !images_seen.contains(src) {
+                                    if images_seen.len() < limits.max_images {
+                                        images_seen.insert(src.clone());
+                                        out.images.push(src.clone());
+                                    } else {
+                                        images_over += 1;
+                                    }
+                                }
+                            }
+                            out.items.push(item);
+                            false
+                        }
+                    };
+                    if node.has_children() && !is_void(el.name()) {
+                        opened.push(emitted);
+                        descend = true;
+                    } else if emitted {
+                        // An empty container closes at once.
+                        out.items.push(Item::Close);
+                    }
+                }
+            }
+            Node::Document | Node::Fragment => {
+                descend = node.has_children();
+                if descend {
+                    opened.push(false);
+                }
+            }
+            _ => {}
+        }
+        // Move on: down into the children, else to the next sibling, else up (closing each
+        // ancestor left) until an ancestor has a next sibling.
+        if descend {
+            next = node.first_child();
+            continue;
+        }
+        let mut at = node;
+        next = loop {
+            if let Some(sibling) = at.next_sibling() {
+                break Some(sibling);
+            }
+            match at.parent() {
+                Some(parent) if parent.id() != root.id() => {
+                    if opened.pop() == Some(true) {
+                        out.items.push(Item::Close);
+                    }
+                    at = parent;
+                }
+                _ => break None,
+            }
+        };
+    }
+    // Cut short (node cap): close what is open so `Open`/`Close` still pair up.
+    while let Some(was_open) = opened.pop() {
+        if was_open {
+            out.items.push(Item::Close);
+        }
+    }
+    if flattened {
+        out.notes.push(format!(
+            "the document nests deeper than {} elements; deeper structure is flattened",
+            limits.max_depth
+        ));
+    }
+    if images_over > 0 {
+        out.notes.push(format!(
+            "{images_over} more images than the {} fetched are not loaded",
+            limits.max_images
+        ));
+    }
+    out
+}
+
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "area"
+            | "base"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "img"
+            | "input"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+    )
+}
+
+fn display_of(el: &Element, sheet: &StyleSheet) -> Display {
+    let name = el.name();
+    if NEVER_SHOWN.contains(&name) || el.attr("hidden").is_some() {
+        return Display::None;
+    }
+    if let Some(inline) = el.attr("style").and_then(crate::css::inline_display) {
+        return inline;
+    }
+    if el
+        .attr("type")
+        .is_some_and(|t| t.eq_ignore_ascii_case("hidden"))
+        && name == "input"
+    {
+        return Display::None;
+    }
+    sheet.display(name, el.id(), el.classes())
+}
+
+enum Emit {
+    Container(Block),
+    Transparent,
+    Void(Item),
+}
+
+fn element_item(el: &Element, display: Display, resolve: &dyn Fn(&str) -> Option<String>) -> Emit {
+    let name = el.name();
+    let block = match name {
+        "br" => return Emit::Void(Item::Br),
+        "hr" => return Emit::Void(Item::Hr),
+        "img" => {
+            return Emit::Void(Item::Img {
+                src: el.attr("src").and_then(resolve),
+                alt: el.attr("alt").unwrap_or("").to_owned(),
+            })
+        }
+        "input" => return control(el).map_or(Emit::Transparent, |c| Emit::Void(Item::Control(c))),
+        "wbr" | "col" | "colgroup" => return Emit::Transparent,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => Block::Heading(name.as_bytes()[1] - b'0'),
+        "p" | "dl" | "figure" | "address" | "fieldset" | "details" => Block::Div { blank: true },
+        "pre" | "listing" | "xmp" | "plaintext" => Block::Pre,
+        "ul" | "ol" | "menu" | "dir" => {
+            let ordered = name == "ol";
+            let reversed = ordered && el.attr("reversed").is_some();
+            let start = el.attr("start").and_then(|s| s.trim().parse::<i64>().ok());
+            let kind = if !ordered {
+                MarkerKind::Bullet
+            } else {
+                match el.attr("type") {
+                    Some("a") => MarkerKind::LowerAlpha,
+                    Some("A") => MarkerKind::UpperAlpha,
+                    Some("i") => MarkerKind::LowerRoman,
+                    Some("I") => MarkerKind::UpperRoman,
+                    _ => MarkerKind::Decimal,
+                }
+            };
+            // A reversed list without `start` counts down from its item count: not known here,
+            // so it starts at 1 and counts down (rare; honest enough).
+            Block::List {
+                ordered,
+                start: start.unwrap_or(1),
+                reversed,
+                kind,
+            }
+        }
+        "li" => Block::ListItem {
+            value: el.attr("value").and_then(|s| s.trim().parse().ok()),
+        },
+        "blockquote" => Block::Blockquote,
+        "dd" => Block::DefinitionDesc,
+        "table" => Block::Table,
+        "tr" => Block::Row,
+        "td" | "th" => Block::Cell {
+            header: name == "th",
+        },
+        "div" | "section" | "article" | "header" | "footer" | "nav" | "main" | "aside" | "form"
+        | "center" | "caption" | "figcaption" | "dt" | "summary" | "hgroup" | "legend" | "body"
+        | "html" | "search" | "tbody" | "thead" | "tfoot" => Block::Div { blank: false },
+        "b" | "strong" => Block::Inline(Inline::Bold),
+        "i" | "em" | "cite" | "var" | "dfn" => Block::Inline(Inline::Italic),
+        "u" | "ins" => Block::Inline(Inline::Underline),
+        "code" | "kbd" | "samp" | "tt" => Block::Inline(Inline::Code),
+        "q" => Block::Inline(Inline::Quote),
+        "button" | "textarea" => Block::Inline(Inline::Bracket),
+        "a" => Block::Link(el.attr("href").and_then(resolve)),
+        _ => Block::Inline(Inline::Plain),
+    };
+    // CSS `display` changes the box kind of plain containers (not of tables and lists).
+    let block = match (display, block) {
+        (Display::Block, Block::Inline(Inline::Plain)) => Block::Div { blank: false },
+        (Display::Inline, Block::Div { .. }) => Block::Inline(Inline::Plain),
+        (_, block) => block,
+    };
+    Emit::Container(block)
+}
+
+/// What an `<input>` shows, or `None` for nothing.
+fn control(el: &Element) -> Option<String> {
+    let kind = el.attr("type").unwrap_or("text").to_ascii_lowercase();
+    let value = el.attr("value").unwrap_or("");
+    Some(match kind.as_str() {
+        "hidden" | "image" => return None,
+        "submit" | "button" | "reset" => {
+            let label = if value.is_empty() {
+                if kind == "reset" {
+                    "Reset"
+                } else {
+                    "Submit"
+                }
+            } else {
+                value
+            };
+            format!("[{label}]")
+        }
+        "checkbox" => if el.attr("checked").is_some() {
+            "[x]"
+        } else {
+            "[ ]"
+        }
+        .to_owned(),
+        "radio" => if el.attr("checked").is_some() {
+            "(*)"
+        } else {
+            "( )"
+        }
+        .to_owned(),
+        _ => {
+            let shown = if value.is_empty() {
+                el.attr("placeholder").unwrap_or("")
+            } else {
+                value
+            };
+            format!("[{shown}____]")
+        }
+    })
+}

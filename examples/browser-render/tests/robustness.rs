@@ -1,0 +1,343 @@
+//! Hostile input: every case ends with a page (and a note where a cap was hit), never a panic,
+//! a stack overflow or an allocation the input only claimed.
+
+use browser_render::{decode_image, rasterise, Document, ImageInfo, ImageTable, Limits, Page};
+
+/// The renderer runs the engine on the process's main thread, whose stack is 8 MiB; libtest's
+/// threads have 2 MiB. Each deep case runs on a thread with the main thread's 8 MiB to model it
+/// (a recursion proportional to depth would overflow either way: 200,000 frames of even 64
+/// bytes is 12.8 MiB).
+fn on_main_sized_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(f)
+        .expect("spawn a thread")
+        .join()
+        .expect("the engine panicked or overflowed its stack")
+}
+
+fn nested(n: usize, open: &str, close: &str, middle: &str) -> Vec<u8> {
+    let mut s = String::with_capacity(n * (open.len() + close.len()) + middle.len());
+    for _ in 0..n {
+        s.push_str(open);
+    }
+    s.push_str(middle);
+    for _ in 0..n {
+        s.push_str(close);
+    }
+    s.into_bytes()
+}
+
+#[test]
+fn two_hundred_thousand_nested_divs_parse_lay_out_and_drop() {
+    let text = on_main_sized_stack(|| {
+        let html = nested(200_000, "<div>", "</div>", "deep text");
+        let doc = Document::parse(&html, "http://t.test/", &Limits::default());
+        let page = doc.layout(80, &ImageTable::new());
+        let text = page.to_text();
+        drop(page);
+        drop(doc);
+        text
+    });
+    assert!(text.contains("deep text"), "{text}");
+    assert!(
+        text.contains("[note: the document nests deeper than 512"),
+        "{text}"
+    );
+}
+
+#[test]
+fn deep_nesting_of_every_kind_of_container_never_overflows() {
+    // Unclosed tags of kinds the tree builder treats differently: formatting elements (the
+    // adoption agency), lists, tables, inline spans, blockquotes.
+    let cases: [(&str, &str); 6] = [
+        ("<span>", "</span>"),
+        ("<b>", "</b>"),
+        ("<ul><li>", "</li></ul>"),
+        ("<table><tr><td>", "</td></tr></table>"),
+        ("<blockquote>", "</blockquote>"),
+        ("<a href=x>", "</a>"),
+    ];
+    for (open, close) in cases {
+        let (open, close) = (open.to_owned(), close.to_owned());
+        let shown = on_main_sized_stack(move || {
+            let html = nested(50_000, &open, &close, "bottom");
+            let doc = Document::parse(&html, "http://t.test/", &Limits::default());
+            doc.layout(80, &ImageTable::new())
+                .to_text()
+                .contains("bottom")
+        });
+        assert!(shown);
+    }
+    // The same without closing tags at all.
+    let shown = on_main_sized_stack(|| {
+        let html = nested(100_000, "<div><span>", "", "bottom");
+        let doc = Document::parse(&html, "http://t.test/", &Limits::default());
+        doc.layout(80, &ImageTable::new())
+            .to_text()
+            .contains("bottom")
+    });
+    assert!(shown);
+}
+
+#[test]
+fn a_small_depth_cap_flattens_but_shows_everything() {
+    let limits = Limits {
+        max_depth: 16,
+        ..Limits::default()
+    };
+    let html = nested(40, "<div>", "</div>", "<p>para</p><ul><li>item</li></ul>");
+    let page = Document::parse(&html, "http://t.test/", &limits).layout(80, &ImageTable::new());
+    let text = page.to_text();
+    assert!(text.contains("para") && text.contains("item"), "{text}");
+    assert!(
+        page.notes.iter().any(|n| n.contains("deeper than 16")),
+        "{:?}",
+        page.notes
+    );
+}
+
+#[test]
+fn invalid_utf8_is_replaced_not_refused() {
+    let mut html = b"<p>before ".to_vec();
+    html.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28, 0xe2, 0x82]);
+    html.extend_from_slice(b" after</p>");
+    let page =
+        Document::parse(&html, "http://t.test/", &Limits::default()).layout(80, &ImageTable::new());
+    let text = page.to_text();
+    assert!(text.contains("before \u{fffd}"), "{text}");
+    assert!(text.contains("after"), "{text}");
+}
+
+#[test]
+fn a_fifty_megabyte_document_is_cut_at_the_cap_with_a_note() {
+    let text = on_main_sized_stack(|| {
+        let mut html = b"<title>big</title><p>first paragraph</p>".to_vec();
+        let para = b"<p>filler filler filler filler filler filler filler filler</p>\n";
+        while html.len() < 50 << 20 {
+            html.extend_from_slice(para);
+        }
+        let limits = Limits::default();
+        let doc = Document::parse(&html, "http://t.test/", &limits);
+        assert!(
+            doc.notes()
+                .iter()
+                .any(|n| n.contains("only the first 8388608")),
+            "{:?}",
+            doc.notes()
+        );
+        let page = doc.layout(100, &ImageTable::new());
+        assert!(page.lines.len() <= limits.max_lines + 1 + page.notes.len());
+        page.to_text()
+    });
+    assert!(text.starts_with("first paragraph\n"), "{}", &text[..200]);
+    assert!(text.contains("[note: the document is 52428"), "no note");
+}
+
+#[test]
+fn node_and_line_caps_cut_with_notes() {
+    let html = "<p>x</p>".repeat(10_000);
+    let limits = Limits {
+        max_nodes: 1_000,
+        ..Limits::default()
+    };
+    let page =
+        Document::parse(html.as_bytes(), "http://t.test/", &limits).layout(80, &ImageTable::new());
+    assert!(
+        page.notes
+            .iter()
+            .any(|n| n.contains("more than 1000 elements")),
+        "{:?}",
+        page.notes
+    );
+
+    let limits = Limits {
+        max_lines: 50,
+        ..Limits::default()
+    };
+    let page =
+        Document::parse(html.as_bytes(), "http://t.test/", &limits).layout(80, &ImageTable::new());
+    assert!(
+        page.lines.len() <= 50 + 1 + page.notes.len(),
+        "{}",
+        page.lines.len()
+    );
+    assert!(
+        page.notes
+            .iter()
+            .any(|n| n.contains("longer than 50 lines")),
+        "{:?}",
+        page.notes
+    );
+}
+
+#[test]
+fn the_image_cap_limits_sources_with_a_note() {
+    let html: String = (0..100)
+        .map(|i| format!("<img src=/i{i}.png alt=i{i}>"))
+        .collect();
+    let limits = Limits {
+        max_images: 10,
+        ..Limits::default()
+    };
+    let doc = Document::parse(html.as_bytes(), "http://t.test/", &limits);
+    assert_eq!(doc.image_sources().len(), 10);
+    assert_eq!(doc.image_sources()[0], "http://t.test/i0.png");
+    assert!(
+        doc.notes().iter().any(|n| n.contains("90 more images")),
+        "{:?}",
+        doc.notes()
+    );
+    // Duplicates count once.
+    let doc = Document::parse(
+        b"<img src=a.png><img src=a.png><img src=./a.png>",
+        "http://t.test/",
+        &limits,
+    );
+    assert_eq!(doc.image_sources(), vec!["http://t.test/a.png".to_owned()]);
+}
+
+/// A PNG signature and an IHDR chunk (with its CRC) claiming `width`×`height`, then nothing.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA, deflate, no filter, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    // A first IDAT chunk (a zlib stream's first bytes), as a real file would have next.
+    let idat = b"IDAT\x78\x9c\x63\x60\x00\x00";
+    png.extend_from_slice(&6u32.to_be_bytes());
+    png.extend_from_slice(idat);
+    png.extend_from_slice(&crc32(idat).to_be_bytes());
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_png_claiming_60000_by_60000_is_refused_from_its_header() {
+    let info = decode_image(&png_header(60_000, 60_000), &Limits::default());
+    let ImageInfo::Failed { reason } = info else {
+        panic!("decoded: {info:?}")
+    };
+    assert!(reason.contains("60000×60000"), "{reason}");
+    // Under the side limit but over the pixel budget: also refused from the header.
+    let info = decode_image(&png_header(10_000, 10_000), &Limits::default());
+    let ImageInfo::Failed { reason } = info else {
+        panic!("decoded: {info:?}")
+    };
+    assert!(reason.contains("pixel limit"), "{reason}");
+}
+
+#[test]
+fn a_small_real_png_decodes_with_its_size() {
+    let mut bytes = Vec::new();
+    let image = image::RgbaImage::from_pixel(320, 200, image::Rgba([10, 20, 30, 255]));
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode a test PNG");
+    assert_eq!(
+        decode_image(&bytes, &Limits::default()),
+        ImageInfo::Decoded {
+            width: 320,
+            height: 200,
+            format: "png".to_owned()
+        }
+    );
+    // The same bytes over a byte cap are refused.
+    let limits = Limits {
+        max_image_bytes: 10,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        decode_image(&bytes, &limits),
+        ImageInfo::Failed { .. }
+    ));
+    // Truncated: the header is fine, the body is not.
+    let cut = &bytes[..bytes.len() / 2];
+    assert!(
+        matches!(
+            decode_image(cut, &Limits::default()),
+            ImageInfo::Failed { .. }
+        ),
+        "{:?}",
+        decode_image(cut, &Limits::default())
+    );
+}
+
+#[test]
+fn garbage_and_truncated_images_fail() {
+    for bytes in [
+        &b""[..],
+        b"not an image at all",
+        b"\x89PNG\r\n\x1a\n",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00",
+        b"\xff\xd8\xff\xe0garbage jpeg",
+        b"GIF89a\x10\x00",
+        &png_header(16, 16),
+    ] {
+        let info = decode_image(bytes, &Limits::default());
+        assert!(
+            matches!(info, ImageInfo::Failed { .. }),
+            "{bytes:?} gave {info:?}"
+        );
+    }
+}
+
+#[test]
+fn rasterise_a_page_to_the_requested_width_with_ink() {
+    let page = Document::parse(
+        b"<h1>Hello</h1><p>Some <a href=x>text</a> to draw.</p>",
+        "http://t.test/",
+        &Limits::default(),
+    )
+    .layout(80, &ImageTable::new());
+    let raster = rasterise(&page, 640, 4000).expect("rasterise");
+    assert_eq!(raster.width, 640);
+    assert!(raster.height > 0 && raster.height <= 4000);
+    assert_eq!(raster.rgba.len(), 640 * raster.height as usize * 4);
+    let dark = raster.rgba.chunks(4).filter(|p| p[0] < 128).count();
+    assert!(dark > 100, "only {dark} dark pixels");
+    assert!(raster.rgba.chunks(4).all(|p| p[3] == 255), "opaque");
+}
+
+#[test]
+fn rasterise_empty_huge_and_absurd_never_panics() {
+    let empty = Page::default();
+    let r = rasterise(&empty, 100, 100).expect("an empty page rasterises");
+    assert_eq!((r.width, r.rgba.len()), (100, 100 * r.height as usize * 4));
+
+    let html = "<p>line</p>".repeat(100_000);
+    let page = Document::parse(html.as_bytes(), "http://t.test/", &Limits::default())
+        .layout(80, &ImageTable::new());
+    let r = rasterise(&page, 800, 2_000).expect("a huge page rasterises, cut");
+    assert_eq!(r.height, 2_000);
+    // A height cap far past memory: cut to the byte budget instead.
+    let r = rasterise(&page, 4_000, u32::MAX).expect("cut to the byte budget");
+    assert!(u64::from(r.width) * u64::from(r.height) * 4 <= browser_render::MAX_RASTER_BYTES);
+
+    assert!(rasterise(&page, 0, 100).is_err());
+    assert!(rasterise(&page, u32::MAX, 100).is_err());
+    assert!(rasterise(&page, 100, 0).is_err());
+    // Very narrow: glyphs are clipped, nothing panics.
+    rasterise(&page, 1, 10).expect("one pixel wide");
+}
