@@ -301,6 +301,14 @@ impl Shell {
             "" | "about:home" | "home" => self.config.home.as_str(),
             _ => input,
         };
+        // `/images.html`: a page of the bundled pages server.
+        if text.starts_with('/') && !text.starts_with("//") {
+            let home = url::Url::parse(&self.config.home)
+                .map_err(|e| NavError::BadUrl(format!("home {}: {e}", self.config.home)))?;
+            return home
+                .join(text)
+                .map_err(|e| NavError::BadUrl(format!("{text}: {e}")));
+        }
         match url::Url::parse(text) {
             Ok(url) => Ok(url),
             Err(url::ParseError::RelativeUrlWithoutBase) => {
