@@ -164,7 +164,7 @@ fn dump(shell: &Shell, urls: &[String], width: Option<u32>) -> ExitCode {
 
 fn screenshot_to(shell: &Shell, url: &str, out: &std::path::Path, width: Option<u32>) -> ExitCode {
     let width_px = width.unwrap_or(800);
-    let cells = u16::try_from((width_px / 8).clamp(20, 400)).unwrap_or(100);
+    let cells = browser_shell::renderer::cells_for(width_px);
     let mut slot = None;
     let result = shell
         .navigate(&mut slot, url, cells)

@@ -577,8 +577,8 @@ impl Shell {
         let me = std::process::id();
         let mine = crate::procfs::Namespaces::of(me);
         b.mono(&format!(
-            "{:>8}  {:<22} {:<26} {:>4} {:>4} {:>18} {:>8} {:>9}  {}",
-            "pid", "kind", "site", "secc", "nnp", "CapEff", "own ns", "VmRSS", "requests ok/denied"
+            "{:>8}  {:<22} {:<24} {:>4} {:>4} {:>17} {:>7} {:>8}  {}",
+            "pid", "kind", "site", "secc", "nnp", "CapEff", "own ns", "VmRSS", "req ok/denied"
         ));
         let mut rows = vec![
             (me, "broker (this shell)".to_owned(), "-".to_owned(), None),
@@ -609,10 +609,10 @@ impl Shell {
                 format!("{ok}/{denied}")
             });
             b.mono(&format!(
-                "{:>8}  {:<22} {:<26} {:>4} {:>4} {:>18} {:>8} {:>9}  {}",
+                "{:>8}  {:<22} {:<24} {:>4} {:>4} {:>17} {:>7} {:>8}  {}",
                 pid,
                 kind,
-                short(&site, 26),
+                short(&site, 24),
                 facts.seccomp,
                 facts.no_new_privs,
                 facts.cap_eff,
