@@ -41,7 +41,7 @@ pub fn renderer(ctx: Ctx, args: RendererArgs) -> i32 {
             ToRenderer::Navigate { url, width } => match load(&ctx, &url, &args.limits) {
                 Ok(Loaded::Document(doc, images, notes)) => {
                     let page = lay_out(&doc, width, &images, &notes);
-                    current = Some((doc, images, notes));
+                    current = Some((*doc, images, notes));
                     FromRenderer::Page(page)
                 }
                 Ok(Loaded::Redirect(to)) => FromRenderer::Redirect { to },
@@ -97,7 +97,7 @@ fn lay_out(doc: &Document, width: u16, images: &ImageTable, notes: &[String]) ->
 }
 
 enum Loaded {
-    Document(Document, ImageTable, Vec<String>),
+    Document(Box<Document>, ImageTable, Vec<String>),
     Redirect(String),
 }
 
@@ -146,7 +146,7 @@ fn load(ctx: &Ctx, url: &str, limits: &Limits) -> Result<Loaded, String> {
         };
         images.insert(source, info);
     }
-    Ok(Loaded::Document(doc, images, notes))
+    Ok(Loaded::Document(Box::new(doc), images, notes))
 }
 
 fn same_site(a: &str, b: &str) -> bool {
