@@ -24,7 +24,7 @@
 
 pub mod audit;
 pub mod cgroup;
-mod fetch;
+pub mod fetch;
 pub mod limits;
 pub mod namespaces;
 pub mod seccomp;
@@ -35,6 +35,7 @@ mod sys;
 mod zygote;
 
 pub use audit::{AuditRecord, AuditSink};
+pub use fetch::TlsRoots;
 pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use spawn::{
