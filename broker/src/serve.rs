@@ -623,8 +623,10 @@ fn describe(request: &ServiceRequest) -> (&'static str, &str) {
     }
 }
 
-/// Only the broker maps a wire request to a policy access.
-fn to_access(request: &ServiceRequest) -> Access<'_> {
+/// Only the broker maps a wire request to a policy access; this is the one place it does.
+/// Public (hidden) so the fuzz target decides exactly what the service decides.
+#[doc(hidden)]
+pub fn to_access(request: &ServiceRequest) -> Access<'_> {
     match request {
         ServiceRequest::Open { path, flags } => Access::Open {
             path,
