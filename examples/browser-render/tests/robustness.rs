@@ -341,3 +341,28 @@ fn rasterise_empty_huge_and_absurd_never_panics() {
     // Very narrow: glyphs are clipped, nothing panics.
     rasterise(&page, 1, 10).expect("one pixel wide");
 }
+
+#[test]
+fn formatting_elements_left_open_cannot_multiply_without_bound() {
+    // html5ever re-opens every formatting element left open at each new paragraph: with distinct
+    // attributes (no Noah's Ark merging) each `<p>` costs as many elements as came before. The
+    // parse stops at a node budget instead of growing quadratically.
+    let html: String = (0..20_000)
+        .map(|i| format!("<p><b class=c{i}>x</p>"))
+        .collect();
+    let limits = Limits {
+        max_nodes: 20_000,
+        ..Limits::default()
+    };
+    let page = on_main_sized_stack(move || {
+        Document::parse(html.as_bytes(), "http://t.test/", &limits).layout(80, &ImageTable::new())
+    });
+    assert!(
+        page.notes
+            .iter()
+            .any(|n| n.contains("makes more than 40000 nodes")),
+        "{:?}",
+        page.notes
+    );
+    assert!(page.to_text().starts_with("x\n"));
+}
