@@ -112,6 +112,26 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
         for span in &line.spans {
             let color = color_of(span.style);
             let span_start = col;
+            if span.style.monospace {
+                // Code and `pre` get a light background: the whole font is monospace already.
+                let cells: f32 = span
+                    .text
+                    .chars()
+                    .map(|c| crate::text::width(c) as f32)
+                    .sum();
+                let cells = cells.min((max_cols - col).max(0.0));
+                let x = MARGIN_PX as f32 + col * cell_w;
+                if let Some(rect) = Rect::from_xywh(x, top as f32, cells * cell_w, LINE_PX as f32) {
+                    let mut paint = Paint::default();
+                    paint.set_color_rgba8(0xee, 0xee, 0xee, 255);
+                    pixmap.fill_rect(rect, &paint, Transform::identity(), None);
+                }
+            }
+            let pen = Pen {
+                color,
+                baseline: to_px(baseline),
+                italic: span.style.italic,
+            };
             for c in span.text.chars() {
                 let cells = crate::text::width(c) as f32;
                 if col + cells > max_cols {
@@ -123,26 +143,9 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
                         .entry(c)
                         .or_insert_with(|| font.rasterize(c, FONT_PX));
                     let gx = to_px(x) + i64::from(metrics.xmin);
-                    let gy = to_px(baseline) - i64::from(metrics.ymin) - metrics.height as i64;
-                    blit(
-                        &mut pixmap,
-                        gx,
-                        gy,
-                        metrics.width,
-                        metrics.height,
-                        bitmap,
-                        color,
-                    );
+                    blit(&mut pixmap, gx, metrics, bitmap, pen);
                     if span.style.bold || span.style.heading > 0 {
-                        blit(
-                            &mut pixmap,
-                            gx + 1,
-                            gy,
-                            metrics.width,
-                            metrics.height,
-                            bitmap,
-                            color,
-                        );
+                        blit(&mut pixmap, gx + 1, metrics, bitmap, pen);
                     }
                 }
                 col += cells;
@@ -177,18 +180,33 @@ fn color_of(style: Style) -> [u8; 3] {
     }
 }
 
-/// Blends a coverage bitmap into the pixmap at (x, y), clipped to it.
-fn blit(pixmap: &mut Pixmap, x: i64, y: i64, w: usize, h: usize, coverage: &[u8], color: [u8; 3]) {
+/// How glyphs of a span are drawn.
+#[derive(Debug, Clone, Copy)]
+struct Pen {
+    color: [u8; 3],
+    baseline: i64,
+    /// Slanted by a quarter pixel per pixel above the baseline (the font has no italic face).
+    italic: bool,
+}
+
+/// Blends a glyph's coverage bitmap into the pixmap with its left edge at `x`, clipped to it.
+fn blit(pixmap: &mut Pixmap, x: i64, metrics: &fontdue::Metrics, coverage: &[u8], pen: Pen) {
+    let (w, h) = (metrics.width, metrics.height);
+    let Ok(h_px) = i64::try_from(h) else { return };
+    let top = pen.baseline - i64::from(metrics.ymin) - h_px;
     let pw = i64::from(pixmap.width());
     let ph = i64::from(pixmap.height());
     let data = pixmap.data_mut();
-    for row in 0..h {
-        let py = y + row as i64;
+    for (row, py) in (top..top + h_px).enumerate() {
         if py < 0 || py >= ph {
             continue;
         }
-        for colx in 0..w {
-            let px = x + colx as i64;
+        let slant = if pen.italic {
+            (pen.baseline - py) / 4
+        } else {
+            0
+        };
+        for (colx, px) in (x + slant..).take(w).enumerate() {
             if px < 0 || px >= pw {
                 continue;
             }
@@ -199,9 +217,9 @@ fn blit(pixmap: &mut Pixmap, x: i64, y: i64, w: usize, h: usize, coverage: &[u8]
             let Ok(i) = usize::try_from((py * pw + px) * 4) else {
                 continue;
             };
-            for k in 0..3 {
+            for (k, &src) in pen.color.iter().enumerate() {
                 let dst = u32::from(data[i + k]);
-                let src = u32::from(color[k]);
+                let src = u32::from(src);
                 data[i + k] = u8::try_from((src * a + dst * (255 - a)) / 255).unwrap_or(255);
             }
             data[i + 3] = 255;
