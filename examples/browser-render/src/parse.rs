@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::{
@@ -488,7 +488,7 @@ fn walk(html: &Html, base: &str, limits: &Limits) -> Parsed {
         title,
         ..Parsed::default()
     };
-    let mut images_seen = HashSet::new();
+    let mut images_seen = BTreeSet::new();
     let mut images_over = 0usize;
     let mut nodes = 0usize;
     let mut flattened = false;

@@ -1,7 +1,7 @@
 //! A page → RGBA8 pixels: tiny-skia for the canvas and rules, fontdue for glyphs from the
 //! embedded font. Pure computation: the font is compiled in.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use tiny_skia::{Color, Paint, Pixmap, Rect, Transform};
@@ -99,7 +99,7 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
     let ascent = font
         .horizontal_line_metrics(FONT_PX)
         .map_or(FONT_PX * 0.8, |m| m.ascent);
-    let mut glyphs: HashMap<char, (fontdue::Metrics, Vec<u8>)> = HashMap::new();
+    let mut glyphs: BTreeMap<char, (fontdue::Metrics, Vec<u8>)> = BTreeMap::new();
     let max_cols = ((width_px.saturating_sub(MARGIN_PX) as f32) / cell_w).max(0.0);
     for (row, line) in page.lines.iter().enumerate() {
         let Ok(row) = u32::try_from(row) else { break };
