@@ -97,6 +97,9 @@ pub(crate) struct Parsed {
     pub notes: Vec<String>,
 }
 
+/// Link and image URLs longer than this are not followed or fetched (shown as plain text).
+const MAX_URL_BYTES: usize = 8 << 10;
+
 /// Elements whose content is never shown, whatever the style sheet says.
 const NEVER_SHOWN: &[&str] = &[
     "script", "style", "head", "template", "noscript", "title", "meta", "link", "base", "svg",
@@ -474,13 +477,16 @@ fn walk(html: &Html, base: &str, limits: &Limits) -> Parsed {
     };
     let resolve = |href: &str| -> Option<String> {
         let href = href.trim();
+        if href.len() > MAX_URL_BYTES {
+            return None;
+        }
         let url = match &base_url {
             Some(b) => b.join(href).ok()?,
             None => url::Url::parse(href).ok()?,
         };
         match url.scheme() {
             "javascript" | "data" | "vbscript" => None,
-            _ => Some(url.to_string()),
+            _ => Some(url.to_string()).filter(|u| u.len() <= MAX_URL_BYTES),
         }
     };
 
