@@ -39,7 +39,10 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 pub use crate::image::decode_image;
-pub use crate::raster::{rasterise, Raster, RasterError, MAX_RASTER_BYTES, MAX_RASTER_WIDTH};
+pub use crate::raster::{
+    raster_columns, rasterise, Raster, RasterError, MAX_RASTER_BYTES, MAX_RASTER_WIDTH,
+    RASTER_CELL_PX, RASTER_LINE_PX, RASTER_MARGIN_PX,
+};
 
 /// Hard caps. Every one is checked; hitting one truncates with a visible note, never panics.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -18,8 +18,21 @@ pub const MAX_RASTER_WIDTH: u32 = 16_384;
 pub const MAX_RASTER_BYTES: u64 = 256 << 20;
 
 const FONT_PX: f32 = 16.0;
-const LINE_PX: u32 = 20;
-const MARGIN_PX: u32 = 8;
+/// Width of one text cell in a raster, in pixels (DejaVu Sans Mono at 16 px advances 9.6 px).
+pub const RASTER_CELL_PX: u32 = 10;
+/// Height of one line in a raster, in pixels.
+pub const RASTER_LINE_PX: u32 = 20;
+/// Blank margin on every side of a raster, in pixels.
+pub const RASTER_MARGIN_PX: u32 = 8;
+const LINE_PX: u32 = RASTER_LINE_PX;
+const MARGIN_PX: u32 = RASTER_MARGIN_PX;
+
+/// How many text cells fit a raster `width_px` wide: the width to [`crate::Document::layout`] a
+/// page at before [`rasterise`]-ing it that wide (at least 1; `layout` clamps up to 20).
+pub fn raster_columns(width_px: u32) -> u16 {
+    let cells = width_px.saturating_sub(2 * MARGIN_PX) / RASTER_CELL_PX;
+    u16::try_from(cells.max(1)).unwrap_or(u16::MAX)
+}
 
 /// RGBA8 pixels, row-major, `rgba.len() == width * height * 4`.
 pub struct Raster {
@@ -85,7 +98,7 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
         });
     }
     let font = font()?;
-    let cell_w = font.metrics('M', FONT_PX).advance_width.ceil().max(1.0);
+    let cell_w = RASTER_CELL_PX as f32;
     let lines = u32::try_from(page.lines.len()).unwrap_or(u32::MAX);
     let content = lines.saturating_mul(LINE_PX).saturating_add(2 * MARGIN_PX);
     let by_bytes = u32::try_from(MAX_RASTER_BYTES / (u64::from(width_px) * 4)).unwrap_or(u32::MAX);

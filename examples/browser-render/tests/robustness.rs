@@ -318,6 +318,26 @@ fn rasterise_a_page_to_the_requested_width_with_ink() {
     let dark = raster.rgba.chunks(4).filter(|p| p[0] < 128).count();
     assert!(dark > 100, "only {dark} dark pixels");
     assert!(raster.rgba.chunks(4).all(|p| p[3] == 255), "opaque");
+    // The height follows the content: a margin, then one line height per line.
+    let lines = u32::try_from(page.lines.len()).unwrap();
+    assert_eq!(
+        raster.height,
+        2 * browser_render::RASTER_MARGIN_PX + lines * browser_render::RASTER_LINE_PX
+    );
+    // A page laid out at raster_columns fits the raster's width: ink reaches the last column.
+    assert_eq!(browser_render::raster_columns(640), 62);
+    let wide = Document::parse(
+        "m".repeat(62).as_bytes(),
+        "http://t.test/",
+        &Limits::default(),
+    )
+    .layout(browser_render::raster_columns(640), &ImageTable::new());
+    assert_eq!(wide.lines.len(), 1);
+    let r = rasterise(&wide, 640, 100).expect("rasterise");
+    let last_cell_x = (8 + 61 * 10) as usize;
+    let ink_in_last_cell = (0..r.height as usize)
+        .any(|y| (last_cell_x..last_cell_x + 10).any(|x| r.rgba[(y * 640 + x) * 4] < 128));
+    assert!(ink_in_last_cell);
 }
 
 #[test]
