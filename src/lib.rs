@@ -44,8 +44,8 @@
 pub use portcullis_broker::{
     default_rlimits, seccomp, AuditRecord, AuditSink, Broker, BrokerConfig, ChannelLimits, Child,
     ChildEnd, ChildError, LockdownError, LockdownStep, OnViolation, ProtocolViolation, Rlimit,
-    RlimitResource, SpawnError, SpawnFailure, SpawnOptions, StartError, TrackedChildren, Violation,
-    DEFAULT_SANDBOX_HOST_ID,
+    RlimitResource, SpawnError, SpawnFailure, SpawnOptions, StartError, TlsRoots, TrackedChildren,
+    Violation, DEFAULT_SANDBOX_HOST_ID,
 };
 pub use portcullis_child::{ChildChannelError, ChildContext, Entries, OpenOptions};
 pub use {

@@ -15,6 +15,31 @@ use portcullis_policy::Limits;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+/// Which certificate authorities the broker's HTTPS fetches trust.
+#[derive(Debug, Clone, Default)]
+pub enum TlsRoots {
+    /// Mozilla's root certificates, built in (webpki-roots): the public web.
+    #[default]
+    Mozilla,
+    /// Exactly these root certificates (DER), and no others: a private PKI, or a test's own CA.
+    Only(Vec<Vec<u8>>),
+}
+
+impl TlsRoots {
+    /// The form ureq takes.
+    pub(crate) fn to_ureq(&self) -> ureq::tls::RootCerts {
+        match self {
+            TlsRoots::Mozilla => ureq::tls::RootCerts::WebPki,
+            TlsRoots::Only(ders) => ureq::tls::RootCerts::new_with_certs(
+                &ders
+                    .iter()
+                    .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                    .collect::<Vec<_>>(),
+            ),
+        }
+    }
+}
+
 /// Longest header value passed back to a child.
 const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 /// Room left in a channel message beside the body.
@@ -49,6 +74,7 @@ pub(crate) fn fetch(
     addrs: Vec<SocketAddr>,
     limits: &Limits,
     max_message: usize,
+    roots: &ureq::tls::RootCerts,
 ) -> Result<FetchResponse, Failure> {
     let channel_room = u64::try_from(max_message)
         .unwrap_or(u64::MAX)
@@ -60,6 +86,11 @@ pub(crate) fn fetch(
         .max_redirects_will_error(false)
         .http_status_as_error(false)
         .proxy(None)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(roots.clone())
+                .build(),
+        )
         .build();
     let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), Checked(addrs));
     let sent = match request.method {
@@ -107,6 +138,15 @@ fn failure(e: &ureq::Error) -> Failure {
         ureq::Error::HostNotFound => Failure::NameNotResolved,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             Failure::ConnectionRefused
+        }
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => Failure::Tls,
+        // A certificate rustls refused surfaces from the transport as an I/O error.
+        ureq::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            Failure::Tls
         }
         _ => Failure::Other,
     }

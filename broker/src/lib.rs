@@ -24,7 +24,7 @@
 
 pub mod audit;
 pub mod cgroup;
-mod fetch;
+pub mod fetch;
 pub mod limits;
 pub mod namespaces;
 pub mod seccomp;
@@ -35,8 +35,11 @@ mod sys;
 mod zygote;
 
 pub use audit::{AuditRecord, AuditSink};
+pub use fetch::TlsRoots;
 pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
+#[doc(hidden)]
+pub use serve::to_access;
 pub use spawn::{
     default_rlimits, Broker, BrokerConfig, CgroupSetting, Child, ChildEnd, ChildError, SpawnError,
     SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID, MAX_KEPT_VIOLATIONS,

@@ -92,6 +92,7 @@ pub(crate) struct ServiceConfig {
     pub file_workers: usize,
     pub network_workers: usize,
     pub network_queue: usize,
+    pub tls_roots: crate::fetch::TlsRoots,
 }
 
 /// What every worker shares.
@@ -106,6 +107,8 @@ struct Core {
     send_timeout: Duration,
     /// Network requests queued or being performed.
     network_pending: AtomicUsize,
+    /// The certificate authorities HTTPS fetches trust.
+    tls_roots: ureq::tls::RootCerts,
 }
 
 /// Epoll data of [`Core::wake`]; no child id is this (pool ids set only the top bit of a
@@ -162,6 +165,7 @@ impl Service {
             // that does not would hold a worker, so it gets at most a second.
             send_timeout: config.send_timeout.min(SERVICE_ANSWER_TIMEOUT),
             network_pending: AtomicUsize::new(0),
+            tls_roots: config.tls_roots.to_ureq(),
         });
         core.epoll.add(
             core.wake.as_fd(),
@@ -340,7 +344,7 @@ struct NetWorker {
 impl NetWorker {
     fn run(self) {
         while let Ok(job) = self.jobs.recv() {
-            let answer = perform_network(&job.served, &job.request, &job.target);
+            let answer = perform_network(&self.core, &job.served, &job.request, &job.target);
             let answered = self
                 .core
                 .answer(&job.served, &job.request, job.received, answer);
@@ -429,7 +433,7 @@ impl Core {
         let answer = match self.decide(served, &request, received) {
             Step::Answer(answer) => answer,
             Step::Network(target) => match network {
-                None => perform_network(served, &request, &target),
+                None => perform_network(self, served, &request, &target),
                 Some(queue) => {
                     self.network_pending.fetch_add(1, Ordering::AcqRel);
                     let job = NetJob {
@@ -536,14 +540,20 @@ enum Step {
 }
 
 /// Resolves, checks and connects (or fetches) for an allowed network request.
-fn perform_network(served: &Served, request: &ServiceRequest, target: &NetTarget) -> Answer {
+fn perform_network(
+    core: &Core,
+    served: &Served,
+    request: &ServiceRequest,
+    target: &NetTarget,
+) -> Answer {
     let NetTarget { grant, host, port } = target;
     let result = match request {
         ServiceRequest::Fetch(fetch) => {
             let addrs = resolve_checked(served, *grant, host, *port);
             let max_message = served.channel.limits().max_message_bytes;
             addrs.and_then(|addrs| {
-                crate::fetch::fetch(fetch, addrs, &served.profile.limits, max_message)
+                let roots = &core.tls_roots;
+                crate::fetch::fetch(fetch, addrs, &served.profile.limits, max_message, roots)
                     .map(|response| (ServiceResponse::Fetched(response), None))
                     .map_err(Outcome::Failed)
             })
@@ -613,8 +623,10 @@ fn describe(request: &ServiceRequest) -> (&'static str, &str) {
     }
 }
 
-/// Only the broker maps a wire request to a policy access.
-fn to_access(request: &ServiceRequest) -> Access<'_> {
+/// Only the broker maps a wire request to a policy access; this is the one place it does.
+/// Public (hidden) so the fuzz target decides exactly what the service decides.
+#[doc(hidden)]
+pub fn to_access(request: &ServiceRequest) -> Access<'_> {
     match request {
         ServiceRequest::Open { path, flags } => Access::Open {
             path,
@@ -692,6 +704,7 @@ fn failure_name(f: Failure) -> &'static str {
         Failure::TimedOut => "timed-out",
         Failure::NameNotResolved => "name-not-resolved",
         Failure::Busy => "busy",
+        Failure::Tls => "tls",
         Failure::Other => "other",
     }
 }

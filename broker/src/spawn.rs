@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub network_queue: usize,
     /// Where children's cgroups go.
     pub cgroups: CgroupSetting,
+    /// Which certificate authorities HTTPS fetches trust (default: Mozilla's, built in).
+    pub tls_roots: crate::fetch::TlsRoots,
 }
 
 /// Where a broker puts its children's cgroups.
@@ -101,6 +103,7 @@ impl Default for BrokerConfig {
             audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
             cgroups: CgroupSetting::Auto,
+            tls_roots: crate::fetch::TlsRoots::Mozilla,
             service_workers: crate::serve::SERVICE_WORKERS,
             network_workers: crate::serve::NETWORK_WORKERS,
             network_queue: crate::serve::NETWORK_QUEUE,
@@ -424,6 +427,7 @@ impl Broker {
             file_workers: config.service_workers,
             network_workers: config.network_workers,
             network_queue: config.network_queue,
+            tls_roots: config.tls_roots.clone(),
         })
         .map_err(StartError::Service)?;
         let supervisor = Supervisor::start(config.audit.clone()).map_err(StartError::Service)?;

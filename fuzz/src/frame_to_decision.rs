@@ -9,10 +9,11 @@
 //! stays bounded by the input — the replay test measures each input's peak allocation, and
 //! libFuzzer runs with `-malloc_limit_mb` (see `scripts/fuzz.sh`).
 
+use portcullis_broker::to_access;
 use portcullis_ipc::fuzzing::decode_datagrams;
-use portcullis_ipc::service::{OpenFlags, ServiceRequest};
+use portcullis_ipc::service::ServiceRequest;
 use portcullis_ipc::ChannelLimits;
-use portcullis_policy::{Access, OpenMode, Policy, Profile};
+use portcullis_policy::{Policy, Profile};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
@@ -103,35 +104,6 @@ pub struct Outcome {
     pub allowed: usize,
     /// A framing or decode violation ended the input.
     pub violation: bool,
-}
-
-/// The broker's mapping of a wire request to a policy access. A copy of `to_access` and
-/// `open_mode` in `broker/src/serve.rs`, which are private to the broker; keep the two equal.
-pub fn to_access(request: &ServiceRequest) -> Access<'_> {
-    match request {
-        ServiceRequest::Open { path, flags } => Access::Open {
-            path,
-            mode: open_mode(*flags),
-        },
-        ServiceRequest::Stat { path } => Access::Stat { path },
-        ServiceRequest::ReadDir { path } => Access::ReadDir { path },
-        ServiceRequest::CreateDir { path } => Access::CreateDir { path },
-        ServiceRequest::RemoveFile { path } => Access::Remove { path },
-        ServiceRequest::Rename { from, to } => Access::Rename { from, to },
-        ServiceRequest::Connect { host, port } => Access::Connect { host, port: *port },
-        ServiceRequest::Fetch(request) => Access::Fetch { url: &request.url },
-    }
-}
-
-fn open_mode(f: OpenFlags) -> OpenMode {
-    OpenMode {
-        read: f.read,
-        write: f.write,
-        create: f.create,
-        truncate: f.truncate,
-        append: f.append,
-        exclusive: f.exclusive,
-    }
 }
 
 /// Runs one input; panics if a property fails.

@@ -221,6 +221,9 @@ pub enum Failure {
     /// The broker's network workers are all busy and their queue is full: the request was not
     /// attempted. Asking again later may work.
     Busy,
+    /// An HTTPS fetch's TLS handshake failed: the server's certificate is not trusted by the
+    /// broker, does not name the host, or the server spoke no acceptable TLS.
+    Tls,
 }
 
 /// The broker's answer to a [`ServiceRequest`].

@@ -126,6 +126,7 @@ fn failure(response: ServiceResponse) -> io::Error {
                 Failure::TimedOut => io::ErrorKind::TimedOut,
                 Failure::NameNotResolved => io::ErrorKind::NotFound,
                 Failure::Busy => io::ErrorKind::ResourceBusy,
+                Failure::Tls => io::ErrorKind::InvalidData,
                 Failure::Other => io::ErrorKind::Other,
             };
             io::Error::new(kind, format!("portcullis: {f:?}"))

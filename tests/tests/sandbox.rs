@@ -28,6 +28,7 @@ scenarios! {
     // host, private address denied.
     net_connect_on_loopback => "net-connect",
     net_fetch_on_loopback => "net-fetch",
+    net_fetch_https_verifies_the_certificate => "net-fetch-https",
     // Network requests have their own bounded pool: fetches hanging on a server that never
     // answers leave the file workers free for a bystander; with the pool and its queue full,
     // one more fetch is answered `busy` at once.

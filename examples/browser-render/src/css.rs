@@ -7,7 +7,7 @@
 //! are skipped whole, so `@media print { .x { display: none } }` hides nothing. The cascade is
 //! specificity then order; `style=""` wins over the sheet.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// CSS text past this many bytes is ignored (all `<style>` blocks together).
 pub(crate) const MAX_CSS_BYTES: usize = 1 << 20;
@@ -40,9 +40,9 @@ struct Compound {
 #[derive(Debug, Default)]
 pub(crate) struct StyleSheet {
     /// The winning rule for a selector that is exactly one tag / id / class.
-    by_tag: HashMap<String, (Rank, Display)>,
-    by_id: HashMap<String, (Rank, Display)>,
-    by_class: HashMap<String, (Rank, Display)>,
+    by_tag: BTreeMap<String, (Rank, Display)>,
+    by_id: BTreeMap<String, (Rank, Display)>,
+    by_class: BTreeMap<String, (Rank, Display)>,
     universal: Option<(Rank, Display)>,
     compound: Vec<Compound>,
 }
@@ -116,7 +116,7 @@ impl StyleSheet {
         let tags = u16::from(c.tag.is_some());
         c.rank = (ids, classes, tags, order);
         let entry = (c.rank, c.display);
-        let put = |map: &mut HashMap<String, (Rank, Display)>, key: String| {
+        let put = |map: &mut BTreeMap<String, (Rank, Display)>, key: String| {
             let slot = map.entry(key).or_insert(entry);
             if slot.0 < entry.0 {
                 *slot = entry;

@@ -15,8 +15,27 @@ use crate::{ImageInfo, Limits};
 pub fn decode_image(bytes: &[u8], limits: &Limits) -> ImageInfo {
     match decode(bytes, limits) {
         Ok(info) => info,
-        Err(reason) => ImageInfo::Failed { reason },
+        Err(reason) => ImageInfo::Failed {
+            reason: clean_reason(&reason),
+        },
     }
+}
+
+/// Longest refusal reason kept, in characters.
+const MAX_REASON_CHARS: usize = 160;
+
+/// A decoder's message may quote the file's bytes: keep it short and free of control characters.
+fn clean_reason(reason: &str) -> String {
+    let mut out: String = reason
+        .chars()
+        .filter(|&c| !crate::text::is_unshowable(c))
+        .take(MAX_REASON_CHARS + 1)
+        .collect();
+    if out.chars().count() > MAX_REASON_CHARS {
+        out = out.chars().take(MAX_REASON_CHARS - 1).collect();
+        out.push('…');
+    }
+    out
 }
 
 /// What reading an image's header may allocate.

@@ -18,8 +18,11 @@
 //!
 //! # What it must never do
 //! This crate runs inside the sandboxed renderer, on hostile input. It must never do I/O (no
-//! files, no sockets, no environment variables: the font is `include_bytes!`), never use
-//! `unsafe`, never spawn threads, never recurse in proportion to the input's depth (the walk,
+//! files, no sockets, no environment variables: the font is `include_bytes!`), never need a
+//! syscall beyond memory allocation (so no `getrandom` either: its maps are B-trees, never
+//! `RandomState` hash maps; [`ImageTable`] is the caller's. Checked under strace: parse, decode,
+//! layout and rasterise made only `mmap`/`mprotect`), never use `unsafe`, never spawn
+//! threads, never recurse in proportion to the input's depth (the walk,
 //! the layout and every tree it owns are flat or use an explicit stack; html5ever's and
 //! ego-tree's are iterative too), and never allocate in proportion to a size the input *claims*
 //! before checking that size against [`Limits`]. Every cap hit shows as a note, never a panic.
@@ -36,7 +39,10 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 pub use crate::image::decode_image;
-pub use crate::raster::{rasterise, Raster, RasterError, MAX_RASTER_BYTES, MAX_RASTER_WIDTH};
+pub use crate::raster::{
+    raster_columns, rasterise, Raster, RasterError, MAX_RASTER_BYTES, MAX_RASTER_WIDTH,
+    RASTER_CELL_PX, RASTER_LINE_PX, RASTER_MARGIN_PX,
+};
 
 /// Hard caps. Every one is checked; hitting one truncates with a visible note, never panics.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

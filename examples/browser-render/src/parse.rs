@@ -2,15 +2,18 @@
 //! the tree builder's stack of open elements capped), the style subset applied, the tree walked
 //! with an explicit stack.
 
+use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::{
     BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
 };
-use html5ever::tree_builder::{Tracer, TreeBuilder, TreeBuilderOpts, TreeSink as _};
-use html5ever::TokenizerResult;
+use html5ever::tree_builder::{
+    ElementFlags, NodeOrText, QuirksMode, Tracer, TreeBuilder, TreeBuilderOpts, TreeSink,
+};
+use html5ever::{Attribute, QualName, TokenizerResult};
 use scraper::node::Element;
 use scraper::{Html, HtmlTreeSink, Node};
 
@@ -94,6 +97,9 @@ pub(crate) struct Parsed {
     pub notes: Vec<String>,
 }
 
+/// Link and image URLs longer than this are not followed or fetched (shown as plain text).
+const MAX_URL_BYTES: usize = 8 << 10;
+
 /// Elements whose content is never shown, whatever the style sheet says.
 const NEVER_SHOWN: &[&str] = &[
     "script", "style", "head", "template", "noscript", "title", "meta", "link", "base", "svg",
@@ -145,7 +151,13 @@ pub(crate) fn parse(bytes: &[u8], base: &str, limits: &Limits) -> Parsed {
         bytes
     };
     let text = String::from_utf8_lossy(bytes);
-    let (html, dropped) = parse_capped(&text, limits.max_depth);
+    let (html, dropped, over_budget) = parse_capped(&text, limits.max_depth, limits.max_nodes);
+    if over_budget {
+        notes.push(format!(
+            "the document makes more than {} nodes; the rest is not parsed",
+            limits.max_nodes.saturating_mul(PARSE_WORK_PER_NODE)
+        ));
+    }
     if dropped > 0 {
         notes.push(format!(
             "the document nests deeper than {} elements; {dropped} deeper elements were flattened",
@@ -161,16 +173,19 @@ pub(crate) fn parse(bytes: &[u8], base: &str, limits: &Limits) -> Parsed {
 /// Runs html5ever's tokenizer into its tree builder through [`DepthCap`], which drops start tags
 /// (and their end tags) once the tree builder holds `max_depth` open elements. Without it a
 /// document of 200,000 nested `<div>`s costs the tree builder time quadratic in the depth (each
-/// start tag scans the stack of open elements for a `<p>` in scope). Returns the tree and how
-/// many start tags were dropped.
-fn parse_capped(text: &str, max_depth: usize) -> (Html, usize) {
-    let builder = TreeBuilder::new(
-        HtmlTreeSink::new(Html::new_document()),
-        TreeBuilderOpts::default(),
-    );
+/// start tag scans the stack of open elements for a `<p>` in scope). It also stops the parse
+/// once the sink has made `max_nodes * PARSE_WORK_PER_NODE` nodes. Returns the tree, how many
+/// start tags were dropped and whether the parse was stopped.
+fn parse_capped(text: &str, max_depth: usize, max_nodes: usize) -> (Html, usize, bool) {
+    let sink = CountingSink {
+        inner: HtmlTreeSink::new(Html::new_document()),
+        made: Cell::new(0),
+    };
+    let builder = TreeBuilder::new(sink, TreeBuilderOpts::default());
     let cap = DepthCap {
         inner: builder,
         max_depth: max_depth.max(8),
+        max_made: max_nodes.saturating_mul(PARSE_WORK_PER_NODE),
         dropped_open: std::cell::RefCell::new(Vec::new()),
         dropped: Cell::new(0),
     };
@@ -182,13 +197,146 @@ fn parse_capped(text: &str, max_depth: usize) -> (Html, usize) {
     tokenizer.end();
     let cap = tokenizer.sink;
     let dropped = cap.dropped.get();
-    (cap.inner.sink.finish(), dropped)
+    let over_budget = cap.inner.sink.made.get() > max_nodes.saturating_mul(PARSE_WORK_PER_NODE);
+    (cap.inner.sink.inner.finish(), dropped, over_budget)
+}
+
+/// The tree builder may make this many nodes per node the walk shows before the parse stops:
+/// html5ever re-creates formatting elements (`<b>`, `<font>`...) left open across blocks for
+/// each new block, so a hostile page can make a few hundred elements per start tag.
+const PARSE_WORK_PER_NODE: usize = 2;
+
+/// scraper's tree sink, counting the nodes it makes so [`DepthCap`] can stop the parse.
+struct CountingSink {
+    inner: HtmlTreeSink,
+    made: Cell<usize>,
+}
+
+impl CountingSink {
+    fn count(&self) {
+        self.made.set(self.made.get().saturating_add(1));
+    }
+}
+
+impl TreeSink for CountingSink {
+    type Handle = ego_tree_id::NodeId;
+    type Output = Html;
+    type ElemName<'a> = <HtmlTreeSink as TreeSink>::ElemName<'a>;
+
+    fn finish(self) -> Html {
+        self.inner.finish()
+    }
+    fn parse_error(&self, msg: Cow<'static, str>) {
+        self.inner.parse_error(msg);
+    }
+    fn get_document(&self) -> Self::Handle {
+        self.inner.get_document()
+    }
+    fn elem_name<'a>(&'a self, target: &'a Self::Handle) -> Self::ElemName<'a> {
+        self.inner.elem_name(target)
+    }
+    fn create_element(
+        &self,
+        name: QualName,
+        attrs: Vec<Attribute>,
+        flags: ElementFlags,
+    ) -> Self::Handle {
+        self.count();
+        self.inner.create_element(name, attrs, flags)
+    }
+    fn create_comment(&self, text: StrTendril) -> Self::Handle {
+        self.count();
+        self.inner.create_comment(text)
+    }
+    fn create_pi(&self, target: StrTendril, data: StrTendril) -> Self::Handle {
+        self.count();
+        self.inner.create_pi(target, data)
+    }
+    fn append(&self, parent: &Self::Handle, child: NodeOrText<Self::Handle>) {
+        if matches!(child, NodeOrText::AppendText(_)) {
+            self.count();
+        }
+        self.inner.append(parent, child);
+    }
+    fn append_based_on_parent_node(
+        &self,
+        element: &Self::Handle,
+        prev: &Self::Handle,
+        child: NodeOrText<Self::Handle>,
+    ) {
+        self.inner.append_based_on_parent_node(element, prev, child);
+    }
+    fn append_doctype_to_document(
+        &self,
+        name: StrTendril,
+        public_id: StrTendril,
+        system_id: StrTendril,
+    ) {
+        self.inner
+            .append_doctype_to_document(name, public_id, system_id);
+    }
+    fn mark_script_already_started(&self, node: &Self::Handle) {
+        self.inner.mark_script_already_started(node);
+    }
+    fn pop(&self, node: &Self::Handle) {
+        self.inner.pop(node);
+    }
+    fn get_template_contents(&self, target: &Self::Handle) -> Self::Handle {
+        self.inner.get_template_contents(target)
+    }
+    fn same_node(&self, x: &Self::Handle, y: &Self::Handle) -> bool {
+        self.inner.same_node(x, y)
+    }
+    fn set_quirks_mode(&self, mode: QuirksMode) {
+        self.inner.set_quirks_mode(mode);
+    }
+    fn append_before_sibling(&self, sibling: &Self::Handle, new_node: NodeOrText<Self::Handle>) {
+        self.inner.append_before_sibling(sibling, new_node);
+    }
+    fn add_attrs_if_missing(&self, target: &Self::Handle, attrs: Vec<Attribute>) {
+        self.inner.add_attrs_if_missing(target, attrs);
+    }
+    fn associate_with_form(
+        &self,
+        target: &Self::Handle,
+        form: &Self::Handle,
+        nodes: (&Self::Handle, Option<&Self::Handle>),
+    ) {
+        self.inner.associate_with_form(target, form, nodes);
+    }
+    fn remove_from_parent(&self, target: &Self::Handle) {
+        self.inner.remove_from_parent(target);
+    }
+    fn reparent_children(&self, node: &Self::Handle, new_parent: &Self::Handle) {
+        self.inner.reparent_children(node, new_parent);
+    }
+    fn is_mathml_annotation_xml_integration_point(&self, handle: &Self::Handle) -> bool {
+        self.inner
+            .is_mathml_annotation_xml_integration_point(handle)
+    }
+    fn set_current_line(&self, line_number: u64) {
+        self.inner.set_current_line(line_number);
+    }
+    fn allow_declarative_shadow_roots(&self, intended_parent: &Self::Handle) -> bool {
+        self.inner.allow_declarative_shadow_roots(intended_parent)
+    }
+    fn attach_declarative_shadow(
+        &self,
+        location: &Self::Handle,
+        template: &Self::Handle,
+        attrs: &[Attribute],
+    ) -> bool {
+        self.inner
+            .attach_declarative_shadow(location, template, attrs)
+    }
 }
 
 /// A token filter in front of the tree builder: see [`parse_capped`].
 struct DepthCap {
-    inner: TreeBuilder<ego_tree_id::NodeId, HtmlTreeSink>,
+    inner: TreeBuilder<ego_tree_id::NodeId, CountingSink>,
     max_depth: usize,
+    /// Nodes the sink may make; past it every token is dropped (the parse ends early).
+    max_made: usize,
     /// Names of dropped start tags, so their end tags are dropped too (a count per name).
     dropped_open: std::cell::RefCell<Vec<(html5ever::LocalName, usize)>>,
     dropped: Cell<usize>,
@@ -253,6 +401,9 @@ impl TokenSink for DepthCap {
     type Handle = ego_tree_id::NodeId;
 
     fn process_token(&self, token: Token, line_number: u64) -> TokenSinkResult<Self::Handle> {
+        if self.inner.sink.made.get() > self.max_made {
+            return TokenSinkResult::Continue;
+        }
         if let Token::TagToken(tag) = &token {
             if !self.pass(tag) {
                 return TokenSinkResult::Continue;
@@ -326,13 +477,16 @@ fn walk(html: &Html, base: &str, limits: &Limits) -> Parsed {
     };
     let resolve = |href: &str| -> Option<String> {
         let href = href.trim();
+        if href.len() > MAX_URL_BYTES {
+            return None;
+        }
         let url = match &base_url {
             Some(b) => b.join(href).ok()?,
             None => url::Url::parse(href).ok()?,
         };
         match url.scheme() {
             "javascript" | "data" | "vbscript" => None,
-            _ => Some(url.to_string()),
+            _ => Some(url.to_string()).filter(|u| u.len() <= MAX_URL_BYTES),
         }
     };
 
@@ -340,7 +494,7 @@ fn walk(html: &Html, base: &str, limits: &Limits) -> Parsed {
         title,
         ..Parsed::default()
     };
-    let mut images_seen = HashSet::new();
+    let mut images_seen = BTreeSet::new();
     let mut images_over = 0usize;
     let mut nodes = 0usize;
     let mut flattened = false;

@@ -1,7 +1,7 @@
 //! A page → RGBA8 pixels: tiny-skia for the canvas and rules, fontdue for glyphs from the
 //! embedded font. Pure computation: the font is compiled in.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use tiny_skia::{Color, Paint, Pixmap, Rect, Transform};
@@ -18,8 +18,21 @@ pub const MAX_RASTER_WIDTH: u32 = 16_384;
 pub const MAX_RASTER_BYTES: u64 = 256 << 20;
 
 const FONT_PX: f32 = 16.0;
-const LINE_PX: u32 = 20;
-const MARGIN_PX: u32 = 8;
+/// Width of one text cell in a raster, in pixels (DejaVu Sans Mono at 16 px advances 9.6 px).
+pub const RASTER_CELL_PX: u32 = 10;
+/// Height of one line in a raster, in pixels.
+pub const RASTER_LINE_PX: u32 = 20;
+/// Blank margin on every side of a raster, in pixels.
+pub const RASTER_MARGIN_PX: u32 = 8;
+const LINE_PX: u32 = RASTER_LINE_PX;
+const MARGIN_PX: u32 = RASTER_MARGIN_PX;
+
+/// How many text cells fit a raster `width_px` wide: the width to [`crate::Document::layout`] a
+/// page at before [`rasterise`]-ing it that wide (at least 1; `layout` clamps up to 20).
+pub fn raster_columns(width_px: u32) -> u16 {
+    let cells = width_px.saturating_sub(2 * MARGIN_PX) / RASTER_CELL_PX;
+    u16::try_from(cells.max(1)).unwrap_or(u16::MAX)
+}
 
 /// RGBA8 pixels, row-major, `rgba.len() == width * height * 4`.
 pub struct Raster {
@@ -85,7 +98,7 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
         });
     }
     let font = font()?;
-    let cell_w = font.metrics('M', FONT_PX).advance_width.ceil().max(1.0);
+    let cell_w = RASTER_CELL_PX as f32;
     let lines = u32::try_from(page.lines.len()).unwrap_or(u32::MAX);
     let content = lines.saturating_mul(LINE_PX).saturating_add(2 * MARGIN_PX);
     let by_bytes = u32::try_from(MAX_RASTER_BYTES / (u64::from(width_px) * 4)).unwrap_or(u32::MAX);
@@ -99,7 +112,7 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
     let ascent = font
         .horizontal_line_metrics(FONT_PX)
         .map_or(FONT_PX * 0.8, |m| m.ascent);
-    let mut glyphs: HashMap<char, (fontdue::Metrics, Vec<u8>)> = HashMap::new();
+    let mut glyphs: BTreeMap<char, (fontdue::Metrics, Vec<u8>)> = BTreeMap::new();
     let max_cols = ((width_px.saturating_sub(MARGIN_PX) as f32) / cell_w).max(0.0);
     for (row, line) in page.lines.iter().enumerate() {
         let Ok(row) = u32::try_from(row) else { break };
@@ -112,6 +125,26 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
         for span in &line.spans {
             let color = color_of(span.style);
             let span_start = col;
+            if span.style.monospace {
+                // Code and `pre` get a light background: the whole font is monospace already.
+                let cells: f32 = span
+                    .text
+                    .chars()
+                    .map(|c| crate::text::width(c) as f32)
+                    .sum();
+                let cells = cells.min((max_cols - col).max(0.0));
+                let x = MARGIN_PX as f32 + col * cell_w;
+                if let Some(rect) = Rect::from_xywh(x, top as f32, cells * cell_w, LINE_PX as f32) {
+                    let mut paint = Paint::default();
+                    paint.set_color_rgba8(0xee, 0xee, 0xee, 255);
+                    pixmap.fill_rect(rect, &paint, Transform::identity(), None);
+                }
+            }
+            let pen = Pen {
+                color,
+                baseline: to_px(baseline),
+                italic: span.style.italic,
+            };
             for c in span.text.chars() {
                 let cells = crate::text::width(c) as f32;
                 if col + cells > max_cols {
@@ -123,26 +156,9 @@ pub fn rasterise(page: &Page, width_px: u32, max_height_px: u32) -> Result<Raste
                         .entry(c)
                         .or_insert_with(|| font.rasterize(c, FONT_PX));
                     let gx = to_px(x) + i64::from(metrics.xmin);
-                    let gy = to_px(baseline) - i64::from(metrics.ymin) - metrics.height as i64;
-                    blit(
-                        &mut pixmap,
-                        gx,
-                        gy,
-                        metrics.width,
-                        metrics.height,
-                        bitmap,
-                        color,
-                    );
+                    blit(&mut pixmap, gx, metrics, bitmap, pen);
                     if span.style.bold || span.style.heading > 0 {
-                        blit(
-                            &mut pixmap,
-                            gx + 1,
-                            gy,
-                            metrics.width,
-                            metrics.height,
-                            bitmap,
-                            color,
-                        );
+                        blit(&mut pixmap, gx + 1, metrics, bitmap, pen);
                     }
                 }
                 col += cells;
@@ -177,18 +193,33 @@ fn color_of(style: Style) -> [u8; 3] {
     }
 }
 
-/// Blends a coverage bitmap into the pixmap at (x, y), clipped to it.
-fn blit(pixmap: &mut Pixmap, x: i64, y: i64, w: usize, h: usize, coverage: &[u8], color: [u8; 3]) {
+/// How glyphs of a span are drawn.
+#[derive(Debug, Clone, Copy)]
+struct Pen {
+    color: [u8; 3],
+    baseline: i64,
+    /// Slanted by a quarter pixel per pixel above the baseline (the font has no italic face).
+    italic: bool,
+}
+
+/// Blends a glyph's coverage bitmap into the pixmap with its left edge at `x`, clipped to it.
+fn blit(pixmap: &mut Pixmap, x: i64, metrics: &fontdue::Metrics, coverage: &[u8], pen: Pen) {
+    let (w, h) = (metrics.width, metrics.height);
+    let Ok(h_px) = i64::try_from(h) else { return };
+    let top = pen.baseline - i64::from(metrics.ymin) - h_px;
     let pw = i64::from(pixmap.width());
     let ph = i64::from(pixmap.height());
     let data = pixmap.data_mut();
-    for row in 0..h {
-        let py = y + row as i64;
+    for (row, py) in (top..top + h_px).enumerate() {
         if py < 0 || py >= ph {
             continue;
         }
-        for colx in 0..w {
-            let px = x + colx as i64;
+        let slant = if pen.italic {
+            (pen.baseline - py) / 4
+        } else {
+            0
+        };
+        for (colx, px) in (x + slant..).take(w).enumerate() {
             if px < 0 || px >= pw {
                 continue;
             }
@@ -199,9 +230,9 @@ fn blit(pixmap: &mut Pixmap, x: i64, y: i64, w: usize, h: usize, coverage: &[u8]
             let Ok(i) = usize::try_from((py * pw + px) * 4) else {
                 continue;
             };
-            for k in 0..3 {
+            for (k, &src) in pen.color.iter().enumerate() {
                 let dst = u32::from(data[i + k]);
-                let src = u32::from(color[k]);
+                let src = u32::from(src);
                 data[i + k] = u8::try_from((src * a + dst * (255 - a)) / 255).unwrap_or(255);
             }
             data[i + 3] = 255;

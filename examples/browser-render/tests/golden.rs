@@ -309,3 +309,22 @@ fn empty_elements_open_and_close() {
         browser_render::Style::default()
     );
 }
+
+#[test]
+fn wide_characters_wrap_by_cells() {
+    // Each CJK character takes two cells: ten of them fill a 20-cell line.
+    let t = text_at("<p>日本語日本語日本語日本語 end</p>", 20);
+    assert_eq!(t, "日本語日本語日本語日\n本語 end\n");
+}
+
+#[test]
+fn a_page_survives_the_wire() {
+    let page = page_at(
+        "<title>T</title><h1>H</h1><p><a href=/a><b>x</b></a></p><p hidden>no</p><pre>p</pre>",
+        40,
+    );
+    let bytes = postcard::to_allocvec(&page).expect("encode");
+    let back: Page = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, page);
+    assert_eq!(back.title, "T");
+}

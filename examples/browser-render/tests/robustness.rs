@@ -318,6 +318,26 @@ fn rasterise_a_page_to_the_requested_width_with_ink() {
     let dark = raster.rgba.chunks(4).filter(|p| p[0] < 128).count();
     assert!(dark > 100, "only {dark} dark pixels");
     assert!(raster.rgba.chunks(4).all(|p| p[3] == 255), "opaque");
+    // The height follows the content: a margin, then one line height per line.
+    let lines = u32::try_from(page.lines.len()).unwrap();
+    assert_eq!(
+        raster.height,
+        2 * browser_render::RASTER_MARGIN_PX + lines * browser_render::RASTER_LINE_PX
+    );
+    // A page laid out at raster_columns fits the raster's width: ink reaches the last column.
+    assert_eq!(browser_render::raster_columns(640), 62);
+    let wide = Document::parse(
+        "m".repeat(62).as_bytes(),
+        "http://t.test/",
+        &Limits::default(),
+    )
+    .layout(browser_render::raster_columns(640), &ImageTable::new());
+    assert_eq!(wide.lines.len(), 1);
+    let r = rasterise(&wide, 640, 100).expect("rasterise");
+    let last_cell_x = (8 + 61 * 10) as usize;
+    let ink_in_last_cell = (0..r.height as usize)
+        .any(|y| (last_cell_x..last_cell_x + 10).any(|x| r.rgba[(y * 640 + x) * 4] < 128));
+    assert!(ink_in_last_cell);
 }
 
 #[test]
@@ -340,4 +360,207 @@ fn rasterise_empty_huge_and_absurd_never_panics() {
     assert!(rasterise(&page, 100, 0).is_err());
     // Very narrow: glyphs are clipped, nothing panics.
     rasterise(&page, 1, 10).expect("one pixel wide");
+}
+
+#[test]
+fn formatting_elements_left_open_cannot_multiply_without_bound() {
+    // html5ever re-opens every formatting element left open at each new paragraph: with distinct
+    // attributes (no Noah's Ark merging) each `<p>` costs as many elements as came before. The
+    // parse stops at a node budget instead of growing quadratically.
+    let html: String = (0..20_000)
+        .map(|i| format!("<p><b class=c{i}>x</p>"))
+        .collect();
+    let limits = Limits {
+        max_nodes: 20_000,
+        ..Limits::default()
+    };
+    let page = on_main_sized_stack(move || {
+        Document::parse(html.as_bytes(), "http://t.test/", &limits).layout(80, &ImageTable::new())
+    });
+    assert!(
+        page.notes
+            .iter()
+            .any(|n| n.contains("makes more than 40000 nodes")),
+        "{:?}",
+        page.notes
+    );
+    assert!(page.to_text().starts_with("x\n"));
+}
+
+#[test]
+fn extreme_limits_never_panic() {
+    let html = b"<title>t</title><h1>h</h1><p>a <a href=/x>b</a></p><ul><li>c</ul><img src=i.png><pre>p</pre>";
+    let zero = Limits {
+        max_document_bytes: 0,
+        max_nodes: 0,
+        max_depth: 0,
+        max_lines: 0,
+        max_image_bytes: 0,
+        max_image_pixels: 0,
+        max_image_dimension: 0,
+        max_images: 0,
+    };
+    let most = Limits {
+        max_document_bytes: usize::MAX,
+        max_nodes: usize::MAX,
+        max_depth: usize::MAX,
+        max_lines: usize::MAX,
+        max_image_bytes: usize::MAX,
+        max_image_pixels: u64::MAX,
+        max_image_dimension: u32::MAX,
+        max_images: usize::MAX,
+    };
+    for limits in [
+        zero,
+        most,
+        Limits {
+            max_depth: 1,
+            max_lines: 1,
+            ..Limits::default()
+        },
+    ] {
+        for width in [0, 1, 20, 80, u16::MAX] {
+            let doc = Document::parse(html, "http://t.test/", &limits);
+            let page = doc.layout(width, &ImageTable::new());
+            let _ = page.to_text();
+            let _ = rasterise(&page, 100, 100);
+        }
+        let _ = decode_image(&png_header(1, 1), &limits);
+    }
+}
+
+#[test]
+fn overlong_urls_are_not_followed() {
+    let long = "a".repeat(10_000);
+    let html = format!("<a href=/{long}>x</a><img src=/{long}.png alt=i>");
+    let doc = Document::parse(html.as_bytes(), "http://t.test/", &Limits::default());
+    assert!(doc.image_sources().is_empty());
+    let page = doc.layout(80, &ImageTable::new());
+    assert!(page.links.is_empty());
+    assert_eq!(page.to_text(), "x[image: i]\n");
+}
+
+/// A small deterministic generator (xorshift64*): the same tag soup on every run.
+struct Soup(u64);
+impl Soup {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).unwrap_or(u64::MAX)).unwrap_or(0)
+    }
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+#[test]
+fn tag_soup_never_panics() {
+    const PIECES: &[&str] = &[
+        "<p>",
+        "</p>",
+        "<div>",
+        "</div>",
+        "<ul>",
+        "<ol start=-5>",
+        "<ol start=99999999999999999999>",
+        "<li>",
+        "</li>",
+        "</ul>",
+        "<table>",
+        "<tr>",
+        "<td>",
+        "<th>",
+        "</td>",
+        "</table>",
+        "<pre>",
+        "</pre>",
+        "\t",
+        "<b>",
+        "</b>",
+        "<i>",
+        "<a href=/l>",
+        "</a>",
+        "<a href='javascript:x'>",
+        "<img src=i.png alt=\"x y\">",
+        "<br>",
+        "<hr>",
+        "<h1>",
+        "</h1>",
+        "<h7>",
+        "<script>",
+        "</script>",
+        "<style>.x{display:none}",
+        "</style>",
+        "<span class=x>",
+        "<span style='display:block'>",
+        "</span>",
+        "<template>",
+        "</template>",
+        "<svg><text>",
+        "</svg>",
+        "<select><option>",
+        "<input>",
+        "<q>",
+        "</q>",
+        "<blockquote>",
+        "<dl><dt>",
+        "<dd>",
+        "&amp;",
+        "&#0;",
+        "&#x110000;",
+        "&bogus;",
+        "\u{0}",
+        "\u{1b}[31m",
+        "日本語",
+        " ",
+        "\n",
+        "word",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "]]>",
+        "<!DOCTYPE html>",
+        "<",
+        ">",
+        "\"",
+        "'",
+        "=",
+        "<li value=-3>",
+        "<ol type=i reversed>",
+        "<caption>",
+        "<textarea>",
+        "</textarea>",
+        "<plaintext>",
+    ];
+    let mut soup = Soup(0x9e37_79b9_7f4a_7c15);
+    for round in 0..300 {
+        let n = 1 + soup.below(200);
+        let mut html = String::new();
+        for _ in 0..n {
+            html.push_str(soup.pick(PIECES));
+        }
+        let width = [20u16, 33, 80][round % 3];
+        let doc = Document::parse(html.as_bytes(), "http://t.test/d/", &Limits::default());
+        let page = doc.layout(width, &ImageTable::new());
+        for line in &page.lines {
+            for span in &line.spans {
+                assert!(!span.text.chars().any(char::is_control), "{html:?}");
+            }
+        }
+        for (i, line) in page.to_text().lines().enumerate() {
+            let in_pre = page.lines[i].spans.iter().any(|s| s.style.monospace);
+            let w: usize = line.chars().count();
+            assert!(
+                in_pre || w <= usize::from(width) || line.starts_with("[note"),
+                "line {i} of {w}: {line:?} from {html:?}"
+            );
+        }
+        if round % 50 == 0 {
+            rasterise(&page, 200, 400).expect("rasterise");
+        }
+    }
 }

@@ -456,21 +456,10 @@ pub fn processes_only_when_allowed(broker: &Broker) -> Verdict {
     }
 }
 
-/// Skips (exit 77 through the caller) when the broker has no cgroup with `controller`.
-fn need_cgroup(broker: &Broker, controller: &str) -> Result<(), String> {
-    match broker.cgroup_controllers() {
-        Some(c) if c.contains(&controller) => Ok(()),
-        other => Err(format!(
-            "{SKIP_PREFIX}this broker has no {controller} cgroup (it has {other:?}): the host or \
-             user gives it none"
-        )),
-    }
-}
-
 /// A fork bomb allowed to create processes under a 16-task limit: the 16th task is refused
 /// (EAGAIN), the program says after how many, and its end is `ProcessLimit`.
 pub fn fork_bomb_is_capped_by_the_pids_limit(broker: &Broker) -> Verdict {
-    need_cgroup(broker, "pids")?;
+    crate::limits::need_cgroup(broker, "pids")?;
     let options = options_with(Limits {
         allow_processes: true,
         processes: 16,
@@ -490,7 +479,7 @@ pub fn fork_bomb_is_capped_by_the_pids_limit(broker: &Broker) -> Verdict {
 
 /// A memory bomb under a 64 MiB limit ends `OutOfMemory` (the cgroup's own OOM count).
 pub fn memory_bomb_is_capped_by_the_memory_limit(broker: &Broker) -> Verdict {
-    need_cgroup(broker, "memory")?;
+    crate::limits::need_cgroup(broker, "memory")?;
     let options = options_with(Limits {
         memory_bytes: 64 << 20,
         ..Limits::default()

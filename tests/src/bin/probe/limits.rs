@@ -170,7 +170,7 @@ pub fn cpu_limit(broker: &Broker) -> Verdict {
 }
 
 /// Skips (exit 77 through the caller) when the broker has no cgroup with `controller`.
-fn need_cgroup(broker: &Broker, controller: &str) -> Result<(), String> {
+pub fn need_cgroup(broker: &Broker, controller: &str) -> Result<(), String> {
     match broker.cgroup_controllers() {
         Some(c) if c.contains(&controller) => Ok(()),
         other => Err(format!(

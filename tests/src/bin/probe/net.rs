@@ -493,3 +493,123 @@ pub fn network_queue_full_is_busy(_: &Broker) -> Verdict {
     }
     Ok(())
 }
+
+/// An HTTPS server on 127.0.0.1:0 with a self-signed certificate for `localhost`; answers every
+/// request with `hello https`. Returns the port and the certificate (DER).
+fn https_server() -> Result<(u16, Vec<u8>), String> {
+    use std::sync::Arc;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .map_err(|e| format!("make a certificate: {e}"))?;
+    let cert_der = certified.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls versions: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone().into()], key)
+        .map_err(|e| format!("server certificate: {e}"))?;
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(connection) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                // Read the request head (a failed handshake ends here: the client refused us).
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    match tls.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let body = b"hello https";
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(body);
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    Ok((port, cert_der))
+}
+
+/// HTTPS through the broker: a broker that trusts the test's certificate fetches
+/// `https://localhost:PORT` (the name resolved and checked by the broker, the certificate
+/// verified for it); the pairs that must fail: the same URL from a broker with the default
+/// (Mozilla) roots, which does not trust that certificate, and the server by IP, a name the
+/// certificate does not carry; plain http to an https-only grant is not granted.
+pub fn fetch_https_on_loopback(default_broker: &Broker) -> Verdict {
+    let (port, cert) = https_server()?;
+    let trusting = Broker::start(
+        crate::entries(),
+        portcullis::BrokerConfig {
+            tls_roots: portcullis::TlsRoots::Only(vec![cert]),
+            ..portcullis::BrokerConfig::default()
+        },
+    )
+    .map_err(|e| format!("start a broker trusting the test certificate: {e}"))?;
+    let grant = |host| NetGrant {
+        scheme: Scheme::Https,
+        host,
+        ports: vec![port],
+        allow_private: true,
+    };
+    let options = SpawnOptions {
+        profile: Some(Profile {
+            fs: Vec::new(),
+            net: vec![
+                grant(HostPattern::Exact("localhost".into())),
+                grant(HostPattern::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+            ],
+            limits: Limits {
+                fetch_timeout_ms: 5_000,
+                ..Limits::default()
+            },
+        }),
+        ..SpawnOptions::default()
+    };
+    let fetch = |broker: &Broker, url: String| -> Result<FetchAnswer, String> {
+        let child = broker
+            .spawn_with::<String, FetchAnswer, _>("fetch", &(), &options)
+            .map_err(|e| format!("spawn fetch: {e}"))?;
+        child.request(&url).map_err(|e| format!("{url}: {e}"))
+    };
+    let by_name = format!("https://localhost:{port}/hello");
+    let mut problems = Vec::new();
+    match fetch(&trusting, by_name.clone())? {
+        Ok((200, 11, body, false)) if body == "hello https" => {}
+        other => problems.push(format!("trusted {by_name} → {other:?}")),
+    }
+    match fetch(default_broker, by_name.clone())? {
+        Err(e) if e == "portcullis: Tls" => println!("  untrusted certificate: {e}"),
+        other => problems.push(format!("untrusted {by_name} → {other:?}")),
+    }
+    let by_ip = format!("https://127.0.0.1:{port}/hello");
+    match fetch(&trusting, by_ip.clone())? {
+        Err(e) if e == "portcullis: Tls" => println!("  certificate without that name: {e}"),
+        other => problems.push(format!("{by_ip} (not in the certificate) → {other:?}")),
+    }
+    let plain = format!("http://localhost:{port}/hello");
+    match fetch(&trusting, plain.clone())? {
+        Err(e) if e.ends_with("denied: not-granted") => {}
+        other => problems.push(format!("{plain} → {other:?}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
