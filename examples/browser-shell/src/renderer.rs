@@ -82,11 +82,9 @@ pub fn renderer(ctx: Ctx, args: RendererArgs) -> i32 {
     0
 }
 
-/// Text cells that fit a picture `width_px` wide: the engine's raster font is 10 px a cell with
-/// a margin (it does not export its metrics; if it changes, lines are cut or end early, never
-/// worse), clamped to what the engine lays out.
+/// Text cells that fit a picture `width_px` wide (the engine's own measure), at most 400.
 pub fn cells_for(width_px: u32) -> u16 {
-    u16::try_from((width_px.saturating_sub(16) / 10).clamp(20, 400)).unwrap_or(80)
+    browser_render::raster_columns(width_px).clamp(20, 400)
 }
 
 fn lay_out(doc: &Document, width: u16, images: &ImageTable, notes: &[String]) -> Page {
