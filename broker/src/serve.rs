@@ -481,7 +481,16 @@ impl Core {
         let (response, fd, op, outcome) = answer;
         let fd_ref = fd.as_ref().map(AsFd::as_fd);
         let fds = fd_ref.as_slice();
-        let deadline = Some(Instant::now() + self.send_timeout);
+        // A fetched body may be megabytes, which a busy child takes a while to read: its answer
+        // may take as long as the profile lets a fetch take. It holds a network worker, never a
+        // file worker, meanwhile; every other answer is small and gets the short deadline.
+        let timeout = match &response {
+            ServiceResponse::Fetched(_) => self.send_timeout.max(Duration::from_millis(
+                served.profile.limits.fetch_timeout_ms,
+            )),
+            _ => self.send_timeout,
+        };
+        let deadline = Some(Instant::now() + timeout);
         // The record is written before the answer leaves: once a child sees a decision, its
         // audit record exists.
         let suppressed = match outcome.1 {
