@@ -94,17 +94,17 @@ const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_FILES
     | libc::CLONE_SIGHAND
     | libc::CLONE_THREAD) as u64;
-/// `clone` flags that must be clear: every new namespace, and sharing-less process creation.
-const FORBIDDEN_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
+/// `clone` flags that create a namespace.
+const NAMESPACE_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_PARENT
-    | libc::CLONE_PTRACE
-    | libc::CLONE_VFORK) as u64;
+    | libc::CLONE_NEWNET) as u64;
+/// `clone` flags that must be clear: every new namespace, and sharing-less process creation.
+const FORBIDDEN_CLONE_FLAGS: u64 =
+    NAMESPACE_CLONE_FLAGS | (libc::CLONE_PARENT | libc::CLONE_PTRACE | libc::CLONE_VFORK) as u64;
 
 /// The only `memfd_create` flags a child may pass: close-on-exec and sealable (the broker checks
 /// the seals of a memfd it receives before it reads it).
@@ -402,15 +402,8 @@ pub const EXEC_ALLOWLIST_EXTRA: &[SyscallRule] = &[
 /// `clone` flags that must be clear when a program may create processes: every new namespace,
 /// a sibling of the sandbox's init (`CLONE_PARENT` would hand the child to the zygote) and
 /// tracing. `CLONE_VFORK` is fine here (`posix_spawn` uses it).
-const FORBIDDEN_PROCESS_CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_PARENT
-    | libc::CLONE_PTRACE) as u64;
+const FORBIDDEN_PROCESS_CLONE_FLAGS: u64 =
+    NAMESPACE_CLONE_FLAGS | (libc::CLONE_PARENT | libc::CLONE_PTRACE) as u64;
 
 /// What an exec-mode program that may create processes (`allow_processes`) needs on top of
 /// [`EXEC_ALLOWLIST_EXTRA`]. Every process it makes shares its PID namespace, where the program
