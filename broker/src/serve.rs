@@ -485,9 +485,12 @@ impl Core {
         // may take as long as the profile lets a fetch take. It holds a network worker, never a
         // file worker, meanwhile; every other answer is small and gets the short deadline.
         let timeout = match &response {
-            ServiceResponse::Fetched(_) => self.send_timeout.max(Duration::from_millis(
-                served.profile.limits.fetch_timeout_ms,
-            )),
+            // Capped at a day: a policy may say u64::MAX ms, and `Instant + Duration` panics
+            // on overflow.
+            ServiceResponse::Fetched(_) => self.send_timeout.max(
+                Duration::from_millis(served.profile.limits.fetch_timeout_ms)
+                    .min(Duration::from_secs(86_400)),
+            ),
             _ => self.send_timeout,
         };
         let deadline = Some(Instant::now() + timeout);
