@@ -24,3 +24,13 @@ scenarios! {
     exec_fork_bomb_is_capped_by_the_pids_limit => "exec-fork-bomb",
     exec_memory_bomb_is_capped_by_the_memory_limit => "exec-memory-bomb",
 }
+
+// Program roots: a dynamic program runs in a read-only minimal root computed from its ELF
+// (interpreter and libraries), plus granted paths; Landlock limits it to exactly those.
+scenarios! {
+    exec_root_echo_runs_with_the_automatic_root => "exec-root-echo",
+    exec_root_reads_inside_the_root_only => "exec-root-files-pair",
+    exec_root_landlock_refuses_mounted_but_ungranted => "exec-root-landlock",
+    exec_root_writes_only_below_a_read_write_bind => "exec-root-write-pair",
+    exec_root_no_auto_root_has_no_loader => "exec-root-no-auto-root",
+}

@@ -678,7 +678,18 @@ fn argument(syscall: &str, arg: u32) -> (String, &'static [(u64, &'static str)])
     ];
     const IOCTL_REQUESTS: &[(u64, &str)] =
         &[(libc::TCGETS, "TCGETS"), (libc::TIOCGWINSZ, "TIOCGWINSZ")];
+    const OPEN_FLAGS: &[(u64, &str)] = &[
+        (libc::O_WRONLY as u64, "O_WRONLY"),
+        (libc::O_RDWR as u64, "O_RDWR"),
+        (libc::O_CREAT as u64, "O_CREAT"),
+        (libc::O_TRUNC as u64, "O_TRUNC"),
+        // O_TMPFILE without its O_DIRECTORY bit (__O_TMPFILE).
+        (0o20_000_000, "O_TMPFILE"),
+    ];
+    const EXECVEAT_FLAGS: &[(u64, &str)] = &[(libc::AT_EMPTY_PATH as u64, "AT_EMPTY_PATH")];
     let (name, values): (&str, &'static [(u64, &'static str)]) = match (syscall, arg) {
+        ("openat", 2) | ("open", 1) => ("flags", OPEN_FLAGS),
+        ("execveat", 4) => ("flags", EXECVEAT_FLAGS),
         ("clone", 0) => ("flags", CLONE_FLAGS),
         ("tgkill", 0) => ("tgid", TGKILL_TGID),
         ("prctl", 0) => ("option", PRCTL_OPTIONS),
@@ -799,6 +810,19 @@ fn rule_view(rule: &SyscallRule) -> RuleView {
             )),
             Some(errno_name(errno)),
         ),
+        RuleAction::ErrnoIfAnyBit { arg, bits, errno } => {
+            let (name, names) = argument(rule.name, arg);
+            let set: Vec<String> = bits.iter().flat_map(|&b| bit_names(names, b)).collect();
+            view(
+                "errno",
+                Some(format!(
+                    "fails with {} when {name} include any of {}",
+                    errno_name(errno),
+                    set.join(", ")
+                )),
+                Some(errno_name(errno)),
+            )
+        }
     }
 }
 

@@ -489,3 +489,279 @@ pub fn memory_bomb_is_capped_by_the_memory_limit(broker: &Broker) -> Verdict {
         other => Err(format!("expected OutOfMemory, got {other:?}")),
     }
 }
+
+// --- Program roots: dynamic programs in a read-only minimal root, under Landlock ---------------
+
+/// The program-root scenarios (`exec-root-*`).
+pub fn handles_root(scenario: &str) -> bool {
+    scenario.starts_with("exec-root-")
+}
+
+/// Runs one program-root scenario.
+pub fn run_root(broker: &Broker, scenario: &str) -> Verdict {
+    match scenario {
+        "exec-root-echo" => root::echo_runs_with_the_automatic_root(broker),
+        "exec-root-files-pair" => root::reads_inside_the_root_only(broker),
+        "exec-root-landlock" => root::landlock_refuses_what_is_mounted_but_not_granted(broker),
+        "exec-root-write-pair" => root::writes_only_below_a_read_write_bind(broker),
+        "exec-root-no-auto-root" => root::no_auto_root_has_no_loader(broker),
+        other => Err(format!("unknown scenario {other:?}")),
+    }
+}
+
+mod root {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use portcullis::broker::elf::LibrarySearch;
+    use portcullis::broker::mounts::MountPlan;
+    use portcullis::broker::{LandlockRequirement, LandlockStatus};
+    use portcullis::{Broker, ChildEnd, SpawnOptions};
+
+    use super::pipe;
+    use crate::{Verdict, SKIP_PREFIX};
+
+    /// A host program, or a skip when this host lacks it (or it is not a dynamic ELF).
+    fn host_program(name: &str) -> Result<PathBuf, String> {
+        let path = ["/bin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.exists())
+            .ok_or(format!("{SKIP_PREFIX}no {name} on this host"))?;
+        match portcullis::broker::elf::read_elf(&path) {
+            Ok(info) if info.interpreter.is_some() => Ok(path),
+            _ => Err(format!(
+                "{SKIP_PREFIX}{} is not a dynamic ELF here",
+                path.display()
+            )),
+        }
+    }
+
+    /// A directory (and a file in it) the sandbox's host id may read (and, `0o777`, write): the
+    /// sandbox runs as an unprivileged id on the host, not as the test's user.
+    struct Shared(PathBuf);
+
+    impl Shared {
+        fn new(tag: &str, mode: u32) -> Result<Self, String> {
+            let dir =
+                std::env::temp_dir().join(format!("portcullis-root-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).map_err(|e| format!("mkdir: {e}"))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+            let file = dir.join("inside.txt");
+            std::fs::write(&file, b"inside the root\n").map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| e.to_string())?;
+            Ok(Self(
+                std::fs::canonicalize(&dir).map_err(|e| e.to_string())?,
+            ))
+        }
+    }
+
+    impl Drop for Shared {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    struct Ran {
+        out: String,
+        err: String,
+        end: ChildEnd,
+        landlock: Option<LandlockStatus>,
+    }
+
+    /// Runs `program args` with an automatic root (unless `auto` is false) plus `grants`
+    /// (path, writable); returns its stdout, stderr, end and Landlock status.
+    fn run(
+        broker: &Broker,
+        program: &Path,
+        args: &[&str],
+        grants: &[(&Path, bool)],
+        auto: bool,
+    ) -> Result<Ran, String> {
+        let mut plan = MountPlan::new();
+        for (path, writable) in grants {
+            plan.grant(path, *writable)
+                .map_err(|e| format!("grant: {e}"))?;
+        }
+        plan.add_program(program, auto, &LibrarySearch::default())
+            .map_err(|e| format!("plan: {e}: {:?}", std::error::Error::source(&e)))?;
+        let root = plan
+            .into_root(LandlockRequirement::Required)
+            .map_err(|e| format!("plan: {e}"))?;
+        let options = SpawnOptions {
+            program_root: Some(root),
+            ..SpawnOptions::default()
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+        let mut argv: Vec<std::ffi::OsString> = vec![program.into()];
+        argv.extend(args.iter().map(Into::into));
+        let child = broker
+            .spawn_program(
+                program,
+                &argv,
+                &[],
+                [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
+                &options,
+            )
+            .map_err(|e| format!("spawn program: {e}: {:?}", std::error::Error::source(&e)))?;
+        drop((out_w, err_w));
+        let mut out = String::new();
+        std::fs::File::from(out_r)
+            .read_to_string(&mut out)
+            .map_err(|e| e.to_string())?;
+        let mut err = String::new();
+        std::fs::File::from(err_r)
+            .read_to_string(&mut err)
+            .map_err(|e| e.to_string())?;
+        let end = child
+            .wait_timeout(Duration::from_secs(20))
+            .ok_or("program did not end")?;
+        Ok(Ran {
+            out,
+            err,
+            end,
+            landlock: child.landlock(),
+        })
+    }
+
+    fn enforced(ran: &Ran) -> Result<(), String> {
+        match ran.landlock {
+            Some(LandlockStatus::Enforced { abi } | LandlockStatus::PartiallyEnforced { abi })
+                if abi >= 1 =>
+            {
+                Ok(())
+            }
+            other => Err(format!("expected Landlock enforced, got {other:?}")),
+        }
+    }
+
+    /// `/bin/echo hello` runs with the automatic root and prints hello, under Landlock.
+    pub fn echo_runs_with_the_automatic_root(broker: &Broker) -> Verdict {
+        let echo = host_program("echo")?;
+        let ran = run(broker, &echo, &["hello"], &[], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("hello\n", ChildEnd::Exited { code: 0 }) => enforced(&ran),
+            _ => Err(format!(
+                "expected hello and exit 0, got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// The pair: `cat` reads a file of a granted directory, and cannot read /etc/passwd (not in
+    /// the root).
+    pub fn reads_inside_the_root_only(broker: &Broker) -> Verdict {
+        let cat = host_program("cat")?;
+        let shared = Shared::new("files", 0o755)?;
+        let inside = shared.0.join("inside.txt");
+        let inside = inside.to_str().ok_or("temp path")?;
+        let ran = run(broker, &cat, &[inside], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("inside the root\n", ChildEnd::Exited { code: 0 }) => enforced(&ran)?,
+            _ => {
+                return Err(format!(
+                    "allowed read: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &cat, &["/etc/passwd"], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 1 }) if ran.err.contains("No such file or directory") => {
+                Ok(())
+            }
+            _ => Err(format!(
+                "denied read: got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// Landlock, the second layer: `/` of the program root is a real, world-readable directory
+    /// (the tmpfs that holds the mount points), yet listing it is refused with EACCES because no
+    /// rule grants it; a granted directory lists, and /etc is simply not there.
+    pub fn landlock_refuses_what_is_mounted_but_not_granted(broker: &Broker) -> Verdict {
+        let ls = host_program("ls")?;
+        let shared = Shared::new("ls", 0o755)?;
+        let dir = shared.0.to_str().ok_or("temp path")?;
+        let ran = run(broker, &ls, &[dir], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("inside.txt\n", ChildEnd::Exited { code: 0 }) => enforced(&ran)?,
+            _ => {
+                return Err(format!(
+                    "granted listing: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &ls, &["/"], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 2 }) if ran.err.contains("Permission denied") => {}
+            _ => {
+                return Err(format!(
+                    "listing /: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &ls, &["/etc"], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 2 }) if ran.err.contains("No such file or directory") => {
+                Ok(())
+            }
+            _ => Err(format!(
+                "listing /etc: got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// The pair: `touch` cannot create a file below a read-only bind, and can below a read-write
+    /// one (the file then exists on the host).
+    pub fn writes_only_below_a_read_write_bind(broker: &Broker) -> Verdict {
+        let touch = host_program("touch")?;
+        let shared = Shared::new("write", 0o777)?;
+        let new = shared.0.join("new.txt");
+        let new_str = new.to_str().ok_or("temp path")?;
+        let ran = run(broker, &touch, &[new_str], &[(&shared.0, false)], true)?;
+        match &ran.end {
+            ChildEnd::Exited { code: 1 } if !new.exists() => {}
+            _ => {
+                return Err(format!(
+                    "read-only: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &touch, &[new_str], &[(&shared.0, true)], true)?;
+        match &ran.end {
+            ChildEnd::Exited { code: 0 } if new.exists() => enforced(&ran),
+            _ => Err(format!(
+                "read-write: got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// Without the automatic root a dynamic program has no loader: the exec fails (127), and
+    /// nothing of it ran.
+    pub fn no_auto_root_has_no_loader(broker: &Broker) -> Verdict {
+        let echo = host_program("echo")?;
+        let ran = run(broker, &echo, &["hello"], &[], false)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 127 }) => Ok(()),
+            _ => Err(format!(
+                "expected exit 127, got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+}
