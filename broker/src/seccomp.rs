@@ -402,6 +402,32 @@ pub const EXEC_ALLOWLIST_EXTRA: &[SyscallRule] = &[
         "uname",
         "libc start-up and programs read the kernel release",
     ),
+    allow(
+        "getuid",
+        "programs ask who they are (id, ls -l, shells); the answer is the sandbox's root, an \
+         unprivileged id on the host",
+    ),
+    allow(
+        "geteuid",
+        "the effective id, the same question and answer as getuid",
+    ),
+    allow(
+        "getgid",
+        "the group id, the same question and answer as getuid",
+    ),
+    allow(
+        "getegid",
+        "the effective group id, the same question and answer as getuid",
+    ),
+    allow(
+        "getgroups",
+        "supplementary groups (id): none, setgroups is denied in the sandbox",
+    ),
+    allow(
+        "getresuid",
+        "real, effective and saved ids at once (sudo-like checks)",
+    ),
+    allow("getresgid", "real, effective and saved group ids at once"),
     SyscallRule {
         name: "readlink",
         action: RuleAction::Errno(libc::ENOENT),
@@ -555,6 +581,57 @@ pub const EXEC_ROOT_EXTRA: &[SyscallRule] = &[
         "getcwd",
         "programs ask their working directory (`/` of the root)",
     ),
+    allow(
+        "chdir",
+        "find, make and shells change directory within the root (what they may open there is \
+         still bounded by the mounts and Landlock)",
+    ),
+    allow(
+        "fchdir",
+        "find walks a tree by directory fds; the program can hold only fds of its root (a \
+         directory as stdio is refused at spawn), and Landlock bounds what lies beneath",
+    ),
+    allow(
+        "copy_file_range",
+        "cat and cp copy between two fds the program holds; the kernel checks each fd's mode",
+    ),
+    allow(
+        "sendfile",
+        "the older form of copy_file_range, between two fds the program holds",
+    ),
+    allow(
+        "mincore",
+        "grep's stack-overflow handling asks which of its own pages are resident",
+    ),
+    allow(
+        "getxattr",
+        "ls -l reads ACLs and security labels of files in the root (all it can name)",
+    ),
+    allow("lgetxattr", "the same, without following a symlink"),
+    allow("fgetxattr", "the same, on an fd the program holds"),
+    allow(
+        "listxattr",
+        "the names of a file's extended attributes (ls, cp -a)",
+    ),
+    allow("llistxattr", "the same, without following a symlink"),
+    allow("flistxattr", "the same, on an fd the program holds"),
+    SyscallRule {
+        name: "sysinfo",
+        action: RuleAction::Errno(libc::EPERM),
+        reason: "sort sizes its buffers from it and copes with a failure; the host's memory, load \
+                 and uptime are not the program's to know",
+    },
+    SyscallRule {
+        name: "socket",
+        action: RuleAction::ErrnoIfOneOf {
+            arg: 0,
+            values: &[libc::AF_UNIX as u64],
+            errno: libc::EACCES,
+        },
+        reason: "glibc's name service (ls -l, id) tries nscd and systemd-userdb over AF_UNIX and \
+                 copes with a failure; there is nothing to reach, so a clear error beats a kill. \
+                 Every other family is still a violation",
+    },
 ];
 
 /// What a program root with a read-write bind adds: changing files and directories. Each works

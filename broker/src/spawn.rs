@@ -742,6 +742,18 @@ impl Broker {
                 })
             })?;
         }
+        // A directory as stdin, stdout or stderr would let the program name host files by a
+        // path relative to it (`openat(0, "passwd")`, `fchdir(0)`), beside its root: refuse it.
+        // (Landlock would refuse such opens too where it runs; this holds without it.)
+        for fd in stdio {
+            if nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            {
+                return Err(SpawnError::InvalidOptions(
+                    "a directory cannot be the program's stdin, stdout or stderr: files beneath \
+                     it would be reachable by relative path",
+                ));
+            }
+        }
         let pids_cgroup = lock(&shared.cgroups)
             .as_ref()
             .is_some_and(|c| c.supports(Controller::Pids));

@@ -300,6 +300,14 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
         } else {
             AccessFs::from_read(abi)
         };
+        // A file takes only the rights that apply to files (listing, making entries and the
+        // like are directory rights); asking for more would make the crate drop them and call
+        // the ruleset partially enforced.
+        let access = if bind.dir {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
         ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).map_err(io)?;
     }
     let status = ruleset.restrict_self().map_err(|_| LockdownError {
