@@ -2,7 +2,10 @@
 //! libraries it names (`DT_NEEDED`), recursively, resolved the way the dynamic loader will in a
 //! program root where `/etc/ld.so.cache` does not exist: `DT_RPATH` (only when the object has no
 //! `DT_RUNPATH`; the executable's for every object), then `DT_RUNPATH` of the object, then the
-//! loader's default directories. Read with `goblin`, never executed.
+//! directories `/etc/ld.so.conf` lists (what the host's `ld.so.cache` is built from, in its
+//! order), then the loader's default directories. A library found only in an `ld.so.conf`
+//! directory is shown at the first default directory, where the loader of the root (which has
+//! no cache) will look for it. Read with `goblin`, never executed.
 //!
 //! Limits, each documented in docs/HOW-IT-WORKS.md: `$ORIGIN` of the *executable* is skipped
 //! (the loader reads `/proc/self/exe` for it, and a program root has no `/proc`); `$ORIGIN` of a
@@ -139,17 +142,142 @@ pub fn read_elf(path: &Path) -> Result<ElfInfo, ElfError> {
 pub struct LibrarySearch {
     /// The host directory that stands for `/`.
     pub sysroot: PathBuf,
+    /// The directories of `ld.so.conf`, in order (empty: not read).
+    pub conf_dirs: Vec<PathBuf>,
     /// The loader's default directories, in order.
     pub default_dirs: Vec<PathBuf>,
 }
 
 impl Default for LibrarySearch {
+    /// The default directories only (no `ld.so.conf`), beneath `/`.
     fn default() -> Self {
         Self {
             sysroot: PathBuf::from("/"),
+            conf_dirs: Vec::new(),
             default_dirs: DEFAULT_LIBRARY_DIRS.iter().map(PathBuf::from).collect(),
         }
     }
+}
+
+/// Most `include` levels of `ld.so.conf` followed.
+const MAX_CONF_DEPTH: usize = 8;
+/// Most directories taken from `ld.so.conf` and its includes.
+const MAX_CONF_DIRS: usize = 256;
+/// Largest `ld.so.conf` (or included file) read.
+const MAX_CONF_BYTES: u64 = 64 << 10;
+
+impl LibrarySearch {
+    /// The search of this host: [`LibrarySearch::default`] plus the directories of
+    /// `sysroot/etc/ld.so.conf` (a missing or unreadable file adds none).
+    pub fn host(sysroot: &Path) -> Self {
+        let mut search = Self {
+            sysroot: sysroot.to_owned(),
+            ..Self::default()
+        };
+        let mut dirs = Vec::new();
+        read_ld_so_conf(sysroot, Path::new("/etc/ld.so.conf"), 0, &mut dirs);
+        search.conf_dirs = dirs;
+        search
+    }
+}
+
+/// Appends the directories `conf` (a path in the sysroot) lists, following `include` lines
+/// (a glob in the last component only: `*` and `?`), skipping `hwcap` lines and comments.
+fn read_ld_so_conf(sysroot: &Path, conf: &Path, depth: usize, dirs: &mut Vec<PathBuf>) {
+    use std::io::Read;
+    if depth > MAX_CONF_DEPTH {
+        return;
+    }
+    let host = sysroot.join(conf.strip_prefix("/").unwrap_or(conf));
+    let mut text = String::new();
+    let read =
+        std::fs::File::open(&host).and_then(|f| f.take(MAX_CONF_BYTES).read_to_string(&mut text));
+    if read.is_err() {
+        return;
+    }
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pattern) = line.strip_prefix("include") {
+            let pattern = pattern.trim();
+            let pattern = if pattern.starts_with('/') {
+                PathBuf::from(pattern)
+            } else {
+                conf.parent().unwrap_or(Path::new("/")).join(pattern)
+            };
+            for included in glob_last_component(sysroot, &pattern) {
+                read_ld_so_conf(sysroot, &included, depth + 1, dirs);
+            }
+            continue;
+        }
+        if line.starts_with("hwcap") {
+            continue;
+        }
+        for entry in line.split([' ', '\t', ',', ':']).filter(|e| !e.is_empty()) {
+            let dir = PathBuf::from(entry);
+            if dirs.len() < MAX_CONF_DIRS && is_clean_absolute(&dir) && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+}
+
+/// The paths (in the sysroot) `pattern` matches, sorted, when only its last component holds
+/// `*` or `?`; the pattern itself when it holds neither.
+fn glob_last_component(sysroot: &Path, pattern: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+        return Vec::new();
+    };
+    let Some(name) = name.to_str() else {
+        return Vec::new();
+    };
+    if !name.contains(['*', '?']) {
+        return vec![pattern.to_owned()];
+    }
+    let host_dir = sysroot.join(dir.strip_prefix("/").unwrap_or(dir));
+    let Ok(entries) = std::fs::read_dir(host_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|entry| wildcard_match(name.as_bytes(), entry.as_bytes()))
+        .map(|entry| dir.join(entry))
+        .collect();
+    found.sort();
+    found.truncate(MAX_CONF_DIRS);
+    found
+}
+
+/// `*` (any run) and `?` (one byte) matching, as glob(3) does within one path component (a
+/// leading `.` is matched only by a literal `.`).
+fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
+        return false;
+    }
+    // Iterative matching with one backtrack point: linear in practice, never recursive.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// One file the loader will open: at `target` in the program root, the host's `source`.
@@ -240,28 +368,49 @@ pub fn dependencies(program: &Path, search: &LibrarySearch) -> Result<Vec<Needed
             }
         }
         runpath.iter().for_each(|e| expand(e, &mut dirs));
+        // The cache's directories, then the defaults. A library found in a directory the
+        // loader of the root would not search (no cache there) is shown at the first default
+        // directory instead.
+        let searched_by_loader = dirs.len();
+        dirs.extend(search.conf_dirs.iter().cloned());
+        let conf_end = dirs.len();
         dirs.extend(search.default_dirs.iter().cloned());
 
-        let candidates: Vec<PathBuf> = if name.contains('/') {
-            vec![PathBuf::from(&name)]
+        let candidates: Vec<(PathBuf, bool)> = if name.contains('/') {
+            vec![(PathBuf::from(&name), false)]
         } else {
-            dirs.iter().map(|d| d.join(&name)).collect()
+            dirs.iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let only_in_cache = (searched_by_loader..conf_end).contains(&i)
+                        && !search.default_dirs.contains(d);
+                    (d.join(&name), only_in_cache)
+                })
+                .collect()
         };
-        let found = candidates.into_iter().find_map(|target| {
-            if !is_clean_absolute(&target) {
+        let found = candidates.into_iter().find_map(|(at, only_in_cache)| {
+            if !is_clean_absolute(&at) {
                 return None;
             }
-            let lib = read_elf(&host(&target)).ok()?;
-            (lib.is_64 == info.is_64 && lib.machine == info.machine).then_some((target, lib))
+            let lib = read_elf(&host(&at)).ok()?;
+            (lib.is_64 == info.is_64 && lib.machine == info.machine).then_some((
+                at,
+                only_in_cache,
+                lib,
+            ))
         });
-        let Some((target, lib)) = found else {
+        let Some((at, only_in_cache, lib)) = found else {
             return Err(ElfError::NotFound {
                 name,
                 by: by.unwrap_or_else(|| program.to_owned()),
             });
         };
+        let target = match search.default_dirs.first() {
+            Some(first) if only_in_cache => first.join(&name),
+            _ => at.clone(),
+        };
         out.push(Needed {
-            source: canonical(&target)?,
+            source: canonical(&at)?,
             target: target.clone(),
         });
         for next in &lib.needed {
@@ -331,6 +480,60 @@ mod tests {
                 "{entry}"
             );
         }
+    }
+
+    #[test]
+    fn wildcards() {
+        for (pattern, name, want) in [
+            ("*.conf", "libc.conf", true),
+            ("*.conf", "libc.conf.bak", false),
+            ("*.conf", ".hidden.conf", false),
+            ("x?.conf", "x1.conf", true),
+            ("*", "anything", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+        ] {
+            assert_eq!(
+                wildcard_match(pattern.as_bytes(), name.as_bytes()),
+                want,
+                "{pattern} {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn ld_so_conf_with_includes_comments_and_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/ld.so.conf.d")).unwrap();
+        std::fs::write(
+            root.join("etc/ld.so.conf"),
+            "include /etc/ld.so.conf.d/*.conf\n/opt/first # a comment\nhwcap 0 nosegneg\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/ld.so.conf.d/a.conf"),
+            "# libc default configuration\n/usr/local/lib\n/usr/local/lib, /opt/x:/opt/y\n",
+        )
+        .unwrap();
+        // Includes itself: followed to the depth limit, never forever.
+        std::fs::write(
+            root.join("etc/ld.so.conf.d/b.conf"),
+            "relative/dir\ninclude b.conf\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/ld.so.conf.d/c.conf.bak"), "/not/this\n").unwrap();
+        let search = LibrarySearch::host(root);
+        assert_eq!(
+            search.conf_dirs,
+            ["/usr/local/lib", "/opt/x", "/opt/y", "/opt/first"]
+                .map(PathBuf::from)
+                .to_vec()
+        );
+        assert_eq!(
+            LibrarySearch::host(Path::new("/nonexistent")).conf_dirs,
+            Vec::<PathBuf>::new()
+        );
     }
 
     #[test]

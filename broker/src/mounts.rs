@@ -316,6 +316,32 @@ mod tests {
     }
 
     #[test]
+    fn a_library_known_only_to_ld_so_conf_is_shown_where_the_loader_looks() {
+        let Some((dir, _)) = fake_system() else {
+            eprintln!("skipped: no x86_64 glibc /bin/echo here");
+            return;
+        };
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("opt/lib")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::rename(
+            root.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+            root.join("opt/lib/libc.so.6"),
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/ld.so.conf"), "/opt/lib\n").unwrap();
+        let search = LibrarySearch::host(&root);
+        let mut plan = MountPlan::new();
+        plan.add_program(&root.join("bin/echo"), true, &search)
+            .unwrap();
+        let libc = plan
+            .binds()
+            .find(|b| b.source == root.join("opt/lib/libc.so.6"))
+            .expect("libc found through ld.so.conf");
+        assert_eq!(libc.target, Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+    }
+
+    #[test]
     fn no_auto_root_binds_only_the_program() {
         let Some((dir, search)) = fake_system() else {
             eprintln!("skipped: no x86_64 glibc /bin/echo here");

@@ -270,13 +270,7 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
     let step = LockdownStep::Landlock;
     let kernel_abi = sys::landlock_abi();
     if kernel_abi == 0 {
-        return match root.landlock {
-            LandlockRequirement::Required => Err(LockdownError {
-                step,
-                errno: libc::EOPNOTSUPP,
-            }),
-            LandlockRequirement::BestEffort => Ok(LandlockStatus::NotEnforced),
-        };
+        return without_landlock(root.landlock);
     }
     // The newest ABI this code knows; an older kernel gets what it has (reported as partial).
     let abi = ABI::V6;
@@ -318,13 +312,23 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(LandlockStatus::Enforced { abi }),
         RulesetStatus::PartiallyEnforced => Ok(LandlockStatus::PartiallyEnforced { abi }),
-        RulesetStatus::NotEnforced => match root.landlock {
-            LandlockRequirement::Required => Err(LockdownError {
-                step,
-                errno: libc::EOPNOTSUPP,
-            }),
-            LandlockRequirement::BestEffort => Ok(LandlockStatus::NotEnforced),
-        },
+        RulesetStatus::NotEnforced => without_landlock(root.landlock),
+    }
+}
+
+/// What a kernel without Landlock means for a program root: fail closed at
+/// [`LockdownStep::Landlock`] with `EOPNOTSUPP` unless the user accepted the mounts alone
+/// ([`LandlockRequirement::BestEffort`]), which is then reported as [`LandlockStatus::NotEnforced`]
+/// — never silently.
+pub(crate) fn without_landlock(
+    requirement: LandlockRequirement,
+) -> Result<LandlockStatus, LockdownError> {
+    match requirement {
+        LandlockRequirement::Required => Err(LockdownError {
+            step: LockdownStep::Landlock,
+            errno: libc::EOPNOTSUPP,
+        }),
+        LandlockRequirement::BestEffort => Ok(LandlockStatus::NotEnforced),
     }
 }
 
@@ -339,6 +343,21 @@ mod tests {
             dir: false,
             writable: false,
         }
+    }
+
+    #[test]
+    fn a_kernel_without_landlock_fails_closed_unless_accepted() {
+        assert_eq!(
+            without_landlock(LandlockRequirement::Required),
+            Err(LockdownError {
+                step: LockdownStep::Landlock,
+                errno: libc::EOPNOTSUPP
+            })
+        );
+        assert_eq!(
+            without_landlock(LandlockRequirement::BestEffort),
+            Ok(LandlockStatus::NotEnforced)
+        );
     }
 
     #[test]

@@ -383,7 +383,7 @@ fn plan_root(
         plan.grant(path, *writable)
             .map_err(|e| format!("cannot mount {}", crate::text::error_chain(&e)))?;
     }
-    plan.add_program(program, auto_root, &LibrarySearch::default())
+    plan.add_program(program, auto_root, &LibrarySearch::host(Path::new("/")))
         .map_err(|e| {
             format!(
                 "{}: cannot build its root: {}",
