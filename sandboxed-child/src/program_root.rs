@@ -9,7 +9,8 @@
 //! host path. The child executes the plan on itself, while it still holds its capabilities in the
 //! zygote's user namespace, in this order (each a [`LockdownStep`], failing closed):
 //!
-//! 1. [`LockdownStep::CloneProgramPaths`]: one `open_tree(OPEN_TREE_CLONE)` per bind, beneath the
+//! 1. [`LockdownStep::CloneProgramPaths`]: one `open_tree(OPEN_TREE_CLONE)` per bind, of its
+//!    source opened beneath the host tree without following any symlink (`openat2`), from the
 //!    host tree (the kernel allows cloning from an anonymous mount tree only to the mount
 //!    namespace that made it, so before step 2);
 //! 2. [`LockdownStep::ProgramMountNamespace`]: `unshare(CLONE_NEWNS)`: a mount namespace of its
@@ -174,7 +175,11 @@ pub(crate) fn clone_program_paths(
     let mut clones = Vec::with_capacity(root.binds.len());
     for bind in &root.binds {
         let source = relative(&bind.source).map_err(fail_errno(step))?;
-        clones.push(sys::clone_tree(host_tree, &source, bind.dir).map_err(fail(step))?);
+        // The broker planned canonical paths; resolving them again without following any
+        // symlink means a path swapped for a symlink since (by whoever owns a directory on it)
+        // fails with ELOOP instead of showing something else.
+        let at = sys::open_path_beneath(host_tree, &source).map_err(fail(step))?;
+        clones.push(sys::clone_tree(at.as_fd(), bind.dir).map_err(fail(step))?);
     }
     Ok(ClonedBinds(clones))
 }

@@ -34,6 +34,7 @@ scenarios! {
     exec_root_landlock_refuses_mounted_but_ungranted => "exec-root-landlock",
     exec_root_writes_only_below_a_read_write_bind => "exec-root-write-pair",
     exec_root_no_auto_root_has_no_loader => "exec-root-no-auto-root",
+    exec_root_symlinked_source_is_refused => "exec-root-symlinked-source",
     exec_root_must_fail_list_kill_mode => "exec-root-must-fail-kill",
     exec_root_must_fail_list_deny_mode => "exec-root-must-fail-deny",
 }

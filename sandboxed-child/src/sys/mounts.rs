@@ -42,17 +42,50 @@ fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A detached, close-on-exec copy of the mount (tree, when `recursive`) at `path` beneath
-/// `dir`, which may be an anonymous mount tree made by this mount namespace. The last component
-/// is not followed. open_tree(2) with `OPEN_TREE_CLONE`.
-pub fn clone_tree(dir: BorrowedFd<'_>, path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+/// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS` of openat2(2).
+const RESOLVE_BENEATH_WITHOUT_LINKS: u64 = 0x08 | 0x04 | 0x02;
+
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// An `O_PATH` fd of `path` (relative) beneath `dir`, resolved without following any symlink
+/// (`ELOOP`), `/proc` magic link or `..` out of `dir` (`EXDEV`). openat2(2).
+pub fn open_path_beneath(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let how = OpenHow {
+        flags: u64::try_from(flags).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+        mode: 0,
+        resolve: RESOLVE_BENEATH_WITHOUT_LINKS,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` is a live `struct open_how` whose size is
+    // passed with it; the kernel copies both and keeps no pointer.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+}
+
+/// A detached, close-on-exec copy of the mount (tree, when `recursive`) at `at`, an `O_PATH` fd
+/// which may lie in an anonymous mount tree made by this mount namespace. open_tree(2) with
+/// `OPEN_TREE_CLONE | AT_EMPTY_PATH`.
+pub fn clone_tree(at: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    flags |= libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+    flags |= libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= AT_RECURSIVE;
     }
-    // SAFETY: `path` is NUL-terminated and outlives the call; `dir` is a live fd.
-    owned(unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), path.as_ptr(), flags) })
+    // SAFETY: the path is an empty NUL-terminated literal; `at` is a live fd.
+    owned(unsafe { libc::syscall(libc::SYS_open_tree, at.as_raw_fd(), c"".as_ptr(), flags) })
 }
 
 /// Moves this process into a new mount namespace (a copy of its current one). unshare(2)

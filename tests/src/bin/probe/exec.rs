@@ -597,6 +597,7 @@ pub fn run_root(broker: &Broker, scenario: &str) -> Verdict {
         "exec-root-landlock" => root::landlock_refuses_what_is_mounted_but_not_granted(broker),
         "exec-root-write-pair" => root::writes_only_below_a_read_write_bind(broker),
         "exec-root-no-auto-root" => root::no_auto_root_has_no_loader(broker),
+        "exec-root-symlinked-source" => root::a_symlinked_source_is_refused(broker),
         "exec-root-must-fail-kill" => must_fail_list_with_a_root(broker, false),
         "exec-root-must-fail-deny" => must_fail_list_with_a_root(broker, true),
         other => Err(format!("unknown scenario {other:?}")),
@@ -930,6 +931,79 @@ mod root {
                 "read-write: got {:?} {:?} {:?}",
                 ran.out, ran.err, ran.end
             )),
+        }
+    }
+
+    /// The child resolves each planned source again without following symlinks: a source path
+    /// that holds one (as after a swap between the broker's plan and the child's mount) fails
+    /// the lockdown with ELOOP; the pair, the same file by its real path, runs.
+    pub fn a_symlinked_source_is_refused(broker: &Broker) -> Verdict {
+        use portcullis::broker::Bind;
+        let cat = host_program("cat")?;
+        let shared = Shared::new("symlink", 0o755)?;
+        let real = shared.0.join("real");
+        std::fs::create_dir(&real).map_err(|e| e.to_string())?;
+        std::fs::write(real.join("f"), b"through the real path\n").map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink("real", shared.0.join("link")).map_err(|e| e.to_string())?;
+        let plan_with = |source: &Path| -> Result<SpawnOptions, String> {
+            let mut plan = MountPlan::new();
+            plan.add_program(&cat, true, &LibrarySearch::default())
+                .map_err(|e| format!("plan: {e}"))?;
+            let mut root = plan
+                .into_root(LandlockRequirement::Required)
+                .map_err(|e| format!("plan: {e}"))?;
+            root.binds.push(Bind {
+                target: PathBuf::from("/data/f"),
+                source: source.to_owned(),
+                dir: false,
+                writable: false,
+            });
+            Ok(SpawnOptions {
+                program_root: Some(root),
+                ..SpawnOptions::default()
+            })
+        };
+        let spawn = |options: &SpawnOptions| {
+            let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+            let (out_r, out_w) = pipe()?;
+            let argv: Vec<std::ffi::OsString> = vec![cat.clone().into(), "/data/f".into()];
+            let result = broker.spawn_program(
+                &cat,
+                &argv,
+                &[],
+                [null.as_fd(), out_w.as_fd(), null.as_fd()],
+                options,
+            );
+            drop(out_w);
+            Ok::<_, String>((result, out_r))
+        };
+        let (result, _) = spawn(&plan_with(&shared.0.join("link/f"))?)?;
+        match result {
+            Err(portcullis::SpawnError::Lockdown(e))
+                if e.step == portcullis::broker::LockdownStep::CloneProgramPaths
+                    && e.errno == libc::ELOOP => {}
+            Err(e) => {
+                return Err(format!(
+                    "symlinked source: expected ELOOP, got {e}: {:?}",
+                    std::error::Error::source(&e)
+                ))
+            }
+            Ok(child) => {
+                return Err(format!(
+                    "symlinked source was mounted: {:?}",
+                    child.wait_timeout(Duration::from_secs(20))
+                ))
+            }
+        }
+        let (result, out_r) = spawn(&plan_with(&real.join("f"))?)?;
+        let child = result.map_err(|e| format!("real source: {e}"))?;
+        let mut out = String::new();
+        std::fs::File::from(out_r)
+            .read_to_string(&mut out)
+            .map_err(|e| e.to_string())?;
+        match child.wait_timeout(Duration::from_secs(20)) {
+            Some(ChildEnd::Exited { code: 0 }) if out == "through the real path\n" => Ok(()),
+            other => Err(format!("real source: {out:?} {other:?}")),
         }
     }
 
