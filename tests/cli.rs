@@ -819,6 +819,16 @@ fn run_refuses_missing_and_dynamic_programs_clearly() {
         let out = run(&["run", "--ro", "/", "--", &ls]);
         assert!(stderr(&out).contains("not '/' itself"), "{}", stderr(&out));
         assert_status(&out, 126);
+        // The host's /proc (and /proc/sys beneath it) is never mounted.
+        for proc in ["/proc", "/proc/sys/kernel"] {
+            let out = run(&["run", "--rw", proc, "--", &ls]);
+            assert!(
+                stderr(&out).contains("the host's /proc cannot be mounted"),
+                "{}",
+                stderr(&out)
+            );
+            assert_status(&out, 126);
+        }
     }
     let out = run(&["run", "--memory", "lots", "--", "/bin/ls"]);
     assert_status(&out, 2);

@@ -52,6 +52,13 @@ pub enum MountPlanError {
         /// The other source.
         second: PathBuf,
     },
+    /// A granted path is on a `proc` filesystem: the host's `/proc` would show the host's
+    /// processes to a program whose PID namespace holds only its own.
+    #[error("{path}: the host's /proc cannot be mounted (it shows the host's processes)")]
+    HostProc {
+        /// The path as given.
+        path: PathBuf,
+    },
     /// More than [`MAX_BINDS`] binds.
     #[error("more than {MAX_BINDS} mounts")]
     TooMany,
@@ -88,6 +95,15 @@ impl MountPlan {
         let meta = std::fs::metadata(&source).map_err(resolve)?;
         if !meta.is_file() && !meta.is_dir() {
             return Err(MountPlanError::NotFileOrDir {
+                path: path.to_owned(),
+            });
+        }
+        let on_proc = nix::sys::statfs::statfs(&source)
+            .map_err(|errno| resolve(errno.into()))?
+            .filesystem_type()
+            == nix::sys::statfs::PROC_SUPER_MAGIC;
+        if on_proc {
+            return Err(MountPlanError::HostProc {
                 path: path.to_owned(),
             });
         }
@@ -429,6 +445,14 @@ mod tests {
                 grants: vec![(PathBuf::from("/dev/null"), false)],
                 want: Err("not-file"),
             },
+            Case {
+                grants: vec![(PathBuf::from("/proc/self"), false)],
+                want: Err("proc"),
+            },
+            Case {
+                grants: vec![(PathBuf::from("/proc/sys/kernel"), true)],
+                want: Err("proc"),
+            },
         ];
         for (i, case) in cases.into_iter().enumerate() {
             let mut plan = MountPlan::new();
@@ -452,6 +476,7 @@ mod tests {
                         "resolve" => matches!(e, MountPlanError::Resolve { .. }),
                         "clean" => matches!(e, MountPlanError::NotClean { .. }),
                         "not-file" => matches!(e, MountPlanError::NotFileOrDir { .. }),
+                        "proc" => matches!(e, MountPlanError::HostProc { .. }),
                         _ => false,
                     };
                     assert!(ok, "case {i}: {e:?} is not {kind}");
