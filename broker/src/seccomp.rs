@@ -582,6 +582,13 @@ pub const EXEC_ROOT_EXTRA: &[SyscallRule] = &[
         "programs ask their working directory (`/` of the root)",
     ),
     allow(
+        "readlink",
+        "ls -l and realpath read the symlinks of the root (what they name is still bounded by \
+         the mounts and Landlock); /proc/self/exe is not there, so static glibc's question \
+         still gets ENOENT",
+    ),
+    allow("readlinkat", "the same through readlinkat"),
+    allow(
         "chdir",
         "find, make and shells change directory within the root (what they may open there is \
          still bounded by the mounts and Landlock)",
@@ -718,12 +725,18 @@ pub fn exec_rules(shape: ExecShape) -> Vec<SyscallRule> {
     } else {
         Vec::new()
     };
-    let replaced =
-        |rule: &&SyscallRule| open.is_empty() || !open.iter().any(|o| o.name == rule.name);
+    // A program root's rules replace the rules of the same syscall in the child and exec lists
+    // (openat/open: always EACCES there; readlink/readlinkat: always ENOENT there).
+    let kept = |rule: &&SyscallRule| {
+        !open
+            .iter()
+            .chain(root)
+            .any(|replacement| replacement.name == rule.name)
+    };
     CHILD_ALLOWLIST
         .iter()
-        .filter(replaced)
         .chain(EXEC_ALLOWLIST_EXTRA)
+        .filter(kept)
         .chain(processes)
         .chain(open)
         .chain(root)
@@ -874,6 +887,11 @@ mod tests {
                     .filter(|r| r.name == "openat" && r.action.allows())
                     .count();
                 assert_eq!(openat_allows, usize::from(root != RootShape::Empty));
+                // readlink: ENOENT in the empty root, allowed with a root; one rule either way.
+                let readlinks: Vec<&SyscallRule> =
+                    rules.iter().filter(|r| r.name == "readlink").collect();
+                assert_eq!(readlinks.len(), 1, "{shape:?}");
+                assert_eq!(readlinks[0].action.allows(), root != RootShape::Empty);
             }
         }
         // Read-only: the allow rule masks every writing flag.
