@@ -381,6 +381,52 @@ fn explain_a_profile_shows_its_grants_and_limits() {
 }
 
 #[test]
+fn explain_shows_exec_mounts_landlock_and_the_added_rules() {
+    let dir = files(&[(
+        "tool.toml",
+        b"[profiles.tool]\nparams = [\"user\"]\n[[profiles.tool.mounts]]\npath = \"/usr/share/zoneinfo\"\n[[profiles.tool.mounts]]\npath = \"/srv/out/${user}\"\naccess = \"rw\"\n",
+    )]);
+    let out = run_in(dir.path(), &["explain", "tool.toml", "--param", "user=ada"]);
+    assert_status(&out, 0);
+    let text = flat(&stdout(&out));
+    for expected in [
+        "Exec mode (portcullis run",
+        "/usr/share/zoneinfo read-only",
+        "/srv/out/ada read-write (writes reach the host)",
+        "execveat only when flags include AT_EMPTY_PATH",
+        // A read-write mount: any open (the mounts and Landlock bound the writes).
+        "openat open files of the program root, writing only where a read-write bind is",
+        "socket fails with EACCES when domain is AF_UNIX",
+        "getdents64",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    // This host's Landlock, either way said plainly.
+    assert!(
+        text.contains("Landlock ABI ") || text.contains("no Landlock on this host"),
+        "{text}"
+    );
+    let out = run_in(
+        dir.path(),
+        &["explain", "tool.toml", "--param", "user=ada", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["exec"]["mounts"][1]["access"], "rw");
+    assert!(json["exec"]["root_rules"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+    // A parameter cannot make a mount path escape.
+    let out = run_in(
+        dir.path(),
+        &["explain", "tool.toml", "--param", "user=../etc"],
+    );
+    assert_status(&out, 2);
+}
+
+#[test]
 fn explain_usage_errors_say_what_to_write() {
     let dir = files(&[
         ("renderer.toml", RENDERER.as_bytes()),

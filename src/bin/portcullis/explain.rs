@@ -776,9 +776,13 @@ fn argument(syscall: &str, arg: u32) -> (String, &'static [(u64, &'static str)])
         (0o20_000_000, "O_TMPFILE"),
     ];
     const EXECVEAT_FLAGS: &[(u64, &str)] = &[(libc::AT_EMPTY_PATH as u64, "AT_EMPTY_PATH")];
+    const SOCKET_DOMAINS: &[(u64, &str)] = &[(libc::AF_UNIX as u64, "AF_UNIX")];
+    const NULL_POINTER: &[(u64, &str)] = &[(0, "NULL")];
     let (name, values): (&str, &'static [(u64, &'static str)]) = match (syscall, arg) {
         ("openat", 2) | ("open", 1) => ("flags", OPEN_FLAGS),
         ("execveat", 4) => ("flags", EXECVEAT_FLAGS),
+        ("socket", 0) => ("domain", SOCKET_DOMAINS),
+        ("prlimit64", 2) => ("new_limit", NULL_POINTER),
         ("clone", 0) => ("flags", CLONE_FLAGS),
         ("tgkill", 0) => ("tgid", TGKILL_TGID),
         ("prctl", 0) => ("option", PRCTL_OPTIONS),
