@@ -1053,3 +1053,32 @@ fn run_refuses_a_directory_as_stdio() {
     );
     assert_status(&out, 126);
 }
+
+#[test]
+fn run_a_script_through_its_interpreter() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(sh) = dynamic_program("sh") else {
+        return;
+    };
+    let dir = world_readable_dir();
+    let script = std::fs::canonicalize(dir.path()).unwrap().join("job.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho from a script; for i in 1 2; do echo $i; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.display().to_string();
+    // The script itself: refused, naming the form that works.
+    let out = run(&["run", "--", &script]);
+    assert!(
+        stderr(&out).contains(&format!("a script; run its interpreter with the script mounted instead, e.g. portcullis run --ro {script} -- /bin/sh {script}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // That form: the shell (a dynamic program) runs it.
+    let out = run(&["run", "--ro", &script, "--", &sh, &script]);
+    assert_eq!(stdout(&out), "from a script\n1\n2\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}

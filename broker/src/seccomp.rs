@@ -582,6 +582,19 @@ pub const EXEC_ROOT_EXTRA: &[SyscallRule] = &[
         "programs ask their working directory (`/` of the root)",
     ),
     allow(
+        "getppid",
+        "shells ask for their parent at start (dash); across the PID namespace the answer is 0",
+    ),
+    SyscallRule {
+        name: "fcntl",
+        action: RuleAction::AllowIfOneOf {
+            arg: 1,
+            values: &[libc::F_DUPFD as u64],
+        },
+        reason: "shells keep copies of their fds above 10 (F_DUPFD, without close-on-exec); the \
+                 child list's fcntl commands stay allowed beside it",
+    },
+    allow(
         "readlink",
         "ls -l and realpath read the symlinks of the root (what they name is still bounded by \
          the mounts and Landlock); /proc/self/exe is not there, so static glibc's question \
@@ -671,6 +684,9 @@ pub const EXEC_ROOT_WRITE_EXTRA: &[SyscallRule] = &[
     ),
 ];
 
+/// The syscalls whose rules a program root replaces rather than adds to.
+const REPLACED_BY_A_ROOT: &[&str] = &["openat", "open", "readlink", "readlinkat"];
+
 /// The root an exec-mode program sees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum RootShape {
@@ -725,13 +741,10 @@ pub fn exec_rules(shape: ExecShape) -> Vec<SyscallRule> {
     } else {
         Vec::new()
     };
-    // A program root's rules replace the rules of the same syscall in the child and exec lists
-    // (openat/open: always EACCES there; readlink/readlinkat: always ENOENT there).
+    // A program root's rules replace these of the child and exec lists (openat/open: always
+    // EACCES there; readlink/readlinkat: always ENOENT there). Its other rules add to them.
     let kept = |rule: &&SyscallRule| {
-        !open
-            .iter()
-            .chain(root)
-            .any(|replacement| replacement.name == rule.name)
+        shape.root == RootShape::Empty || !REPLACED_BY_A_ROOT.contains(&rule.name)
     };
     CHILD_ALLOWLIST
         .iter()
@@ -887,6 +900,13 @@ mod tests {
                     .filter(|r| r.name == "openat" && r.action.allows())
                     .count();
                 assert_eq!(openat_allows, usize::from(root != RootShape::Empty));
+                // A root's rules of a replaced syscall are its only rules of it; the child
+                // list's other rules (fcntl's commands) stay beside the root's additions.
+                assert_eq!(
+                    rules.iter().filter(|r| r.name == "fcntl").count(),
+                    1 + usize::from(root != RootShape::Empty),
+                    "{shape:?}"
+                );
                 // readlink: ENOENT in the empty root, allowed with a root; one rule either way.
                 let readlinks: Vec<&SyscallRule> =
                     rules.iter().filter(|r| r.name == "readlink").collect();

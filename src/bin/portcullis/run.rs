@@ -361,7 +361,21 @@ fn plan_root(
     grants: &[(PathBuf, bool)],
     args: &RunArgs,
 ) -> Result<Option<ProgramRoot>, String> {
-    // Not an ELF file (a script, say): executed as it is, needing whatever is granted.
+    // A script would need its interpreter opened by path and itself named as /dev/fd/N, which
+    // an fd-executed program in a root without /dev cannot have: say what works instead.
+    let mut head = [0u8; 2];
+    let is_script = std::fs::File::open(program)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == *b"#!";
+    if is_script {
+        return Err(format!(
+            "{0}: a script; run its interpreter with the script mounted instead, e.g. \
+             portcullis run --ro {0} -- /bin/sh {0}",
+            program.display()
+        ));
+    }
+    // Not an ELF file: executed as it is, needing whatever is granted.
     let dynamic = elf::read_elf(program).is_ok_and(|info| info.interpreter.is_some());
     let auto_root = if args.no_auto_root {
         false
