@@ -1082,3 +1082,34 @@ fn run_a_script_through_its_interpreter() {
     assert_eq!(stdout(&out), "from a script\n1\n2\n", "{}", stderr(&out));
     assert_status(&out, 0);
 }
+
+#[test]
+fn run_says_when_the_sandbox_cannot_reach_a_path() {
+    use std::os::unix::fs::PermissionsExt;
+    // Only a root broker's sandbox runs as another host id than the caller's.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a root caller's sandbox has another host id");
+        return;
+    }
+    let Some(echo) = dynamic_program("echo") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = dir.path().join("echo");
+    std::fs::copy(&echo, &private).unwrap();
+    let out = run(&["run", "--", &private.display().to_string(), "hi"]);
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("must be searchable by others"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // The pair: the same directory opened to others runs it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(&["run", "--", &private.display().to_string(), "hi"]);
+    assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}

@@ -282,6 +282,18 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             ));
             return done(CANNOT_RUN);
         }
+        Err(SpawnError::Lockdown(e))
+            if e.step == LockdownStep::CloneProgramPaths && e.errno == libc::EACCES =>
+        {
+            say(&format!(
+                "cannot run {}: the sandbox cannot reach a path it should mount: it runs as an \
+                 unprivileged host id, so every directory on the way to the program, its \
+                 libraries and each --ro/--rw path must be searchable by others (o+x); a path \
+                 under a private home such as /root is not",
+                path.display()
+            ));
+            return done(CANNOT_RUN);
+        }
         Err(e) => {
             say(&format!(
                 "cannot run {}: {}",
