@@ -1032,6 +1032,17 @@ fn run_policy_mounts_and_rw_binds() {
     let out = run(&["run", "--rw", &out_s, "--", &touch, &new_s]);
     assert!(new.exists(), "{}", stderr(&out));
     assert_status(&out, 0);
+    // A symlink: made below the read-write mount, refused below the read-only one.
+    if let Some(ln) = dynamic_program("ln") {
+        let link = out_dir.join("link");
+        let link_s = link.display().to_string();
+        let out = run(&["run", "--ro", &out_s, "--", &ln, "-s", "new.txt", &link_s]);
+        assert!(link.symlink_metadata().is_err(), "{}", stderr(&out));
+        assert_status(&out, 1);
+        let out = run(&["run", "--rw", &out_s, "--", &ln, "-s", "new.txt", &link_s]);
+        assert!(link.symlink_metadata().is_ok(), "{}", stderr(&out));
+        assert_status(&out, 0);
+    }
 }
 
 #[test]

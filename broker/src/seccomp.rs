@@ -682,6 +682,16 @@ pub const EXEC_ROOT_WRITE_EXTRA: &[SyscallRule] = &[
         "fchmod",
         "set a written file's mode (the mounts are nosuid)",
     ),
+    allow(
+        "symlink",
+        "make a symlink below a read-write bind (what it names still resolves in the root)",
+    ),
+    allow("symlinkat", "the same, at form (ln -s)"),
+    allow(
+        "link",
+        "make a hard link within a read-write bind (across mounts the kernel answers EXDEV)",
+    ),
+    allow("linkat", "the same, at form (ln)"),
 ];
 
 /// The syscalls whose rules a program root replaces rather than adds to.
