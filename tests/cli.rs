@@ -381,6 +381,52 @@ fn explain_a_profile_shows_its_grants_and_limits() {
 }
 
 #[test]
+fn explain_shows_exec_mounts_landlock_and_the_added_rules() {
+    let dir = files(&[(
+        "tool.toml",
+        b"[profiles.tool]\nparams = [\"user\"]\n[[profiles.tool.mounts]]\npath = \"/usr/share/zoneinfo\"\n[[profiles.tool.mounts]]\npath = \"/srv/out/${user}\"\naccess = \"rw\"\n",
+    )]);
+    let out = run_in(dir.path(), &["explain", "tool.toml", "--param", "user=ada"]);
+    assert_status(&out, 0);
+    let text = flat(&stdout(&out));
+    for expected in [
+        "Exec mode (portcullis run",
+        "/usr/share/zoneinfo read-only",
+        "/srv/out/ada read-write (writes reach the host)",
+        "execveat only when flags include AT_EMPTY_PATH",
+        // A read-write mount: any open (the mounts and Landlock bound the writes).
+        "openat open files of the program root, writing only where a read-write bind is",
+        "socket fails with EACCES when domain is AF_UNIX",
+        "getdents64",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    // This host's Landlock, either way said plainly.
+    assert!(
+        text.contains("Landlock ABI ") || text.contains("no Landlock on this host"),
+        "{text}"
+    );
+    let out = run_in(
+        dir.path(),
+        &["explain", "tool.toml", "--param", "user=ada", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["exec"]["mounts"][1]["access"], "rw");
+    assert!(json["exec"]["root_rules"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+    // A parameter cannot make a mount path escape.
+    let out = run_in(
+        dir.path(),
+        &["explain", "tool.toml", "--param", "user=../etc"],
+    );
+    assert_status(&out, 2);
+}
+
+#[test]
 fn explain_usage_errors_say_what_to_write() {
     let dir = files(&[
         ("renderer.toml", RENDERER.as_bytes()),
@@ -799,17 +845,282 @@ fn run_refuses_missing_and_dynamic_programs_clearly() {
         stderr(&out)
     );
     assert_status(&out, 127);
-    if Path::new("/bin/ls").exists() {
-        let out = run(&["run", "--", "/bin/ls"]);
+    if let Some(ls) = dynamic_program("ls") {
+        // A dynamic program without its automatic root and with nothing mounted cannot run.
+        let out = run(&["run", "--no-auto-root", "--", &ls]);
         assert!(
-            stderr(&out).contains("a dynamic program"),
+            stderr(&out).contains("a dynamic program needs its interpreter and libraries"),
             "{}",
             stderr(&out)
         );
         assert_status(&out, 126);
+        // A path that does not exist cannot be mounted.
+        let out = run(&["run", "--ro", "/no/such/path/anywhere", "--", &ls]);
+        assert!(
+            stderr(&out).contains("cannot mount /no/such/path/anywhere"),
+            "{}",
+            stderr(&out)
+        );
+        assert_status(&out, 126);
+        let out = run(&["run", "--ro", "/", "--", &ls]);
+        assert!(stderr(&out).contains("not '/' itself"), "{}", stderr(&out));
+        assert_status(&out, 126);
+        // The host's /proc (and /proc/sys beneath it) is never mounted.
+        for proc in ["/proc", "/proc/sys/kernel"] {
+            let out = run(&["run", "--rw", proc, "--", &ls]);
+            assert!(
+                stderr(&out).contains("the host's /proc cannot be mounted"),
+                "{}",
+                stderr(&out)
+            );
+            assert_status(&out, 126);
+        }
     }
     let out = run(&["run", "--memory", "lots", "--", "/bin/ls"]);
     assert_status(&out, 2);
     let out = run(&["run"]);
     assert_status(&out, 2);
+}
+
+// --- run: dynamic programs in a read-only minimal root, under Landlock ---
+
+/// A dynamic ELF program of this host by name (`/bin` or `/usr/bin`), or `None` (a skip, or a
+/// failure under `PORTCULLIS_TESTS_REQUIRED=1`).
+fn dynamic_program(name: &str) -> Option<String> {
+    let found = ["/bin", "/usr/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| {
+            portcullis::broker::elf::read_elf(path).is_ok_and(|info| info.interpreter.is_some())
+        });
+    if found.is_none() {
+        assert!(!required(), "no dynamic {name} on this host");
+        eprintln!("skipped: no dynamic {name} on this host");
+    }
+    found.map(|p| p.display().to_string())
+}
+
+/// A directory holding `inside.txt`, readable by the sandbox's host id (an unprivileged id
+/// other than the test's own when the tests run as root).
+fn world_readable_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("inside.txt");
+    std::fs::write(&file, "inside the root\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    dir
+}
+
+#[test]
+fn run_dynamic_program_gets_its_automatic_root() {
+    let Some(echo) = dynamic_program("echo") else {
+        return;
+    };
+    let out = run(&["run", "--", &echo, "hello"]);
+    assert_eq!(stdout(&out), "hello\n", "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_status(&out, 0);
+    // --verbose says what the root holds and that Landlock is enforced.
+    let out = run(&["run", "-v", "--", &echo, "hello"]);
+    assert_eq!(stdout(&out), "hello\n", "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("root: a read-only tmpfs with"), "{err}");
+    assert!(err.contains("libc.so.6"), "{err}");
+    assert!(err.contains("landlock: enforced (ABI "), "{err}");
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_dynamic_program_reads_inside_its_root_only() {
+    let Some(cat) = dynamic_program("cat") else {
+        return;
+    };
+    let dir = world_readable_dir();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let inside = root.join("inside.txt").display().to_string();
+    let granted = root.display().to_string();
+    // Allowed: a file beneath a --ro path.
+    let out = run(&["run", "--ro", &granted, "--", &cat, &inside]);
+    assert_eq!(stdout(&out), "inside the root\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    // Denied: /etc/passwd is not in the root.
+    let out = run(&["run", "--ro", &granted, "--", &cat, "/etc/passwd"]);
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("/etc/passwd: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 1);
+    // Without the grant, the same file is not there either.
+    let out = run(&["run", "--", &cat, &inside]);
+    assert!(
+        stderr(&out).contains("No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 1);
+}
+
+#[test]
+fn run_dynamic_program_cannot_list_outside_its_mounts() {
+    let Some(ls) = dynamic_program("ls") else {
+        return;
+    };
+    let dir = world_readable_dir();
+    let granted = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    // Allowed: the granted directory lists.
+    let out = run(&["run", "--ro", &granted, "--", &ls, &granted]);
+    assert_eq!(stdout(&out), "inside.txt\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    // Denied by Landlock: `/` of the root is a real directory (the tmpfs holding the mount
+    // points), but no rule covers it.
+    let out = run(&["run", "--ro", &granted, "--", &ls, "/"]);
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 2);
+    // Denied by the mounts: /etc is not there at all.
+    let out = run(&["run", "--ro", &granted, "--", &ls, "/etc"]);
+    assert!(
+        stderr(&out).contains("No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 2);
+}
+
+#[test]
+fn run_policy_mounts_and_rw_binds() {
+    use std::os::unix::fs::PermissionsExt;
+    let (Some(cat), Some(touch)) = (dynamic_program("cat"), dynamic_program("touch")) else {
+        return;
+    };
+    let dir = world_readable_dir();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let policy = root.join("p.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[profiles.tool]\n[[profiles.tool.mounts]]\npath = \"{}\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let inside = root.join("inside.txt").display().to_string();
+    let policy = policy.display().to_string();
+    // The profile's mount is in the root.
+    let out = run(&["run", "--policy", &policy, "--", &cat, &inside]);
+    assert_eq!(stdout(&out), "inside the root\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    // Writing: refused below a read-only mount, done below a read-write one.
+    let out_dir = root.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let new = out_dir.join("new.txt");
+    let (out_s, new_s) = (out_dir.display().to_string(), new.display().to_string());
+    let out = run(&["run", "--ro", &out_s, "--", &touch, &new_s]);
+    assert!(!new.exists(), "{}", stderr(&out));
+    assert_status(&out, 1);
+    let out = run(&["run", "--rw", &out_s, "--", &touch, &new_s]);
+    assert!(new.exists(), "{}", stderr(&out));
+    assert_status(&out, 0);
+    // A symlink: made below the read-write mount, refused below the read-only one.
+    if let Some(ln) = dynamic_program("ln") {
+        let link = out_dir.join("link");
+        let link_s = link.display().to_string();
+        let out = run(&["run", "--ro", &out_s, "--", &ln, "-s", "new.txt", &link_s]);
+        assert!(link.symlink_metadata().is_err(), "{}", stderr(&out));
+        assert_status(&out, 1);
+        let out = run(&["run", "--rw", &out_s, "--", &ln, "-s", "new.txt", &link_s]);
+        assert!(link.symlink_metadata().is_ok(), "{}", stderr(&out));
+        assert_status(&out, 0);
+    }
+}
+
+#[test]
+fn run_refuses_a_directory_as_stdio() {
+    let Some(echo) = dynamic_program("echo") else {
+        return;
+    };
+    let dir = std::fs::File::open("/").expect("open / as a directory");
+    let out = Command::new(cli())
+        .args(["run", "--", &echo, "x"])
+        .stdin(Stdio::from(dir))
+        .output()
+        .expect("portcullis run ends");
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("a directory cannot be the program's stdin"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+}
+
+#[test]
+fn run_a_script_through_its_interpreter() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(sh) = dynamic_program("sh") else {
+        return;
+    };
+    let dir = world_readable_dir();
+    let script = std::fs::canonicalize(dir.path()).unwrap().join("job.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho from a script; for i in 1 2; do echo $i; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.display().to_string();
+    // The script itself: refused, naming the form that works.
+    let out = run(&["run", "--", &script]);
+    assert!(
+        stderr(&out).contains(&format!("a script; run its interpreter with the script mounted instead, e.g. portcullis run --ro {script} -- /bin/sh {script}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // That form: the shell (a dynamic program) runs it.
+    let out = run(&["run", "--ro", &script, "--", &sh, &script]);
+    assert_eq!(stdout(&out), "from a script\n1\n2\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}
+
+#[test]
+fn run_says_when_the_sandbox_cannot_reach_a_path() {
+    use std::os::unix::fs::PermissionsExt;
+    // Only a root broker's sandbox runs as another host id than the caller's.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a root caller's sandbox has another host id");
+        return;
+    }
+    let Some(echo) = dynamic_program("echo") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = dir.path().join("echo");
+    std::fs::copy(&echo, &private).unwrap();
+    let out = run(&["run", "--", &private.display().to_string(), "hi"]);
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("must be searchable by others"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // The pair: the same directory opened to others runs it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(&["run", "--", &private.display().to_string(), "hi"]);
+    assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
+    assert_status(&out, 0);
 }

@@ -9,7 +9,9 @@
 //! to the audit log ([`audit`]); and supervising each child from outside: its limits (rlimits,
 //! its own cgroup — [`cgroup`] — and a wall-clock deadline), the seccomp violations the kernel
 //! reports on the filter's listener (named, with arguments; killed or failed with `EPERM` as the
-//! profile says), and why it ended ([`ChildEnd`]).
+//! profile says), and why it ended ([`ChildEnd`]); for exec mode, the plan of a dynamic
+//! program's read-only minimal root ([`mounts::MountPlan`], from its ELF dependencies
+//! ([`elf`]) and the granted paths).
 //!
 //! Must never: fork itself except to exec at once (the zygote forks), trust a byte or fd a child
 //! sends (every receive is size- and fd-capped, decoding never panics, a protocol violation kills
@@ -24,8 +26,10 @@
 
 pub mod audit;
 pub mod cgroup;
+pub mod elf;
 pub mod fetch;
 pub mod limits;
+pub mod mounts;
 pub mod namespaces;
 pub mod seccomp;
 mod serve;
@@ -36,7 +40,10 @@ mod zygote;
 
 pub use audit::{AuditRecord, AuditSink};
 pub use fetch::TlsRoots;
-pub use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
+pub use portcullis_child::{
+    Bind, Entries, LandlockRequirement, LandlockStatus, LockdownError, LockdownStep, ProgramRoot,
+    Rlimit, RlimitResource,
+};
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 #[doc(hidden)]
 pub use serve::to_access;

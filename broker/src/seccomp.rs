@@ -54,6 +54,15 @@ pub enum RuleAction {
         /// The errno.
         errno: i32,
     },
+    /// Fails with `errno` when the argument at `arg` has any of `bits` set (one rule per bit).
+    ErrnoIfAnyBit {
+        /// Argument index (0-based).
+        arg: u32,
+        /// Bits, each tested on its own.
+        bits: &'static [u64],
+        /// The errno.
+        errno: i32,
+    },
 }
 
 impl RuleAction {
@@ -314,6 +323,13 @@ pub fn compile(rules: &[SyscallRule]) -> Result<SeccompProgram, SeccompCompileEr
                 ctx.add_rule(ScmpAction::Errno(errno), syscall)
                     .map_err(lib(what()))?;
             }
+            RuleAction::ErrnoIfAnyBit { arg, bits, errno } => {
+                for &bit in bits {
+                    let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bit), bit);
+                    ctx.add_rule_conditional(ScmpAction::Errno(errno), syscall, &[cmp])
+                        .map_err(lib(what()))?;
+                }
+            }
             RuleAction::ErrnoIfOneOf { arg, values, errno } => {
                 for &value in values {
                     let cmp = ScmpArgCompare::new(arg, ScmpCompareOp::Equal, value);
@@ -386,6 +402,32 @@ pub const EXEC_ALLOWLIST_EXTRA: &[SyscallRule] = &[
         "uname",
         "libc start-up and programs read the kernel release",
     ),
+    allow(
+        "getuid",
+        "programs ask who they are (id, ls -l, shells); the answer is the sandbox's root, an \
+         unprivileged id on the host",
+    ),
+    allow(
+        "geteuid",
+        "the effective id, the same question and answer as getuid",
+    ),
+    allow(
+        "getgid",
+        "the group id, the same question and answer as getuid",
+    ),
+    allow(
+        "getegid",
+        "the effective group id, the same question and answer as getuid",
+    ),
+    allow(
+        "getgroups",
+        "supplementary groups (id): none, setgroups is denied in the sandbox",
+    ),
+    allow(
+        "getresuid",
+        "real, effective and saved ids at once (sudo-like checks)",
+    ),
+    allow("getresgid", "real, effective and saved group ids at once"),
     SyscallRule {
         name: "readlink",
         action: RuleAction::Errno(libc::ENOENT),
@@ -417,7 +459,7 @@ pub const EXEC_PROCESSES_EXTRA: &[SyscallRule] = &[
             mask: FORBIDDEN_PROCESS_CLONE_FLAGS,
             value: 0,
         },
-        reason: "fork and posix_spawn through clone; no namespace flag, no CLONE_PARENT or                  CLONE_PTRACE (the thread-only rule of the child filter still applies too)",
+        reason: "fork and posix_spawn through clone; no namespace flag, no CLONE_PARENT or CLONE_PTRACE (the thread-only rule of the child filter still applies too)",
     },
     allow("fork", "the legacy fork syscall; same as clone without flags"),
     allow("vfork", "the legacy vfork syscall (posix_spawn's classic path)"),
@@ -425,7 +467,7 @@ pub const EXEC_PROCESSES_EXTRA: &[SyscallRule] = &[
     allow("waitid", "reap its own processes (waitid form)"),
     allow(
         "kill",
-        "signal its own processes: the program is init of its PID namespace, so every pid it can          name is one it made",
+        "signal its own processes: the program is init of its PID namespace, so every pid it can name is one it made",
     ),
     allow(
         "tgkill",
@@ -439,28 +481,290 @@ pub const EXEC_PROCESSES_EXTRA: &[SyscallRule] = &[
     allow("pause", "wait for a signal"),
 ];
 
+/// `open` flags that write or create: a read-only program root's filter refuses an open that
+/// carries any of them (`__O_TMPFILE` is O_TMPFILE without its O_DIRECTORY bit).
+const WRITING_OPEN_FLAGS: [u64; 5] = [
+    libc::O_WRONLY as u64,
+    libc::O_RDWR as u64,
+    libc::O_CREAT as u64,
+    libc::O_TRUNC as u64,
+    0o20_000_000,
+];
+const WRITING_OPEN_MASK: u64 = libc::O_WRONLY as u64
+    | libc::O_RDWR as u64
+    | libc::O_CREAT as u64
+    | libc::O_TRUNC as u64
+    | 0o20_000_000;
+
+/// Replaces the child filter's `openat`/`open` (always `EACCES`) in an exec-mode filter with a
+/// read-only program root: the program's loader opens its libraries by path.
+pub const EXEC_ROOT_OPEN_READ_ONLY: &[SyscallRule] = &[
+    SyscallRule {
+        name: "openat",
+        action: RuleAction::AllowIfMasked {
+            arg: 2,
+            mask: WRITING_OPEN_MASK,
+            value: 0,
+        },
+        reason: "the loader opens the interpreter's libraries and the program opens files of its read-only root: only without O_WRONLY, O_RDWR, O_CREAT, O_TRUNC and O_TMPFILE                  (the mounts are read-only and Landlock allows reads below the binds only)",
+    },
+    SyscallRule {
+        name: "openat",
+        action: RuleAction::ErrnoIfAnyBit {
+            arg: 2,
+            bits: &WRITING_OPEN_FLAGS,
+            errno: libc::EACCES,
+        },
+        reason: "an open that would write or create fails with EACCES, as in the empty root",
+    },
+    SyscallRule {
+        name: "open",
+        action: RuleAction::AllowIfMasked {
+            arg: 1,
+            mask: WRITING_OPEN_MASK,
+            value: 0,
+        },
+        reason: "the legacy form of openat, read-only the same way",
+    },
+    SyscallRule {
+        name: "open",
+        action: RuleAction::ErrnoIfAnyBit {
+            arg: 1,
+            bits: &WRITING_OPEN_FLAGS,
+            errno: libc::EACCES,
+        },
+        reason: "the legacy form of openat, refused the same way when it would write or create",
+    },
+];
+
+/// Replaces `openat`/`open` when the program root holds a read-write bind: any flags (the
+/// read-only mounts answer `EROFS`, Landlock answers `EACCES` outside the read-write binds).
+pub const EXEC_ROOT_OPEN_READ_WRITE: &[SyscallRule] = &[
+    allow(
+        "openat",
+        "open files of the program root, writing only where a read-write bind is (the mounts are read-only elsewhere and Landlock allows writes below read-write binds only)",
+    ),
+    allow("open", "the legacy form of openat, bounded the same way"),
+];
+
+/// What an exec-mode program with a program root needs on top of [`EXEC_ALLOWLIST_EXTRA`]
+/// (besides `openat`): the calls a dynamic loader and simple programs (`echo`, `cat`, `ls`) make
+/// on a read-only tree. Measured with strace on those programs.
+pub const EXEC_ROOT_EXTRA: &[SyscallRule] = &[
+    allow(
+        "access",
+        "the loader checks for /etc/ld.so.preload; programs test whether a path exists",
+    ),
+    allow("faccessat", "access relative to a directory fd"),
+    allow("faccessat2", "access with flags (newer libcs)"),
+    allow(
+        "getdents64",
+        "list a directory of the root (ls); Landlock allows it below the binds only",
+    ),
+    allow(
+        "fadvise64",
+        "cat and friends advise sequential reads on a file they opened",
+    ),
+    allow(
+        "statfs",
+        "coreutils ask a path's filesystem type (ls, for SELinux labels)",
+    ),
+    allow("fstatfs", "the same question for an open fd"),
+    allow(
+        "getcwd",
+        "programs ask their working directory (`/` of the root)",
+    ),
+    allow(
+        "getppid",
+        "shells ask for their parent at start (dash); across the PID namespace the answer is 0",
+    ),
+    SyscallRule {
+        name: "fcntl",
+        action: RuleAction::AllowIfOneOf {
+            arg: 1,
+            values: &[libc::F_DUPFD as u64],
+        },
+        reason: "shells keep copies of their fds above 10 (F_DUPFD, without close-on-exec); the \
+                 child list's fcntl commands stay allowed beside it",
+    },
+    allow(
+        "readlink",
+        "ls -l and realpath read the symlinks of the root (what they name is still bounded by \
+         the mounts and Landlock); /proc/self/exe is not there, so static glibc's question \
+         still gets ENOENT",
+    ),
+    allow("readlinkat", "the same through readlinkat"),
+    allow(
+        "chdir",
+        "find, make and shells change directory within the root (what they may open there is \
+         still bounded by the mounts and Landlock)",
+    ),
+    allow(
+        "fchdir",
+        "find walks a tree by directory fds; the program can hold only fds of its root (a \
+         directory as stdio is refused at spawn), and Landlock bounds what lies beneath",
+    ),
+    allow(
+        "copy_file_range",
+        "cat and cp copy between two fds the program holds; the kernel checks each fd's mode",
+    ),
+    allow(
+        "sendfile",
+        "the older form of copy_file_range, between two fds the program holds",
+    ),
+    allow(
+        "mincore",
+        "grep's stack-overflow handling asks which of its own pages are resident",
+    ),
+    allow(
+        "getxattr",
+        "ls -l reads ACLs and security labels of files in the root (all it can name)",
+    ),
+    allow("lgetxattr", "the same, without following a symlink"),
+    allow("fgetxattr", "the same, on an fd the program holds"),
+    allow(
+        "listxattr",
+        "the names of a file's extended attributes (ls, cp -a)",
+    ),
+    allow("llistxattr", "the same, without following a symlink"),
+    allow("flistxattr", "the same, on an fd the program holds"),
+    SyscallRule {
+        name: "sysinfo",
+        action: RuleAction::Errno(libc::EPERM),
+        reason: "sort sizes its buffers from it and copes with a failure; the host's memory, load \
+                 and uptime are not the program's to know",
+    },
+    SyscallRule {
+        name: "socket",
+        action: RuleAction::ErrnoIfOneOf {
+            arg: 0,
+            values: &[libc::AF_UNIX as u64],
+            errno: libc::EACCES,
+        },
+        reason: "glibc's name service (ls -l, id) tries nscd and systemd-userdb over AF_UNIX and \
+                 copes with a failure; there is nothing to reach, so a clear error beats a kill. \
+                 Every other family is still a violation",
+    },
+];
+
+/// What a program root with a read-write bind adds: changing files and directories. Each works
+/// only below a read-write bind (elsewhere the mounts are read-only and Landlock refuses).
+pub const EXEC_ROOT_WRITE_EXTRA: &[SyscallRule] = &[
+    allow("mkdir", "create a directory below a read-write bind"),
+    allow(
+        "mkdirat",
+        "create a directory below a read-write bind (at form)",
+    ),
+    allow("unlink", "remove a file below a read-write bind"),
+    allow(
+        "unlinkat",
+        "remove a file or directory below a read-write bind (at form)",
+    ),
+    allow("rmdir", "remove a directory below a read-write bind"),
+    allow("rename", "rename within a read-write bind"),
+    allow("renameat", "rename within a read-write bind (at form)"),
+    allow("renameat2", "rename within a read-write bind (with flags)"),
+    allow("ftruncate", "resize a file opened for writing"),
+    allow("fsync", "flush a written file"),
+    allow("fdatasync", "flush a written file's data"),
+    allow(
+        "utimensat",
+        "set a file's times (touch) below a read-write bind",
+    ),
+    allow(
+        "fchmod",
+        "set a written file's mode (the mounts are nosuid)",
+    ),
+    allow(
+        "symlink",
+        "make a symlink below a read-write bind (what it names still resolves in the root)",
+    ),
+    allow("symlinkat", "the same, at form (ln -s)"),
+    allow(
+        "link",
+        "make a hard link within a read-write bind (across mounts the kernel answers EXDEV)",
+    ),
+    allow("linkat", "the same, at form (ln)"),
+];
+
+/// The syscalls whose rules a program root replaces rather than adds to.
+const REPLACED_BY_A_ROOT: &[&str] = &["openat", "open", "readlink", "readlinkat"];
+
+/// The root an exec-mode program sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RootShape {
+    /// The empty root: every open fails with `EACCES` (the strictest filter).
+    #[default]
+    Empty,
+    /// A read-only program root: read-only opens and [`EXEC_ROOT_EXTRA`].
+    ReadOnly,
+    /// A program root with read-write binds: [`EXEC_ROOT_EXTRA`] and [`EXEC_ROOT_WRITE_EXTRA`].
+    ReadWrite,
+}
+
 /// Which exec-mode filter a program gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ExecShape {
     /// The program may create processes ([`EXEC_PROCESSES_EXTRA`]).
     pub processes: bool,
+    /// Its root.
+    pub root: RootShape,
 }
 
-/// Compiles [`CHILD_ALLOWLIST`] plus [`EXEC_ALLOWLIST_EXTRA`], the filter of exec-mode children,
-/// plus [`EXEC_PROCESSES_EXTRA`] when the shape asks for processes.
-pub fn compile_exec_filter(shape: ExecShape) -> Result<SeccompProgram, SeccompCompileError> {
+/// The rules of an exec-mode filter of `shape`: [`CHILD_ALLOWLIST`] plus
+/// [`EXEC_ALLOWLIST_EXTRA`], plus [`EXEC_PROCESSES_EXTRA`] when the shape asks for processes,
+/// plus the program root's rules (which replace the child list's `openat`/`open`).
+pub fn exec_rules(shape: ExecShape) -> Vec<SyscallRule> {
     let processes: &[SyscallRule] = if shape.processes {
         EXEC_PROCESSES_EXTRA
     } else {
         &[]
     };
-    let rules: Vec<SyscallRule> = CHILD_ALLOWLIST
+    let (open, root, write): (&[SyscallRule], &[SyscallRule], &[SyscallRule]) = match shape.root {
+        RootShape::Empty => (&[], &[], &[]),
+        RootShape::ReadOnly => (EXEC_ROOT_OPEN_READ_ONLY, EXEC_ROOT_EXTRA, &[]),
+        RootShape::ReadWrite => (
+            EXEC_ROOT_OPEN_READ_WRITE,
+            EXEC_ROOT_EXTRA,
+            EXEC_ROOT_WRITE_EXTRA,
+        ),
+    };
+    // A read-only root answers the calls that would change it with EROFS (what its read-only
+    // mounts would answer) instead of a kill: `touch` tries `utimensat` after a refused open.
+    let refused: Vec<SyscallRule> = if shape.root == RootShape::ReadOnly {
+        EXEC_ROOT_WRITE_EXTRA
+            .iter()
+            .map(|rule| SyscallRule {
+                name: rule.name,
+                action: RuleAction::Errno(libc::EROFS),
+                reason: "the program root is read-only: a change fails with EROFS, as the \
+                         read-only mounts would answer",
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // A program root's rules replace these of the child and exec lists (openat/open: always
+    // EACCES there; readlink/readlinkat: always ENOENT there). Its other rules add to them.
+    let kept = |rule: &&SyscallRule| {
+        shape.root == RootShape::Empty || !REPLACED_BY_A_ROOT.contains(&rule.name)
+    };
+    CHILD_ALLOWLIST
         .iter()
         .chain(EXEC_ALLOWLIST_EXTRA)
+        .filter(kept)
         .chain(processes)
+        .chain(open)
+        .chain(root)
+        .chain(write)
+        .chain(&refused)
         .copied()
-        .collect();
-    compile(&rules)
+        .collect()
+}
+
+/// Compiles the exec-mode filter of `shape` ([`exec_rules`]).
+pub fn compile_exec_filter(shape: ExecShape) -> Result<SeccompProgram, SeccompCompileError> {
+    compile(&exec_rules(shape))
 }
 
 #[cfg(test)]
@@ -549,9 +853,91 @@ mod tests {
             FORBIDDEN_PROCESS_CLONE_FLAGS & libc::CLONE_NEWUSER as u64,
             0
         );
-        let with = compile_exec_filter(ExecShape { processes: true }).unwrap();
+        let with = compile_exec_filter(ExecShape {
+            processes: true,
+            ..ExecShape::default()
+        })
+        .unwrap();
         let without = compile_exec_filter(ExecShape::default()).unwrap();
         assert!(with.instructions().len() > without.instructions().len());
+    }
+
+    #[test]
+    fn program_root_rules_have_reasons_and_compile_for_every_shape() {
+        for rules in [
+            EXEC_ROOT_OPEN_READ_ONLY,
+            EXEC_ROOT_OPEN_READ_WRITE,
+            EXEC_ROOT_EXTRA,
+            EXEC_ROOT_WRITE_EXTRA,
+        ] {
+            assert_documented(rules);
+        }
+        for root in [RootShape::Empty, RootShape::ReadOnly, RootShape::ReadWrite] {
+            for processes in [false, true] {
+                let shape = ExecShape { processes, root };
+                let rules = exec_rules(shape);
+                assert_documented(&rules);
+                compile_exec_filter(shape).unwrap();
+                let has = |name: &str, pred: fn(&RuleAction) -> bool| {
+                    rules.iter().any(|r| r.name == name && pred(&r.action))
+                };
+                // The empty root stays as strict as before: every open is EACCES, nothing of a
+                // program root is there.
+                let unconditional_eacces = |a: &RuleAction| *a == RuleAction::Errno(libc::EACCES);
+                assert_eq!(
+                    has("openat", unconditional_eacces),
+                    root == RootShape::Empty,
+                    "{shape:?}"
+                );
+                assert_eq!(
+                    has("getdents64", RuleAction::allows),
+                    root != RootShape::Empty
+                );
+                assert_eq!(
+                    has("mkdirat", RuleAction::allows),
+                    root == RootShape::ReadWrite
+                );
+                // One openat rule set per shape: never the child's EACCES beside an allow.
+                let openat_allows = rules
+                    .iter()
+                    .filter(|r| r.name == "openat" && r.action.allows())
+                    .count();
+                assert_eq!(openat_allows, usize::from(root != RootShape::Empty));
+                // A root's rules of a replaced syscall are its only rules of it; the child
+                // list's other rules (fcntl's commands) stay beside the root's additions.
+                assert_eq!(
+                    rules.iter().filter(|r| r.name == "fcntl").count(),
+                    1 + usize::from(root != RootShape::Empty),
+                    "{shape:?}"
+                );
+                // readlink: ENOENT in the empty root, allowed with a root; one rule either way.
+                let readlinks: Vec<&SyscallRule> =
+                    rules.iter().filter(|r| r.name == "readlink").collect();
+                assert_eq!(readlinks.len(), 1, "{shape:?}");
+                assert_eq!(readlinks[0].action.allows(), root != RootShape::Empty);
+            }
+        }
+        // Read-only: the allow rule masks every writing flag.
+        let read_only = &EXEC_ROOT_OPEN_READ_ONLY[0];
+        let RuleAction::AllowIfMasked { mask, value: 0, .. } = read_only.action else {
+            panic!("read-only openat is a masked allow");
+        };
+        for flag in [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_CREAT,
+            libc::O_TRUNC,
+            libc::O_TMPFILE,
+        ] {
+            assert_ne!(mask & u64::try_from(flag).unwrap(), 0, "{flag:#o}");
+        }
+        let empty = compile_exec_filter(ExecShape::default()).unwrap();
+        let rooted = compile_exec_filter(ExecShape {
+            root: RootShape::ReadOnly,
+            ..ExecShape::default()
+        })
+        .unwrap();
+        assert_ne!(empty.instructions(), rooted.instructions());
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use portcullis_child::protocol::{
     BrokerToChild, ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES,
 };
-use portcullis_child::{Entries, LockdownError, LockdownStep, Rlimit, RlimitResource};
+use portcullis_child::{
+    Entries, LandlockStatus, LockdownError, LockdownStep, ProgramRoot, Rlimit, RlimitResource,
+};
 use portcullis_ipc::{Channel, ChannelLimits, ProtocolViolation, RecvError, SendError};
 use portcullis_policy::{Limits, Profile};
 use serde::de::DeserializeOwned;
@@ -31,7 +33,9 @@ use crate::cgroup::{
 };
 use crate::limits::{child_limits, ChildLimits};
 use crate::namespaces::{write_id_maps, IdMapError};
-use crate::seccomp::{compile_child_filter, compile_exec_filter, ExecShape, SeccompCompileError};
+use crate::seccomp::{
+    compile_child_filter, compile_exec_filter, ExecShape, RootShape, SeccompCompileError,
+};
 use crate::serve::{Registration, Service, ServiceConfig};
 use crate::supervise::{Event, OnViolation, Supervisor, Violation, Watch};
 use crate::zygote::{self, FromZygote, SpawnFailure, ToZygote, ZygoteInit};
@@ -157,6 +161,11 @@ pub struct SpawnOptions {
     /// What the child may reach through the broker (files, network). `None` grants nothing:
     /// every request is denied `not-granted` and audited.
     pub profile: Option<Profile>,
+    /// Exec mode only: a read-only minimal root (binds of host paths, computed by
+    /// [`crate::mounts::MountPlan`]) instead of the empty root, and a Landlock ruleset limiting
+    /// file access to it. The program then gets the exec-with-root filter
+    /// ([`crate::seccomp::EXEC_ROOT_EXTRA`]).
+    pub program_root: Option<ProgramRoot>,
 }
 
 /// Starting the broker failed.
@@ -588,6 +597,11 @@ impl Broker {
         if !shared.zygote_alive.load(Ordering::Acquire) {
             return Err(SpawnError::ZygoteGone);
         }
+        if options.program_root.is_some() {
+            return Err(SpawnError::InvalidOptions(
+                "a program root is for exec mode (spawn_program) only",
+            ));
+        }
         if options
             .profile
             .as_ref()
@@ -714,7 +728,32 @@ impl Broker {
                 .profile
                 .as_ref()
                 .is_some_and(|p| p.limits.allow_processes),
+            root: match &options.program_root {
+                None => RootShape::Empty,
+                Some(root) if root.binds.iter().any(|b| b.writable) => RootShape::ReadWrite,
+                Some(_) => RootShape::ReadOnly,
+            },
         };
+        if let Some(root) = &options.program_root {
+            root.validate().map_err(|errno| {
+                SpawnError::Lockdown(LockdownError {
+                    step: LockdownStep::CloneProgramPaths,
+                    errno,
+                })
+            })?;
+        }
+        // A directory as stdin, stdout or stderr would let the program name host files by a
+        // path relative to it (`openat(0, "passwd")`, `fchdir(0)`), beside its root: refuse it.
+        // (Landlock would refuse such opens too where it runs; this holds without it.)
+        for fd in stdio {
+            if nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            {
+                return Err(SpawnError::InvalidOptions(
+                    "a directory cannot be the program's stdin, stdout or stderr: files beneath \
+                     it would be reachable by relative path",
+                ));
+            }
+        }
         let pids_cgroup = lock(&shared.cgroups)
             .as_ref()
             .is_some_and(|c| c.supports(Controller::Pids));
@@ -727,8 +766,12 @@ impl Broker {
             ));
         }
         let filter = shared.exec_filter(shape)?;
-        let forked =
-            shared.fork_on_request(&limits.rlimits, options.keep_stderr, Some(filter), deadline)?;
+        let forked = shared.fork_on_request(
+            &limits.rlimits,
+            options.keep_stderr,
+            Some((filter, options.program_root.clone())),
+            deadline,
+        )?;
         let [stdin, stdout, stderr] = stdio;
         let fds = [file.as_fd(), stdin, stdout, stderr];
         let name = program.to_string_lossy();
@@ -960,9 +1003,13 @@ impl Shared {
         &self,
         rlimits: &[Rlimit],
         keep_stderr: bool,
-        exec: Option<SeccompProgram>,
+        exec: Option<(SeccompProgram, Option<ProgramRoot>)>,
         deadline: Instant,
     ) -> Result<Forked, SpawnError> {
+        let (exec, root) = match exec {
+            Some((filter, root)) => (Some(filter), root),
+            None => (None, None),
+        };
         let (channel, child_end) =
             Channel::pair(self.config.channel_limits).map_err(SpawnError::Channel)?;
         let (service, child_service) =
@@ -977,6 +1024,7 @@ impl Shared {
             rlimits: rlimits.to_vec(),
             keep_stderr,
             exec,
+            root,
         };
         let forget = || {
             lock(&self.pending).remove(&id);
@@ -1412,6 +1460,8 @@ struct ChildState {
     /// The CPU-time limit, if any.
     cpu_limit_us: Option<u64>,
     end: Option<ChildEnd>,
+    /// How Landlock was applied (exec mode with a program root), as the child reported it.
+    landlock: Option<LandlockStatus>,
 }
 
 impl ChildState {
@@ -1549,10 +1599,13 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     }
 
     /// Waits for the child's `LockedDown` report and returns the fd number at which the child
-    /// holds its seccomp listener.
+    /// holds its seccomp listener (and keeps how Landlock was applied, if it was).
     fn wait_for_locked_down(&self, deadline: Instant) -> Result<i32, SpawnError> {
         match self.channel.recv::<ChildToBroker<Up>>(Some(deadline)) {
-            Ok((ChildToBroker::LockedDown { listener }, fds)) if fds.is_empty() => Ok(listener),
+            Ok((ChildToBroker::LockedDown { listener, landlock }, fds)) if fds.is_empty() => {
+                lock(&self.state).landlock = landlock;
+                Ok(listener)
+            }
             Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
                 let _ = self.wait_timeout(Duration::from_secs(5));
                 Err(SpawnError::Lockdown(LockdownError { step, errno }))
@@ -1581,6 +1634,13 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
                 Err(SpawnError::Handshake(e))
             }
         }
+    }
+
+    /// Exec mode with a program root: how the child applied Landlock before its program
+    /// started, as it reported in its lockdown handshake (before any code of the program ran).
+    /// `None` for a child without a program root.
+    pub fn landlock(&self) -> Option<LandlockStatus> {
+        lock(&self.state).landlock
     }
 
     /// Sends one message; fails rather than block past the broker's send timeout.

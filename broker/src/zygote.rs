@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use portcullis_child::{Entries, LockdownPlan, LockdownStep, Rlimit, SeccompProgram};
+use portcullis_child::{Entries, LockdownPlan, LockdownStep, ProgramRoot, Rlimit, SeccompProgram};
 use portcullis_ipc::{Channel, ChannelLimits};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,9 @@ pub(crate) enum ToZygote {
         /// execute a program). The broker compiles one per shape of exec filter and sends it
         /// with each exec spawn, so the zygote needs no list of them.
         exec: Option<SeccompProgram>,
+        /// Exec mode with a read-only minimal root: the child mounts these binds, cloned from
+        /// the zygote's copy of the host tree, before it drops its capabilities.
+        root: Option<ProgramRoot>,
     },
     /// The broker took pre-forked child `id` out of the pool: fork a replacement.
     Claimed { id: u64 },
@@ -193,8 +196,9 @@ fn run(entries: &Entries, fds: (Channel, OwnedFd, OwnedFd, OwnedFd), exe: Option
             &list.map(|f| f.as_raw_fd()),
         );
     }
-    let set_up = pivot_into_empty_root()
-        .and_then(|()| finish_set_up(&control, dev_null, lifeline_read, lifeline_write));
+    let set_up = pivot_into_empty_root().and_then(|host_tree| {
+        finish_set_up(&control, dev_null, lifeline_read, lifeline_write, host_tree)
+    });
     match set_up {
         Ok(shared) => Zygote {
             control,
@@ -289,18 +293,28 @@ fn enter_sandbox(control: &Channel) -> Result<Stage1, SetUpError> {
 
 /// Makes an empty read-only tmpfs the root of the zygote's mount namespace. Runs after the
 /// re-exec (the dynamic loader of this binary must still be reachable for that exec), before
-/// any child exists.
-fn pivot_into_empty_root() -> Result<(), SetUpError> {
+/// any child exists. Returns the zygote's detached copy of the host tree (see below), or the
+/// errno the kernel refused it with.
+fn pivot_into_empty_root() -> Result<Result<OwnedFd, i32>, SetUpError> {
     use LockdownStep as S;
     let at = |step: LockdownStep| {
         move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)))
     };
     // Private first, so nothing below propagates to the host's mounts.
     sys::mounts::make_mounts_private().map_err(at(S::MakeMountsPrivate))?;
+    // The host's tree, cloned once while it is still this namespace's root: after the pivot no
+    // process here can name a host path, and an exec-mode child with a program root clones
+    // exactly its binds from this copy (portcullis_child::program_root). A copy rather than the
+    // host's own mounts: nothing done with it reaches the host, and it holds only what the
+    // zygote's (unprivileged on the host) ids may read. Without it (a kernel before 5.2, say)
+    // every other child works and a program root fails at its first step.
+    let host_tree =
+        sys::mounts::clone_whole_tree().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
     sys::mounts::mount_empty_readonly_tmpfs(EMPTY_ROOT_MOUNT_POINT)
         .map_err(at(S::MountEmptyRoot))?;
     sys::mounts::chdir(EMPTY_ROOT_MOUNT_POINT).map_err(at(S::PivotRoot))?;
-    sys::mounts::pivot_root_here_and_detach_old().map_err(at(S::PivotRoot))
+    sys::mounts::pivot_root_here_and_detach_old().map_err(at(S::PivotRoot))?;
+    Ok(host_tree)
 }
 
 /// Stage 2 (or the rest of stage 1 when the re-exec was not possible): take the configuration,
@@ -310,6 +324,7 @@ fn finish_set_up(
     dev_null: OwnedFd,
     lifeline_read: OwnedFd,
     lifeline_write: OwnedFd,
+    host_tree: Result<OwnedFd, i32>,
 ) -> Result<SharedSetUp, SetUpError> {
     use LockdownStep as S;
     let at = |step: LockdownStep| {
@@ -345,6 +360,7 @@ fn finish_set_up(
         lifeline_read,
         lifeline_write,
         signals,
+        host_tree,
     })
 }
 
@@ -375,6 +391,10 @@ struct SharedSetUp {
     /// Never written: when the zygote dies, children see POLLHUP on the read end.
     lifeline_write: OwnedFd,
     signals: SignalFd,
+    /// The detached copy of the host's mount tree (close-on-exec; every child closes its copy
+    /// at `CloseFds`, after a program root was cloned from it), or why the kernel refused it
+    /// (a program root then fails at its first step with this errno).
+    host_tree: Result<OwnedFd, i32>,
 }
 
 fn send_to_broker(control: &Channel, msg: &FromZygote) -> Result<(), ()> {
@@ -453,7 +473,7 @@ impl Zygote {
             let forked = self.fork_child(
                 entries,
                 &rlimits,
-                (false, None),
+                (false, None, None),
                 &theirs.into_fd(),
                 &their_service.into_fd(),
             );
@@ -512,17 +532,20 @@ impl Zygote {
                 rlimits,
                 keep_stderr,
                 exec,
+                root,
             } => {
                 let failure = if fds.len() != 2
                     || exec
                         .as_ref()
                         .is_some_and(|program| program.validate().is_err())
+                    || (root.is_some() && exec.is_none())
+                    || root.as_ref().is_some_and(|root| root.validate().is_err())
                 {
                     Some(SpawnFailure::BadRequest)
                 } else {
                     let service = fds.remove(1);
                     let channel = fds.remove(0);
-                    let flags = (keep_stderr, exec.as_ref());
+                    let flags = (keep_stderr, exec.as_ref(), root.as_ref());
                     match self.fork_child(entries, &rlimits, flags, &channel, &service) {
                         Ok(pid) => {
                             self.children.insert(pid, id);
@@ -547,12 +570,13 @@ impl Zygote {
     }
 
     /// Forks one child into its own PID namespace. In the child this never returns.
-    /// `(keep_stderr, exec)`: keep the zygote's stderr; lock down with this exec-mode filter.
+    /// `(keep_stderr, exec, root)`: keep the zygote's stderr; lock down with this exec-mode
+    /// filter; mount this program root.
     fn fork_child(
         &self,
         entries: &Entries,
         rlimits: &[Rlimit],
-        (keep_stderr, exec): (bool, Option<&SeccompProgram>),
+        (keep_stderr, exec, root): (bool, Option<&SeccompProgram>, Option<&ProgramRoot>),
         channel: &OwnedFd,
         service: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
@@ -570,6 +594,12 @@ impl Zygote {
                 keep_stderr,
                 rlimits,
                 seccomp: exec.unwrap_or(&shared.init.seccomp),
+                program_root: root,
+                host_tree: shared
+                    .host_tree
+                    .as_ref()
+                    .map(AsFd::as_fd)
+                    .map_err(|&errno| errno),
             };
             entries.run_child(&plan, self.child_channel_limits());
         }

@@ -63,7 +63,7 @@ pub use error::PolicyError;
 pub use load::Policy;
 pub use path::MAX_PATH_LEN;
 pub use profile::{
-    FsGrant, HostPattern, Limits, NetGrant, OnViolation, Profile, Rights, Scheme, Scope,
+    FsGrant, HostPattern, Limits, MountGrant, NetGrant, OnViolation, Profile, Rights, Scheme, Scope,
 };
 pub use rate::RateLimiter;
 pub use url::MAX_URL_LEN;

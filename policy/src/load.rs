@@ -8,7 +8,7 @@ use crate::error::PolicyError;
 use crate::host::{parse_dns_name, parse_host, HostName};
 use crate::path::split_clean;
 use crate::profile::{
-    FsGrant, HostPattern, Limits, NetGrant, OnViolation, Profile, Rights, Scheme, Scope,
+    FsGrant, HostPattern, Limits, MountGrant, NetGrant, OnViolation, Profile, Rights, Scheme, Scope,
 };
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -59,6 +59,13 @@ struct ProfileTemplate {
     fs: Vec<FsTemplate>,
     net: Vec<NetTemplate>,
     limits: Limits,
+    mounts: Vec<MountTemplate>,
+}
+
+#[derive(Debug, Clone)]
+struct MountTemplate {
+    path: Template,
+    writable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +239,21 @@ impl Policy {
         profile: &str,
         params: &[(&str, &str)],
     ) -> Result<Profile, PolicyError> {
+        self.instantiate_with_mounts(profile, params)
+            .map(|(profile, _)| profile)
+    }
+
+    /// [`Policy::instantiate`], plus the profile's `mounts`: the host paths an exec-mode program
+    /// sees in its read-only minimal root (`[[profiles.NAME.mounts]]`, each `path` with
+    /// `access = "ro"` or `"rw"`), parameters substituted and each path checked again. Only exec
+    /// mode uses them (`portcullis run`); a child running an entry function has an empty root.
+    ///
+    /// Errors: as [`Policy::instantiate`].
+    pub fn instantiate_with_mounts(
+        &self,
+        profile: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(Profile, Vec<MountGrant>), PolicyError> {
         let fail = |message: String| PolicyError::unlocated(&self.origin, message);
         let template = self.profiles.get(profile).ok_or_else(|| {
             let names: Vec<&str> = self.profile_names().collect();
@@ -327,11 +349,39 @@ impl Policy {
                 allow_private: grant.allow_private,
             });
         }
-        Ok(Profile {
-            fs,
-            net,
-            limits: template.limits,
-        })
+        let mut mounts = Vec::with_capacity(template.mounts.len());
+        for mount in &template.mounts {
+            let path = mount.path.render(&value_of);
+            match split_clean(&path) {
+                Ok(components) if !components.is_empty() => {}
+                Ok(_) => {
+                    return Err(fail(format!(
+                        "profile {profile:?}: mount path {:?} becomes \"/\"; mount the \
+                         directories the program needs, not the whole host",
+                        mount.path.raw
+                    )))
+                }
+                Err(problem) => {
+                    return Err(fail(format!(
+                        "profile {profile:?}: mount path {:?} becomes {path:?}, which must {}",
+                        mount.path.raw,
+                        problem.requirement()
+                    )))
+                }
+            }
+            mounts.push(MountGrant {
+                path,
+                writable: mount.writable,
+            });
+        }
+        Ok((
+            Profile {
+                fs,
+                net,
+                limits: template.limits,
+            },
+            mounts,
+        ))
     }
 }
 
@@ -524,7 +574,7 @@ impl Loader<'_> {
     }
 
     fn profile(&self, table: &DeTable<'_>, at: &str) -> Result<ProfileTemplate, PolicyError> {
-        self.check_keys(table, at, &["params", "fs", "net", "limits"])?;
+        self.check_keys(table, at, &["params", "fs", "net", "limits", "mounts"])?;
         let params = match get(table, "params") {
             Some((_, value)) => self.params(value, &format!("{at}.params"))?,
             None => Vec::new(),
@@ -553,6 +603,16 @@ impl Loader<'_> {
             Some((_, value)) => self.limits(value, &format!("{at}.limits"))?,
             None => Limits::default(),
         };
+        let mut mounts = Vec::new();
+        if let Some((_, value)) = get(table, "mounts") {
+            for (i, (item, span)) in self
+                .tables(value, &format!("{at}.mounts"))?
+                .into_iter()
+                .enumerate()
+            {
+                mounts.push(self.mount(item, span, &format!("{at}.mounts[{i}]"), at, &params)?);
+            }
+        }
         let mut host_params: Vec<String> = Vec::new();
         for grant in &net {
             for name in grant.host.params() {
@@ -567,6 +627,7 @@ impl Loader<'_> {
             fs,
             net,
             limits,
+            mounts,
         })
     }
 
@@ -701,6 +762,61 @@ impl Loader<'_> {
             literal,
             rights,
         })
+    }
+
+    /// `[[profiles.NAME.mounts]]`: `path` (clean, absolute, not `/`, placeholders allowed) and
+    /// `access`, `"ro"` (the default) or `"rw"`.
+    fn mount(
+        &self,
+        table: &DeTable<'_>,
+        span: Range<usize>,
+        at: &str,
+        profile_at: &str,
+        params: &[String],
+    ) -> Result<MountTemplate, PolicyError> {
+        self.check_keys(table, at, &["path", "access"])?;
+        let Some((_, path_value)) = get(table, "path") else {
+            return Err(self.error(
+                span,
+                format!("{at} needs a path, e.g. path = \"/usr/share/zoneinfo\""),
+            ));
+        };
+        let raw = self.string(path_value, &format!("{at}.path"), "an absolute path string")?;
+        let path = Template::parse(raw, params, profile_at)
+            .map_err(|m| self.error(path_value.span(), format!("{at}.path {m}; found {raw:?}")))?;
+        let sample = path.render(&|_| "p".to_owned());
+        let components = split_clean(&sample).map_err(|problem| {
+            self.error(
+                path_value.span(),
+                format!("{at}.path must {}; found {raw:?}", problem.requirement()),
+            )
+        })?;
+        if components.is_empty() {
+            return Err(self.error(
+                path_value.span(),
+                format!(
+                    "{at}.path must not be \"/\"; mount the directories the program needs, not \
+                     the whole host"
+                ),
+            ));
+        }
+        let writable = match get(table, "access") {
+            None => false,
+            Some((_, value)) => {
+                let expected = "\"ro\" or \"rw\"";
+                match self.string(value, &format!("{at}.access"), expected)? {
+                    "ro" => false,
+                    "rw" => true,
+                    other => {
+                        return Err(self.error(
+                            value.span(),
+                            format!("{at}.access must be {expected}; found {other:?}"),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(MountTemplate { path, writable })
     }
 
     fn net_grant(

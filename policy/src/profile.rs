@@ -17,6 +17,18 @@ pub struct Profile {
     pub limits: Limits,
 }
 
+/// A host path shown in an exec-mode program's read-only minimal root
+/// (`[[profiles.NAME.mounts]]`). Unlike an [`FsGrant`], which the broker serves on request, a
+/// mount is bound into the program's own filesystem view, so a program that opens files by path
+/// (a dynamic loader, a tool reading its data files) finds them there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountGrant {
+    /// Clean absolute host path, not `/`.
+    pub path: String,
+    /// Read-write (`access = "rw"`) rather than read-only (`"ro"`, the default).
+    pub writable: bool,
+}
+
 /// Access to a directory tree or a single file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsGrant {

@@ -87,8 +87,8 @@ impl Entries {
     /// Preconditions: called in a process just forked from the single-threaded zygote.
     pub fn run_child(&self, plan: &LockdownPlan<'_>, limits: ChannelLimits) -> ! {
         let mut channel_fd = plan.channel.as_raw_fd();
-        let listener = match lock_down(plan, &mut channel_fd) {
-            Ok(listener) => listener,
+        let (listener, landlock) = match lock_down(plan, &mut channel_fd) {
+            Ok(done) => (done.listener, done.landlock),
             Err(err) => {
                 // The plan's fds are the zygote's; this copy of the process only borrows the one
                 // the channel sits at now, to say why it gives up.
@@ -107,6 +107,7 @@ impl Entries {
         // it takes its own copy by fd number (pidfd_getfd) before it sends the start message.
         let locked_down = ChildToBroker::<()>::LockedDown {
             listener: listener.as_raw_fd(),
+            landlock,
         };
         if channel.send(&locked_down, &[], None).is_err() {
             sys::exit_now(EXIT_LOCKDOWN_FAILED);

@@ -1,10 +1,12 @@
 //! `portcullis-child`: the untrusted side of Portcullis.
 //!
 //! Owns: the per-child lockdown executor ([`lockdown::lock_down`]), the registry of entry
-//! functions a zygote can start ([`Entries`]), and the typed client a child uses to talk to the
-//! broker ([`ChildContext`]).
+//! functions a zygote can start ([`Entries`]), the typed client a child uses to talk to the
+//! broker ([`ChildContext`]), and, for an exec-mode program, the executor of its read-only
+//! minimal root and Landlock ruleset ([`program_root`]; the plan comes from the broker as data).
 //!
-//! Must never: decide what a child may do (it links no policy), build a seccomp filter (it only
+//! Must never: decide what a child may do (it links no policy, and mounts exactly the binds it
+//! is handed), build a seccomp filter (it only
 //! installs the pre-compiled bytes it is handed), or run a single instruction of user code before
 //! every lockdown step has succeeded. If a step fails, the child reports the step and errno on its
 //! channel and exits; the entry function is never called.
@@ -16,6 +18,7 @@ pub mod context;
 pub mod entry;
 pub mod files;
 pub mod lockdown;
+pub mod program_root;
 pub mod protocol;
 pub mod seccomp_program;
 mod sys;
@@ -26,6 +29,7 @@ pub use files::OpenOptions;
 pub use lockdown::{
     lock_inherited_privileges, LockdownError, LockdownPlan, LockdownStep, Rlimit, RlimitResource,
 };
+pub use program_root::{Bind, LandlockRequirement, LandlockStatus, ProgramRoot};
 pub use seccomp_program::{SeccompProgram, SeccompProgramError, SockFilter};
 
 /// Exit status a child uses when a lockdown step failed (the step and errno went to the broker).

@@ -9,6 +9,12 @@
 //! 2. [`LockdownStep::LifelineCheck`]: the zygote may have died before step 1; check its pipe;
 //! 3. [`LockdownStep::NewSession`]: leave the broker's session and controlling terminal;
 //! 4. [`LockdownStep::SignalMask`]: undo the zygote's blocked SIGCHLD;
+//!    - exec mode with a program root only ([`crate::program_root`]):
+//!      [`LockdownStep::CloneProgramPaths`], [`LockdownStep::ProgramMountNamespace`],
+//!      [`LockdownStep::MountProgramRoot`], [`LockdownStep::BindProgramPaths`],
+//!      [`LockdownStep::SealProgramRoot`]: a read-only root of exactly the planned binds, in a
+//!      mount namespace of the child's own (here, while the host tree's fd is still open and the
+//!      child still holds its capabilities);
 //! 5. [`LockdownStep::StdioToNull`], [`LockdownStep::CloseFds`]: fds 0–2 are `/dev/null`, fd 3 is
 //!    the channel, fd 4 the service channel, nothing else is open (seccomp cannot stop `read` on
 //!    an inherited fd);
@@ -19,6 +25,7 @@
 //!    itself with [`lock_inherited_privileges`] (both are inherited across `fork`, and neither
 //!    limits the zygote's own effective set, which it needs to create PID namespaces);
 //! 9. [`LockdownStep::NoNewPrivs`];
+//!    - with a program root: [`LockdownStep::Landlock`], file access only below the binds;
 //! 10. [`LockdownStep::SeccompFilter`], last: every earlier step needs syscalls the filter forbids.
 //!
 //! Step 1 runs first rather than after the rlimits (as the design recipe lists it) so that the
@@ -28,6 +35,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
+use crate::program_root::{self, LandlockStatus, ProgramRoot};
 use crate::seccomp_program::SeccompProgram;
 use crate::sys;
 use crate::{CHANNEL_FD, SERVICE_FD};
@@ -79,6 +87,21 @@ pub enum LockdownStep {
     DropCapabilities,
     /// `PR_SET_NO_NEW_PRIVS`.
     NoNewPrivs,
+    /// Exec mode with a program root: clone each bind's source from the zygote's copy of the
+    /// host tree (`open_tree(OPEN_TREE_CLONE)`).
+    CloneProgramPaths,
+    /// Exec mode with a program root: `unshare(CLONE_NEWNS)`, a mount namespace of its own.
+    ProgramMountNamespace,
+    /// Exec mode with a program root: a fresh tmpfs becomes the root (`pivot_root`).
+    MountProgramRoot,
+    /// Exec mode with a program root: attach each clone at its target, read-only unless
+    /// granted read-write, always nosuid and nodev.
+    BindProgramPaths,
+    /// Exec mode with a program root: the tmpfs root becomes read-only.
+    SealProgramRoot,
+    /// Exec mode with a program root: a Landlock ruleset allowing file access only below the
+    /// binds.
+    Landlock,
     /// Install the pre-compiled seccomp filter.
     SeccompFilter,
     /// Send `LockedDown` to the broker.
@@ -111,6 +134,12 @@ impl std::fmt::Display for LockdownStep {
             Self::DropBoundingSet => "drop bounding set",
             Self::DropCapabilities => "drop capabilities",
             Self::NoNewPrivs => "no_new_privs",
+            Self::CloneProgramPaths => "clone program paths",
+            Self::ProgramMountNamespace => "program mount namespace",
+            Self::MountProgramRoot => "mount program root",
+            Self::BindProgramPaths => "bind program paths",
+            Self::SealProgramRoot => "seal program root",
+            Self::Landlock => "landlock",
             Self::SeccompFilter => "seccomp filter",
             Self::ReportLockedDown => "report locked down",
             Self::ReceiveStart => "receive start",
@@ -204,6 +233,20 @@ pub struct LockdownPlan<'a> {
     pub rlimits: &'a [Rlimit],
     /// The pre-compiled filter.
     pub seccomp: &'a SeccompProgram,
+    /// Exec mode with a read-only minimal root: the plan, executed before the capabilities go.
+    pub program_root: Option<&'a ProgramRoot>,
+    /// The zygote's detached copy of the host's mount tree, the only place a program root's
+    /// sources can be cloned from, or the errno the kernel refused it with.
+    pub host_tree: Result<BorrowedFd<'a>, i32>,
+}
+
+/// What a successful lockdown leaves for the child's next steps.
+#[derive(Debug)]
+pub struct LockedDown {
+    /// The seccomp filter's notification listener (hand it to the broker, then close it).
+    pub listener: OwnedFd,
+    /// How Landlock was applied, when the plan had a program root.
+    pub landlock: Option<LandlockStatus>,
 }
 
 /// Locked securebits: uid 0 gets no capability magic on execve, setuid does not fix up caps,
@@ -221,7 +264,7 @@ const SECUREBITS_LOCKED_DOWN: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 |
 pub fn lock_down(
     plan: &LockdownPlan<'_>,
     channel_fd_now: &mut RawFd,
-) -> Result<OwnedFd, LockdownError> {
+) -> Result<LockedDown, LockdownError> {
     use LockdownStep as S;
     let step = |s: LockdownStep| move |e: std::io::Error| LockdownError::from_io(s, &e);
 
@@ -236,6 +279,13 @@ pub fn lock_down(
     }
     sys::new_session().map_err(step(S::NewSession))?;
     sys::unblock_all_signals().map_err(step(S::SignalMask))?;
+
+    // The program root, while the host tree is open (CloseFds closes it) and the capabilities
+    // of the zygote's user namespace are still ours (DropCapabilities takes them).
+    if let Some(root) = plan.program_root {
+        let clones = program_root::clone_program_paths(plan.host_tree, root)?;
+        program_root::mount_program_root(root, clones)?;
+    }
 
     // Park both channels above the stdio slots, point 0–2 at /dev/null, then put the channels
     // at fds 3 and 4 and close everything above them.
@@ -264,8 +314,15 @@ pub fn lock_down(
     sys::clear_all_capability_sets().map_err(step(S::DropCapabilities))?;
 
     sys::set_no_new_privs().map_err(step(S::NoNewPrivs))?;
+    // After the mounts (its rules are opened by path in the program root), before seccomp
+    // (which forbids the Landlock syscalls).
+    let landlock = match plan.program_root {
+        Some(root) => Some(program_root::restrict_to_binds(root)?),
+        None => None,
+    };
     // Last: from here on only the allowlisted syscalls exist.
-    sys::install_seccomp_filter(plan.seccomp).map_err(step(S::SeccompFilter))
+    let listener = sys::install_seccomp_filter(plan.seccomp).map_err(step(S::SeccompFilter))?;
+    Ok(LockedDown { listener, landlock })
 }
 
 /// Locks securebits and empties the bounding set of the calling process, once, in the zygote:

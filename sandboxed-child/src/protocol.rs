@@ -24,6 +24,8 @@ pub enum ChildToBroker<U> {
     LockedDown {
         /// The listener's fd number in the child.
         listener: i32,
+        /// Exec mode with a program root: how Landlock was applied (`None` without a root).
+        landlock: Option<crate::program_root::LandlockStatus>,
     },
     /// A lockdown step failed; the child exits without running user code.
     LockdownFailed {

@@ -23,4 +23,18 @@ scenarios! {
     exec_processes_only_when_allowed => "exec-processes-pair",
     exec_fork_bomb_is_capped_by_the_pids_limit => "exec-fork-bomb",
     exec_memory_bomb_is_capped_by_the_memory_limit => "exec-memory-bomb",
+    exec_directory_as_stdio_is_refused => "exec-directory-stdio",
+}
+
+// Program roots: a dynamic program runs in a read-only minimal root computed from its ELF
+// (interpreter and libraries), plus granted paths; Landlock limits it to exactly those.
+scenarios! {
+    exec_root_echo_runs_with_the_automatic_root => "exec-root-echo",
+    exec_root_reads_inside_the_root_only => "exec-root-files-pair",
+    exec_root_landlock_refuses_mounted_but_ungranted => "exec-root-landlock",
+    exec_root_writes_only_below_a_read_write_bind => "exec-root-write-pair",
+    exec_root_no_auto_root_has_no_loader => "exec-root-no-auto-root",
+    exec_root_symlinked_source_is_refused => "exec-root-symlinked-source",
+    exec_root_must_fail_list_kill_mode => "exec-root-must-fail-kill",
+    exec_root_must_fail_list_deny_mode => "exec-root-must-fail-deny",
 }

@@ -55,3 +55,19 @@ pub fn pivot_root_here_and_detach_old() -> io::Result<()> {
     cvt_int(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })?;
     chdir(c"/")
 }
+
+/// A detached, close-on-exec copy of this mount namespace's whole tree from `/` (an anonymous
+/// mount namespace the returned fd keeps alive). open_tree(2) with `OPEN_TREE_CLONE |
+/// AT_RECURSIVE`. Needs `CAP_SYS_ADMIN` over this mount namespace's user namespace.
+pub fn clone_whole_tree() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: "/" is a NUL-terminated literal; the kernel returns a new fd or -1.
+    let fd =
+        cvt(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/".as_ptr(), flags) })?;
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -5,12 +5,18 @@ use std::io;
 
 mod caps;
 mod fds;
+mod mounts;
 mod prctl;
 mod process;
 mod seccomp;
 
 pub use caps::{clear_all_capability_sets, drop_bounding_capability};
 pub use fds::{close_fd_range, close_fds_from, dup_fd_above, dup_fd_onto, hung_up, owned_fd};
+pub use mounts::{
+    attach_mount, clone_tree, fchdir, landlock_abi, make_dir, make_file, new_tmpfs,
+    open_path_beneath, pivot_here_and_detach_old, restrict_mount, unshare_mount_namespace,
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
 pub use prctl::{
     clear_ambient_capabilities, set_dumpable, set_no_new_privs, set_parent_death_signal,
     set_securebits,

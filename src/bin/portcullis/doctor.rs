@@ -620,8 +620,11 @@ pub fn judge_landlock(
             .find_map(|word| word.strip_prefix("lsm="))
             .map(str::to_owned)
     });
-    let use_note = "Portcullis's current sandbox does not rely on Landlock (a child's root is \
-                    empty); the planned exec mode uses it as a second layer where it mounts paths";
+    let use_note = "`portcullis run` uses Landlock as a second layer around the paths it mounts \
+                    for a program (a dynamic program's libraries, --ro, --rw, a profile's mounts): \
+                    without it such a run refuses to start unless --allow-no-landlock. A static \
+                    program with nothing mounted, and every entry-function child, has an empty \
+                    root and does not need it";
     let mut check = match abi {
         Ok(version) => {
             let adds = match version {

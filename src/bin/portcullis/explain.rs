@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use portcullis_broker::cgroup::{self, CgroupLimits, Layout};
 use portcullis_broker::limits::{child_limits, ChildLimits, OWN_FDS};
 use portcullis_broker::namespaces::SHARED_NAMESPACES;
-use portcullis_broker::seccomp::{RuleAction, SyscallRule, CHILD_ALLOWLIST};
+use portcullis_broker::seccomp::{
+    exec_rules, ExecShape, RootShape, RuleAction, SyscallRule, CHILD_ALLOWLIST,
+};
 use portcullis_broker::{default_rlimits, RlimitResource, DEFAULT_SANDBOX_HOST_ID};
-use portcullis_policy::{HostPattern, Limits, OnViolation, Profile, Scope};
+use portcullis_policy::{HostPattern, Limits, MountGrant, OnViolation, Profile, Scope};
 use serde::Serialize;
 
 use crate::text::{bytes, millis, wrap, wrap_from};
@@ -82,12 +84,12 @@ pub fn resolve_profile(
     profile_name: Option<&str>,
     params: &[(String, String)],
     subcommand: &'static str,
-) -> Result<(Profile, Source), CommandError> {
+) -> Result<(Profile, Vec<MountGrant>, Source), CommandError> {
     let usage = |message: String| CommandError::Usage {
         message,
         subcommand,
     };
-    let (profile, source) = match policy {
+    let (profile, mounts, source) = match policy {
         None => {
             if profile_name.is_some() || !params.is_empty() {
                 return Err(usage(
@@ -95,7 +97,7 @@ pub fn resolve_profile(
                         .to_owned(),
                 ));
             }
-            (Profile::default(), Source::default())
+            (Profile::default(), Vec::new(), Source::default())
         }
         Some(path) => {
             let policy = policy_file::load(path)?;
@@ -122,7 +124,7 @@ pub fn resolve_profile(
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let profile = policy.instantiate(&name, &pairs).map_err(|e| {
+            let (profile, mounts) = policy.instantiate_with_mounts(&name, &pairs).map_err(|e| {
                 let mut message = e.to_string();
                 if let Some(declared) = policy.profile_params(&name).filter(|p| !p.is_empty()) {
                     let _ = write!(
@@ -139,21 +141,21 @@ pub fn resolve_profile(
                 policy: Some(path.display().to_string()),
                 params: params.iter().cloned().collect(),
             };
-            (profile, source)
+            (profile, mounts, source)
         }
     };
-    Ok((profile, source))
+    Ok((profile, mounts, source))
 }
 
 /// Resolves the profile and prints its explanation.
 pub fn run(args: &ExplainArgs) -> Result<Done, CommandError> {
-    let (profile, source) = resolve_profile(
+    let (profile, mounts, source) = resolve_profile(
         args.policy.as_deref(),
         args.profile.as_deref(),
         &args.params,
         "explain",
     )?;
-    let explanation = explain(&profile, source, &HostFacts::detect());
+    let explanation = explain_with_mounts(&profile, &mounts, source, &HostFacts::detect());
     let stdout = if args.json {
         let mut json = serde_json::to_string_pretty(&explanation)
             .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
@@ -179,6 +181,8 @@ pub struct HostFacts {
     pub memory_cgroup: bool,
     /// CPUs of this machine, as the broker counts them.
     pub cpus: u32,
+    /// The Landlock ABI version of this kernel, or why there is none (errno name).
+    pub landlock: Result<i64, String>,
 }
 
 impl HostFacts {
@@ -187,7 +191,9 @@ impl HostFacts {
     fn detect() -> HostFacts {
         let cpus = std::thread::available_parallelism()
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
-        HostFacts::from_layout(&cgroup::detect_host(), cpus)
+        let mut facts = HostFacts::from_layout(&cgroup::detect_host(), cpus);
+        facts.landlock = crate::sys::landlock_abi_version().map_err(|errno| format!("{errno:?}"));
+        facts
     }
 
     fn from_layout(layout: &Layout, cpus: u32) -> HostFacts {
@@ -211,6 +217,7 @@ impl HostFacts {
             cgroup_available: !matches!(layout, Layout::None { .. }),
             memory_cgroup,
             cpus,
+            landlock: Err("not checked".to_owned()),
         }
     }
 }
@@ -237,7 +244,28 @@ pub struct Explanation {
     limits: LimitsView,
     filesystem: Vec<FsGrantView>,
     network: Vec<NetGrantView>,
+    exec: ExecView,
     seccomp: SeccompView,
+}
+
+/// What changes when the profile runs a program (`portcullis run`, `Broker::spawn_program`).
+#[derive(Debug, Serialize)]
+struct ExecView {
+    /// The profile's `[[mounts]]`: host paths shown in the program's root.
+    mounts: Vec<MountView>,
+    /// How this host's Landlock confines a program whose root holds mounts.
+    landlock: String,
+    /// Rules every executed program gets on top of the child's (or instead of one).
+    program_rules: Vec<RuleView>,
+    /// Rules a program with a root of mounts gets on top of those (or instead of one).
+    root_rules: Vec<RuleView>,
+}
+
+#[derive(Debug, Serialize)]
+struct MountView {
+    path: String,
+    /// `ro` or `rw`.
+    access: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -385,8 +413,68 @@ const NAMESPACES: [(libc::c_int, &str, &str); 7] = [
     ),
 ];
 
-/// The explanation of `profile` on a host with `host`'s facts.
+/// The explanation of `profile` (without mounts) on a host with `host`'s facts.
+#[cfg(test)]
 pub fn explain(profile: &Profile, source: Source, host: &HostFacts) -> Explanation {
+    explain_with_mounts(profile, &[], source, host)
+}
+
+/// The rules of `rules` that `base` does not hold as they are (added, or replacing one).
+fn rules_beyond(rules: &[SyscallRule], base: &[SyscallRule]) -> Vec<RuleView> {
+    rules
+        .iter()
+        .filter(|r| !base.contains(r))
+        .map(rule_view)
+        .collect()
+}
+
+/// The exec-mode part of the explanation.
+fn exec_view(profile: &Profile, mounts: &[MountGrant], host: &HostFacts) -> ExecView {
+    let processes = profile.limits.allow_processes;
+    let empty = exec_rules(ExecShape {
+        processes,
+        root: RootShape::Empty,
+    });
+    let rooted = exec_rules(ExecShape {
+        processes,
+        root: if mounts.iter().any(|m| m.writable) {
+            RootShape::ReadWrite
+        } else {
+            RootShape::ReadOnly
+        },
+    });
+    let landlock = match &host.landlock {
+        Ok(abi) => format!(
+            "Landlock ABI {abi} on this host: a program whose root holds mounts may open, list \
+             and execute only beneath them (read-only binds: read, list, execute; read-write \
+             binds: every right), enforced by the kernel after the mounts and before seccomp"
+        ),
+        Err(why) => format!(
+            "no Landlock on this host ({why}): a run whose root holds mounts refuses to start \
+             unless --allow-no-landlock, and then says the mounts alone confine the program"
+        ),
+    };
+    ExecView {
+        mounts: mounts
+            .iter()
+            .map(|m| MountView {
+                path: m.path.clone(),
+                access: if m.writable { "rw" } else { "ro" },
+            })
+            .collect(),
+        landlock,
+        program_rules: rules_beyond(&empty, CHILD_ALLOWLIST),
+        root_rules: rules_beyond(&rooted, &empty),
+    }
+}
+
+/// The explanation of `profile` with its exec-mode `mounts` on a host with `host`'s facts.
+pub fn explain_with_mounts(
+    profile: &Profile,
+    mounts: &[MountGrant],
+    source: Source,
+    host: &HostFacts,
+) -> Explanation {
     let limits = child_limits(
         &default_rlimits(),
         &profile.limits,
@@ -455,6 +543,7 @@ pub fn explain(profile: &Profile, source: Source, host: &HostFacts) -> Explanati
                 }
             })
             .collect(),
+        exec: exec_view(profile, mounts, host),
         seccomp: SeccompView {
             architecture: std::env::consts::ARCH,
             otherwise: match limits.on_violation {
@@ -678,7 +767,22 @@ fn argument(syscall: &str, arg: u32) -> (String, &'static [(u64, &'static str)])
     ];
     const IOCTL_REQUESTS: &[(u64, &str)] =
         &[(libc::TCGETS, "TCGETS"), (libc::TIOCGWINSZ, "TIOCGWINSZ")];
+    const OPEN_FLAGS: &[(u64, &str)] = &[
+        (libc::O_WRONLY as u64, "O_WRONLY"),
+        (libc::O_RDWR as u64, "O_RDWR"),
+        (libc::O_CREAT as u64, "O_CREAT"),
+        (libc::O_TRUNC as u64, "O_TRUNC"),
+        // O_TMPFILE without its O_DIRECTORY bit (__O_TMPFILE).
+        (0o20_000_000, "O_TMPFILE"),
+    ];
+    const EXECVEAT_FLAGS: &[(u64, &str)] = &[(libc::AT_EMPTY_PATH as u64, "AT_EMPTY_PATH")];
+    const SOCKET_DOMAINS: &[(u64, &str)] = &[(libc::AF_UNIX as u64, "AF_UNIX")];
+    const NULL_POINTER: &[(u64, &str)] = &[(0, "NULL")];
     let (name, values): (&str, &'static [(u64, &'static str)]) = match (syscall, arg) {
+        ("openat", 2) | ("open", 1) => ("flags", OPEN_FLAGS),
+        ("execveat", 4) => ("flags", EXECVEAT_FLAGS),
+        ("socket", 0) => ("domain", SOCKET_DOMAINS),
+        ("prlimit64", 2) => ("new_limit", NULL_POINTER),
         ("clone", 0) => ("flags", CLONE_FLAGS),
         ("tgkill", 0) => ("tgid", TGKILL_TGID),
         ("prctl", 0) => ("option", PRCTL_OPTIONS),
@@ -760,8 +864,13 @@ fn rule_view(rule: &SyscallRule) -> RuleView {
                 ));
             }
             if mask & !value != 0 {
+                let subject = if parts.is_empty() {
+                    format!("{name} ")
+                } else {
+                    String::new()
+                };
                 parts.push(format!(
-                    "exclude {}",
+                    "{subject}exclude {}",
                     bit_names(names, mask & !value).join(" | ")
                 ));
             }
@@ -799,6 +908,19 @@ fn rule_view(rule: &SyscallRule) -> RuleView {
             )),
             Some(errno_name(errno)),
         ),
+        RuleAction::ErrnoIfAnyBit { arg, bits, errno } => {
+            let (name, names) = argument(rule.name, arg);
+            let set: Vec<String> = bits.iter().flat_map(|&b| bit_names(names, b)).collect();
+            view(
+                "errno",
+                Some(format!(
+                    "fails with {} when {name} include any of {}",
+                    errno_name(errno),
+                    set.join(", ")
+                )),
+                Some(errno_name(errno)),
+            )
+        }
     }
 }
 
@@ -1082,6 +1204,51 @@ pub fn render(e: &Explanation) -> String {
         );
     }
 
+    let x = &e.exec;
+    let _ = writeln!(
+        out,
+        "\nExec mode (portcullis run: a program instead of an entry function)"
+    );
+    paragraph(
+        &mut out,
+        2,
+        "A static program runs in the empty root above, executed from a file descriptor the \
+         broker opened. A dynamic program gets a read-only minimal root instead: a fresh tmpfs \
+         holding only bind mounts (read-only unless rw, always nosuid and nodev) of its \
+         interpreter and the libraries its ELF headers name (found automatically), the program \
+         itself, and the paths the profile, --ro and --rw give.",
+    );
+    if x.mounts.is_empty() {
+        paragraph(&mut out, 2, "Mounts of this profile: none.");
+    } else {
+        let _ = writeln!(out, "  Mounts of this profile:");
+        for m in &x.mounts {
+            let what = if m.access == "rw" {
+                "read-write (writes reach the host)"
+            } else {
+                "read-only"
+            };
+            row(&mut out, 4, &m.path, 2, what);
+        }
+    }
+    paragraph(&mut out, 2, &format!("{}.", x.landlock));
+    let _ = writeln!(
+        out,
+        "  System calls every program gets besides the list below ({}):",
+        x.program_rules.len()
+    );
+    for r in &x.program_rules {
+        rule_row(&mut out, r);
+    }
+    let _ = writeln!(
+        out,
+        "  and a program with a root of mounts ({}):",
+        x.root_rules.len()
+    );
+    for r in &x.root_rules {
+        rule_row(&mut out, r);
+    }
+
     let s = &e.seccomp;
     let allowed: Vec<&RuleView> = s.rules.iter().filter(|r| r.outcome != "errno").collect();
     let failing: Vec<&RuleView> = s.rules.iter().filter(|r| r.outcome == "errno").collect();
@@ -1131,6 +1298,7 @@ mod tests {
             cgroup_available: true,
             memory_cgroup: true,
             cpus: 2,
+            landlock: Ok(7),
         }
     }
 
@@ -1212,12 +1380,73 @@ mod tests {
             cgroup_available: false,
             memory_cgroup: false,
             cpus: 2,
+            landlock: Err("ENOSYS".to_owned()),
         };
         let e = explain(&Profile::default(), Source::default(), &host);
         assert!(!e.limits.cgroup.available);
         let text = render(&e);
         assert!(text.contains("RLIMIT_AS"), "{text}");
         assert!(text.contains("cgroup: none on this host"), "{text}");
+        assert!(
+            text.contains("no Landlock on this host (ENOSYS)")
+                && text.contains("--allow-no-landlock"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exec_mode_shows_mounts_landlock_and_the_added_rules() {
+        let policy = Policy::from_toml_str(
+            r#"
+            [profiles.tool]
+            [[profiles.tool.mounts]]
+            path = "/usr/share/zoneinfo"
+            [[profiles.tool.mounts]]
+            path = "/srv/out"
+            access = "rw"
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        let (profile, mounts) = policy.instantiate_with_mounts("tool", &[]).unwrap();
+        let e = explain_with_mounts(&profile, &mounts, Source::default(), &host());
+        let text = render(&e);
+        for expected in [
+            "/usr/share/zoneinfo  read-only",
+            "/srv/out  read-write (writes reach the host)",
+            "Landlock ABI 7 on this host",
+            "execveat",
+            "only when flags include AT_EMPTY_PATH",
+            "getdents64",
+            "mkdirat",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+        // Every added rule carries its reason; the root's openat replaces the child's EACCES.
+        let openat: Vec<&RuleView> = e
+            .exec
+            .root_rules
+            .iter()
+            .filter(|r| r.syscall == "openat")
+            .collect();
+        assert!(!openat.is_empty());
+        assert!(e
+            .exec
+            .program_rules
+            .iter()
+            .chain(&e.exec.root_rules)
+            .all(|r| r.reason.len() > 10));
+        // Without mounts: none listed, and the read-only root's rules (no writes).
+        let plain = explain(&profile, Source::default(), &host());
+        assert!(plain.exec.mounts.is_empty());
+        assert!(plain
+            .exec
+            .root_rules
+            .iter()
+            .all(|r| r.syscall != "mkdirat" || r.outcome == "errno"));
     }
 
     #[test]

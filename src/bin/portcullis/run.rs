@@ -6,7 +6,10 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use portcullis::{Broker, BrokerConfig, ChildEnd, Entries, OnViolation, SpawnOptions};
+use portcullis::broker::elf::{self, LibrarySearch};
+use portcullis::broker::mounts::{self, MountPlan};
+use portcullis::broker::{LandlockRequirement, LandlockStatus, LockdownStep, ProgramRoot};
+use portcullis::{Broker, BrokerConfig, ChildEnd, Entries, OnViolation, SpawnError, SpawnOptions};
 
 use crate::explain::{parse_param, resolve_profile};
 use crate::{status, CommandError, Done};
@@ -22,8 +25,14 @@ const NOT_FOUND: u8 = 127;
 /// dropped, no_new_privs, a seccomp allowlist (a syscall outside it kills the program and is
 /// reported by name, or fails with EPERM with --on-violation deny), its own cgroup and
 /// rlimits, and it dies with this command. It is executed from a file descriptor this command
-/// opened, so a static program needs nothing mounted. Dynamic programs (which need their
-/// interpreter and libraries) are refused for now.
+/// opened, so a static program needs nothing mounted.
+///
+/// A dynamic program gets a read-only minimal root instead: a fresh tmpfs holding only its
+/// interpreter and the libraries it names (found from its ELF headers, --auto-root), the
+/// program itself, and the paths given with --ro, --rw and the profile's mounts, each a bind
+/// mount (read-only unless --rw, always nosuid and nodev). A Landlock ruleset then limits file
+/// access to exactly those paths; on a kernel without Landlock the run refuses to start unless
+/// --allow-no-landlock says to rely on the mounts alone.
 ///
 /// Its stdin, stdout and stderr are this command's; no other file descriptor reaches it. Its
 /// environment is empty unless given with --env. Limits come from the profile (the default
@@ -35,11 +44,14 @@ Examples:
   portcullis run --memory 64MiB --pids 8 --wall-ms 5000 -- ./static-tool
   portcullis run --policy plugins.toml --profile plugin -- ./plugin
   portcullis run --on-violation deny --env LANG=C -- ./probe
+  portcullis run -- /bin/echo hello
+  portcullis run --ro /usr/share/zoneinfo --rw /tmp/out -v -- /usr/bin/date
 
 Exit status:
   the program's own exit status, or 128 + the signal that ended it (a seccomp violation
   ends it with 159, 128 + SIGSYS; the out-of-memory killer, a CPU or wall limit, with 137)
-  126  the program could not be run (a dynamic program, a sandbox start failure)
+  126  the program could not be run (a library not found, a mount refused, no Landlock,
+       a sandbox start failure)
   127  the program was not found
   1    a bad policy file
   2    usage error")]
@@ -81,6 +93,29 @@ pub struct RunArgs {
     /// is a violation.
     #[arg(long = "allow-processes")]
     allow_processes: bool,
+    /// Show PATH (a file or directory of the host) read-only in the program's root, at the same
+    /// path; repeat for each. Symlinks are followed: the real file is shown at PATH.
+    #[arg(long = "ro", value_name = "PATH")]
+    ro: Vec<PathBuf>,
+    /// Show PATH read-write in the program's root (writes reach the host; the program runs as an
+    /// unprivileged host id, so the host's permissions must allow them); repeat for each.
+    #[arg(long = "rw", value_name = "PATH")]
+    rw: Vec<PathBuf>,
+    /// Mount the program's interpreter and the libraries it names (read from its ELF headers,
+    /// recursively) read-only in its root. The default for a dynamic program.
+    #[arg(long = "auto-root", overrides_with = "no_auto_root")]
+    auto_root: bool,
+    /// Mount no interpreter or library automatically: a dynamic program then needs them given
+    /// with --ro.
+    #[arg(long = "no-auto-root", overrides_with = "auto_root")]
+    no_auto_root: bool,
+    /// Run a program whose root holds mounts even when this kernel offers no Landlock (the
+    /// read-only mounts alone then confine it). Without this flag such a run refuses to start.
+    #[arg(long = "allow-no-landlock")]
+    allow_no_landlock: bool,
+    /// Say on stderr what the program's root holds and how Landlock was applied.
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// What a syscall outside the allowlist does: kill the program (default) or fail with EPERM.
     #[arg(long = "on-violation", value_name = "ACTION", value_parser = ["kill", "deny"])]
     on_violation: Option<String>,
@@ -121,48 +156,13 @@ fn locate(program: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// True when the file is an ELF program with an interpreter (`PT_INTERP`): a dynamic program.
-fn is_dynamic_elf(bytes: &[u8]) -> bool {
-    let u16_at = |at: usize| {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-    };
-    // 64-bit little-endian ELF only (the sandbox runs x86_64 programs).
-    if bytes.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    (0..usize::from(phnum)).any(|i| {
-        usize::try_from(phoff)
-            .ok()
-            .and_then(|off| off.checked_add(i * usize::from(phentsize)))
-            .and_then(u32_at)
-            == Some(3)
-    })
-}
-
 fn say(message: &str) {
     eprintln!("portcullis: {message}");
 }
 
 /// Runs the program and returns its end as this command's exit status.
 pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
-    let (mut profile, _) = resolve_profile(
+    let (mut profile, profile_mounts, _) = resolve_profile(
         args.policy.as_deref(),
         args.profile.as_deref(),
         &args.params,
@@ -207,19 +207,31 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         say(&format!("{}: program not found", program.to_string_lossy()));
         return done(NOT_FOUND);
     };
-    match std::fs::read(&path) {
-        Ok(bytes) if is_dynamic_elf(&bytes) => {
-            say(&format!(
-                "{}: a dynamic program (it needs its interpreter and libraries, and the sandbox's \
-                 root is empty); only static programs can run for now",
-                path.display()
-            ));
+    let grants: Vec<(PathBuf, bool)> = profile_mounts
+        .iter()
+        .map(|m| (PathBuf::from(&m.path), m.writable))
+        .chain(args.ro.iter().map(|p| (absolute(p), false)))
+        .chain(args.rw.iter().map(|p| (absolute(p), true)))
+        .collect();
+    let program_root = match plan_root(&path, &grants, args) {
+        Ok(root) => root,
+        Err(message) => {
+            say(&message);
             return done(CANNOT_RUN);
         }
-        Ok(_) => {}
-        Err(e) => {
-            say(&format!("{}: {e}", path.display()));
-            return done(CANNOT_RUN);
+    };
+    if args.verbose {
+        match &program_root {
+            None => say("root: empty (nothing mounted; a static program needs nothing)"),
+            Some(root) => {
+                say(&format!(
+                    "root: a read-only tmpfs with {} mounts",
+                    root.binds.len()
+                ));
+                for line in mounts::describe(root) {
+                    say(&format!("  {line}"));
+                }
+            }
         }
     }
     let broker = match Broker::start(
@@ -252,12 +264,36 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         .collect();
     let options = SpawnOptions {
         profile: Some(profile),
+        program_root,
         ..SpawnOptions::default()
     };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     let child = match broker.spawn_program(&path, &argv, &env, stdio, &options) {
         Ok(child) => child,
+        Err(SpawnError::Lockdown(e))
+            if e.step == LockdownStep::Landlock && e.errno == libc::EOPNOTSUPP =>
+        {
+            say(&format!(
+                "cannot run {}: this kernel offers no Landlock, the second layer that limits \
+                 the program to the paths mounted for it; run `portcullis doctor` for the fix, \
+                 or pass --allow-no-landlock to rely on the read-only mounts alone",
+                path.display()
+            ));
+            return done(CANNOT_RUN);
+        }
+        Err(SpawnError::Lockdown(e))
+            if e.step == LockdownStep::CloneProgramPaths && e.errno == libc::EACCES =>
+        {
+            say(&format!(
+                "cannot run {}: the sandbox cannot reach a path it should mount: it runs as an \
+                 unprivileged host id, so every directory on the way to the program, its \
+                 libraries and each --ro/--rw path must be searchable by others (o+x); a path \
+                 under a private home such as /root is not",
+                path.display()
+            ));
+            return done(CANNOT_RUN);
+        }
         Err(e) => {
             say(&format!(
                 "cannot run {}: {}",
@@ -267,6 +303,16 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             return done(CANNOT_RUN);
         }
     };
+    match child.landlock() {
+        // Never silent: the user allowed it, and is told it happened.
+        Some(LandlockStatus::NotEnforced) => say(
+            "warning: Landlock is not enforced (this kernel has none); the program is confined \
+             by its read-only mounts alone (--allow-no-landlock)",
+        ),
+        Some(status) if args.verbose => say(&format!("landlock: {status}")),
+        None if args.verbose => say("landlock: not needed (nothing is mounted)"),
+        _ => {}
+    }
     let signalled = |signal: i32| u8::try_from(128 + signal).unwrap_or(CANNOT_RUN);
     let status = match child.wait() {
         ChildEnd::Exited { code } => u8::try_from(code).unwrap_or(CANNOT_RUN),
@@ -308,6 +354,79 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
     done(status)
 }
 
+/// `path` made absolute against the working directory (lexically; the plan resolves symlinks).
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|dir| dir.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// The program's root: `None` (the empty root) for a static program with no mounts; otherwise
+/// the granted paths, the program, and, with the automatic root, its interpreter and libraries.
+/// Errors are one line for the user.
+fn plan_root(
+    program: &Path,
+    grants: &[(PathBuf, bool)],
+    args: &RunArgs,
+) -> Result<Option<ProgramRoot>, String> {
+    // A script would need its interpreter opened by path and itself named as /dev/fd/N, which
+    // an fd-executed program in a root without /dev cannot have: say what works instead.
+    let mut head = [0u8; 2];
+    let is_script = std::fs::File::open(program)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == *b"#!";
+    if is_script {
+        return Err(format!(
+            "{0}: a script; run its interpreter with the script mounted instead, e.g. \
+             portcullis run --ro {0} -- /bin/sh {0}",
+            program.display()
+        ));
+    }
+    // Not an ELF file: executed as it is, needing whatever is granted.
+    let dynamic = elf::read_elf(program).is_ok_and(|info| info.interpreter.is_some());
+    let auto_root = if args.no_auto_root {
+        false
+    } else {
+        args.auto_root || dynamic
+    };
+    if grants.is_empty() && !(dynamic && auto_root) {
+        if dynamic {
+            return Err(format!(
+                "{}: a dynamic program needs its interpreter and libraries, and --no-auto-root \
+                 mounts none; drop --no-auto-root, or give them with --ro",
+                program.display()
+            ));
+        }
+        return Ok(None);
+    }
+    let mut plan = MountPlan::new();
+    for (path, writable) in grants {
+        plan.grant(path, *writable)
+            .map_err(|e| format!("cannot mount {}", crate::text::error_chain(&e)))?;
+    }
+    plan.add_program(program, auto_root, &LibrarySearch::host(Path::new("/")))
+        .map_err(|e| {
+            format!(
+                "{}: cannot build its root: {}",
+                program.display(),
+                crate::text::error_chain(&e)
+            )
+        })?;
+    let landlock = if args.allow_no_landlock {
+        LandlockRequirement::BestEffort
+    } else {
+        LandlockRequirement::Required
+    };
+    plan.into_root(landlock)
+        .map(Some)
+        .map_err(|e| format!("cannot mount {}", crate::text::error_chain(&e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,14 +439,5 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 PB").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
-    }
-
-    #[test]
-    fn elf_interpreter_is_found_or_not() {
-        assert!(!is_dynamic_elf(b"#!/bin/sh\n"));
-        assert!(!is_dynamic_elf(&[0x7f, b'E', b'L', b'F', 2, 1]));
-        if let Ok(ls) = std::fs::read("/bin/ls") {
-            assert!(is_dynamic_elf(&ls), "/bin/ls is dynamic on Debian");
-        }
     }
 }

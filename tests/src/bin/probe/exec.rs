@@ -34,8 +34,14 @@ mod tempfile_path {
 
     impl TempProgram {
         pub fn write(bytes: &[u8]) -> std::io::Result<Self> {
-            let path =
-                std::env::temp_dir().join(format!("portcullis-exec-probe-{}", std::process::id()));
+            // One file per call: a program still running from an earlier copy keeps it busy
+            // (ETXTBSY), and dropping one copy must not remove another's.
+            static COPIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!(
+                "portcullis-exec-probe-{}-{copy}",
+                std::process::id()
+            ));
             std::fs::write(&path, bytes)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
             Ok(Self(path))
@@ -88,6 +94,18 @@ fn run_with(
     options: &SpawnOptions,
 ) -> Result<(String, ChildEnd), String> {
     let program = program_file()?;
+    run_at(broker, program.path(), args, env, input, options)
+}
+
+/// [`run_with`] of the program at `program`.
+fn run_at(
+    broker: &Broker,
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[&str],
+    input: &[u8],
+    options: &SpawnOptions,
+) -> Result<(String, ChildEnd), String> {
     let (out_r, out_w) = pipe()?;
     let (in_r, in_w) = pipe()?;
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
@@ -96,7 +114,7 @@ fn run_with(
     let env: Vec<std::ffi::OsString> = env.iter().map(Into::into).collect();
     let child = broker
         .spawn_program(
-            program.path(),
+            program,
             &argv,
             &env,
             [in_r.as_fd(), out_w.as_fd(), null.as_fd()],
@@ -457,9 +475,25 @@ pub fn processes_only_when_allowed(broker: &Broker) -> Verdict {
 }
 
 /// A fork bomb allowed to create processes under a 16-task limit: the 16th task is refused
-/// (EAGAIN), the program says after how many, and its end is `ProcessLimit`.
+/// (EAGAIN), the program says after how many, and its end is `ProcessLimit`. A bystander
+/// program started before the bomb still answers after it, and the broker still spawns.
 pub fn fork_bomb_is_capped_by_the_pids_limit(broker: &Broker) -> Verdict {
     crate::limits::need_cgroup(broker, "pids")?;
+    let program = program_file()?;
+    // The bystander: `echo` blocks reading its stdin until the bomb is over.
+    let (by_in_r, by_in_w) = pipe()?;
+    let (by_out_r, by_out_w) = pipe()?;
+    let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    let bystander = broker
+        .spawn_program(
+            program.path(),
+            &["exec_probe".into(), "echo".into()],
+            &[],
+            [by_in_r.as_fd(), by_out_w.as_fd(), null.as_fd()],
+            &SpawnOptions::default(),
+        )
+        .map_err(|e| format!("spawn bystander: {e}"))?;
+    drop((by_in_r, by_out_w));
     let options = options_with(Limits {
         allow_processes: true,
         processes: 16,
@@ -467,13 +501,71 @@ pub fn fork_bomb_is_capped_by_the_pids_limit(broker: &Broker) -> Verdict {
     });
     match run_with(broker, &["forkbomb"], &[], b"", &options)? {
         (out, ChildEnd::ProcessLimit)
-            if out == "fork refused after 15 children: Resource temporarily unavailable\n" =>
-        {
-            Ok(())
+            if out == "fork refused after 15 children: Resource temporarily unavailable\n" => {}
+        other => {
+            return Err(format!(
+                "expected 15 children then ProcessLimit, got {other:?}"
+            ))
         }
-        other => Err(format!(
-            "expected 15 children then ProcessLimit, got {other:?}"
-        )),
+    }
+    let mut by_in_w = std::fs::File::from(by_in_w);
+    std::io::Write::write_all(&mut by_in_w, b"still here").map_err(|e| {
+        format!(
+            "bystander's stdin: {e}; it ended {:?}",
+            bystander.wait_timeout(Duration::from_secs(1))
+        )
+    })?;
+    drop(by_in_w);
+    let mut out = String::new();
+    std::fs::File::from(by_out_r)
+        .read_to_string(&mut out)
+        .map_err(|e| e.to_string())?;
+    match bystander.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::Exited { code: 0 }) if out == "still here" => {}
+        other => return Err(format!("bystander: {out:?} {other:?}")),
+    }
+    // And the broker still starts programs.
+    match run(broker, &["hello", "after"], &[], b"")? {
+        (out, ChildEnd::Exited { code: 3 }) if out.ends_with("argv[2]=after\n") => Ok(()),
+        other => Err(format!("spawn after the bomb: {other:?}")),
+    }
+}
+
+/// A directory as the program's stdin is refused at spawn: files beneath it would be
+/// reachable by relative path. The pair: a regular file as stdin is fine.
+pub fn directory_stdio_is_refused(broker: &Broker) -> Verdict {
+    let program = program_file()?;
+    let dir = std::fs::File::open("/").map_err(|e| e.to_string())?;
+    let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    let argv = ["exec_probe".into(), "hello".into()];
+    match broker.spawn_program(
+        program.path(),
+        &argv,
+        &[],
+        [dir.as_fd(), null.as_fd(), null.as_fd()],
+        &SpawnOptions::default(),
+    ) {
+        Err(portcullis::SpawnError::InvalidOptions(why)) if why.contains("directory") => {}
+        Err(e) => return Err(format!("expected InvalidOptions, got {e}")),
+        Ok(child) => {
+            return Err(format!(
+                "a directory stdin was accepted: {:?}",
+                child.wait_timeout(Duration::from_secs(20))
+            ))
+        }
+    }
+    let child = broker
+        .spawn_program(
+            program.path(),
+            &argv,
+            &[],
+            [null.as_fd(), null.as_fd(), null.as_fd()],
+            &SpawnOptions::default(),
+        )
+        .map_err(|e| format!("regular stdio: {e}"))?;
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::Exited { code: 3 }) => Ok(()),
+        other => Err(format!("regular stdio: {other:?}")),
     }
 }
 
@@ -487,5 +579,445 @@ pub fn memory_bomb_is_capped_by_the_memory_limit(broker: &Broker) -> Verdict {
     match run_with(broker, &["membomb"], &[], b"", &options)? {
         (_, ChildEnd::OutOfMemory) => Ok(()),
         other => Err(format!("expected OutOfMemory, got {other:?}")),
+    }
+}
+
+// --- Program roots: dynamic programs in a read-only minimal root, under Landlock ---------------
+
+/// The program-root scenarios (`exec-root-*`).
+pub fn handles_root(scenario: &str) -> bool {
+    scenario.starts_with("exec-root-")
+}
+
+/// Runs one program-root scenario.
+pub fn run_root(broker: &Broker, scenario: &str) -> Verdict {
+    match scenario {
+        "exec-root-echo" => root::echo_runs_with_the_automatic_root(broker),
+        "exec-root-files-pair" => root::reads_inside_the_root_only(broker),
+        "exec-root-landlock" => root::landlock_refuses_what_is_mounted_but_not_granted(broker),
+        "exec-root-write-pair" => root::writes_only_below_a_read_write_bind(broker),
+        "exec-root-no-auto-root" => root::no_auto_root_has_no_loader(broker),
+        "exec-root-symlinked-source" => root::a_symlinked_source_is_refused(broker),
+        "exec-root-must-fail-kill" => must_fail_list_with_a_root(broker, false),
+        "exec-root-must-fail-deny" => must_fail_list_with_a_root(broker, true),
+        other => Err(format!("unknown scenario {other:?}")),
+    }
+}
+
+/// What stops each escape when the program has a root of mounts (a wider filter: read-only
+/// opens, chdir/fchdir, AF_UNIX sockets answered EACCES): the same list, where the answer
+/// differs from the empty root's.
+fn stop_with_a_root(name: &str, empty: Stop) -> Stop {
+    match name {
+        // Not in the root at all.
+        "read-passwd" => Stop::Errno(libc::ENOENT),
+        // `/` of the root is the tmpfs holding the mount points: Landlock has no rule for it.
+        "list-root" => Stop::Errno(libc::EACCES),
+        // O_CREAT, O_WRONLY: the filter's EACCES, before any path is looked up (/proc and /sys
+        // are not in the root either).
+        "create-file" | "write-proc-sys" | "write-sys" => Stop::Errno(libc::EACCES),
+        // fchdir is allowed with a root; fd 0 here is a pipe, not a directory.
+        "fchdir" => Stop::Errno(libc::ENOTDIR),
+        _ => empty,
+    }
+}
+
+/// The must-fail list from the static program given a root of mounts (a granted directory):
+/// every escape still fails — a violation naming the syscall, or the errno the mounts, Landlock
+/// or the filter give — in kill or deny mode.
+fn must_fail_list_with_a_root(broker: &Broker, deny: bool) -> Verdict {
+    use portcullis::broker::elf::LibrarySearch;
+    use portcullis::broker::mounts::MountPlan;
+    use portcullis::broker::LandlockRequirement;
+    let program = program_file()?;
+    let granted = std::env::temp_dir().join(format!("portcullis-root-mf-{}", std::process::id()));
+    let _ = std::fs::create_dir(&granted);
+    let mut plan = MountPlan::new();
+    plan.grant(&granted, false)
+        .map_err(|e| format!("grant: {e}"))?;
+    plan.add_program(program.path(), true, &LibrarySearch::default())
+        .map_err(|e| format!("plan: {e}"))?;
+    let root = plan
+        .into_root(LandlockRequirement::Required)
+        .map_err(|e| format!("plan: {e}"))?;
+    let mut options = if deny {
+        deny_mode()
+    } else {
+        SpawnOptions::default()
+    };
+    options.program_root = Some(root);
+    let host_pid = std::process::id().to_string();
+    let mut failures = Vec::new();
+    for &(name, empty) in ESCAPES {
+        let stop = stop_with_a_root(name, empty);
+        // The same copy of the program the plan binds: Landlock lets it execute only that.
+        let (out, end) = run_at(
+            broker,
+            program.path(),
+            &["escape", name, &host_pid],
+            &[],
+            b"",
+            &options,
+        )?;
+        let reported = last_violation_names();
+        let ok = match (stop, &end, deny) {
+            (
+                Stop::Violation(syscall),
+                ChildEnd::SeccompViolation { violation: Some(v) },
+                false,
+            ) => out.is_empty() && v.syscall == syscall,
+            (Stop::Violation(syscall), ChildEnd::Exited { code: 0 }, true) => {
+                out == format!("{name}: -1 {}\n", libc::EPERM)
+                    && reported.iter().any(|r| r == syscall)
+            }
+            (Stop::Errno(errno), ChildEnd::Exited { code: 0 }, _) => {
+                out == format!("{name}: -1 {errno}\n") && reported.is_empty()
+            }
+            _ => false,
+        };
+        println!(
+            "  root (deny {deny}) {name:>22}: {} {end:?} {reported:?}",
+            out.trim_end()
+        );
+        if !ok {
+            failures.push(format!(
+                "{name}: expected {stop:?}, got {out:?} {end:?} {reported:?}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir(&granted);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+mod root {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use portcullis::broker::elf::LibrarySearch;
+    use portcullis::broker::mounts::MountPlan;
+    use portcullis::broker::{LandlockRequirement, LandlockStatus};
+    use portcullis::{Broker, ChildEnd, SpawnOptions};
+
+    use super::pipe;
+    use crate::{Verdict, SKIP_PREFIX};
+
+    /// A host program, or a skip when this host lacks it (or it is not a dynamic ELF).
+    fn host_program(name: &str) -> Result<PathBuf, String> {
+        let path = ["/bin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.exists())
+            .ok_or(format!("{SKIP_PREFIX}no {name} on this host"))?;
+        match portcullis::broker::elf::read_elf(&path) {
+            Ok(info) if info.interpreter.is_some() => Ok(path),
+            _ => Err(format!(
+                "{SKIP_PREFIX}{} is not a dynamic ELF here",
+                path.display()
+            )),
+        }
+    }
+
+    /// A directory (and a file in it) the sandbox's host id may read (and, `0o777`, write): the
+    /// sandbox runs as an unprivileged id on the host, not as the test's user.
+    struct Shared(PathBuf);
+
+    impl Shared {
+        fn new(tag: &str, mode: u32) -> Result<Self, String> {
+            let dir =
+                std::env::temp_dir().join(format!("portcullis-root-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).map_err(|e| format!("mkdir: {e}"))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+            let file = dir.join("inside.txt");
+            std::fs::write(&file, b"inside the root\n").map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| e.to_string())?;
+            Ok(Self(
+                std::fs::canonicalize(&dir).map_err(|e| e.to_string())?,
+            ))
+        }
+    }
+
+    impl Drop for Shared {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    struct Ran {
+        out: String,
+        err: String,
+        end: ChildEnd,
+        landlock: Option<LandlockStatus>,
+    }
+
+    /// Runs `program args` with an automatic root (unless `auto` is false) plus `grants`
+    /// (path, writable); returns its stdout, stderr, end and Landlock status.
+    fn run(
+        broker: &Broker,
+        program: &Path,
+        args: &[&str],
+        grants: &[(&Path, bool)],
+        auto: bool,
+    ) -> Result<Ran, String> {
+        let mut plan = MountPlan::new();
+        for (path, writable) in grants {
+            plan.grant(path, *writable)
+                .map_err(|e| format!("grant: {e}"))?;
+        }
+        plan.add_program(program, auto, &LibrarySearch::default())
+            .map_err(|e| format!("plan: {e}: {:?}", std::error::Error::source(&e)))?;
+        let root = plan
+            .into_root(LandlockRequirement::Required)
+            .map_err(|e| format!("plan: {e}"))?;
+        let options = SpawnOptions {
+            program_root: Some(root),
+            ..SpawnOptions::default()
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+        let mut argv: Vec<std::ffi::OsString> = vec![program.into()];
+        argv.extend(args.iter().map(Into::into));
+        let child = broker
+            .spawn_program(
+                program,
+                &argv,
+                &[],
+                [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
+                &options,
+            )
+            .map_err(|e| format!("spawn program: {e}: {:?}", std::error::Error::source(&e)))?;
+        drop((out_w, err_w));
+        let mut out = String::new();
+        std::fs::File::from(out_r)
+            .read_to_string(&mut out)
+            .map_err(|e| e.to_string())?;
+        let mut err = String::new();
+        std::fs::File::from(err_r)
+            .read_to_string(&mut err)
+            .map_err(|e| e.to_string())?;
+        let end = child
+            .wait_timeout(Duration::from_secs(20))
+            .ok_or("program did not end")?;
+        Ok(Ran {
+            out,
+            err,
+            end,
+            landlock: child.landlock(),
+        })
+    }
+
+    /// Landlock was applied: fully on a kernel with every filesystem right this code asks for
+    /// (ABI 5 added the last one, device ioctls), partially only on an older one.
+    fn enforced(ran: &Ran) -> Result<(), String> {
+        match ran.landlock {
+            Some(LandlockStatus::Enforced { abi }) if abi >= 1 => Ok(()),
+            Some(LandlockStatus::PartiallyEnforced { abi }) if (1..5).contains(&abi) => Ok(()),
+            other => Err(format!("expected Landlock enforced, got {other:?}")),
+        }
+    }
+
+    /// `/bin/echo hello` runs with the automatic root and prints hello, under Landlock.
+    pub fn echo_runs_with_the_automatic_root(broker: &Broker) -> Verdict {
+        let echo = host_program("echo")?;
+        let ran = run(broker, &echo, &["hello"], &[], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("hello\n", ChildEnd::Exited { code: 0 }) => enforced(&ran),
+            _ => Err(format!(
+                "expected hello and exit 0, got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// The pair: `cat` reads a file of a granted directory, and cannot read /etc/passwd (not in
+    /// the root).
+    pub fn reads_inside_the_root_only(broker: &Broker) -> Verdict {
+        let cat = host_program("cat")?;
+        let shared = Shared::new("files", 0o755)?;
+        let inside = shared.0.join("inside.txt");
+        let inside = inside.to_str().ok_or("temp path")?;
+        let ran = run(broker, &cat, &[inside], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("inside the root\n", ChildEnd::Exited { code: 0 }) => enforced(&ran)?,
+            _ => {
+                return Err(format!(
+                    "allowed read: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &cat, &["/etc/passwd"], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 1 }) if ran.err.contains("No such file or directory") => {
+                Ok(())
+            }
+            _ => Err(format!(
+                "denied read: got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// Landlock, the second layer: `/` of the program root is a real, world-readable directory
+    /// (the tmpfs that holds the mount points), yet listing it is refused with EACCES because no
+    /// rule grants it; a granted directory lists, and /etc is simply not there.
+    pub fn landlock_refuses_what_is_mounted_but_not_granted(broker: &Broker) -> Verdict {
+        let ls = host_program("ls")?;
+        let shared = Shared::new("ls", 0o755)?;
+        let dir = shared.0.to_str().ok_or("temp path")?;
+        let ran = run(broker, &ls, &[dir], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("inside.txt\n", ChildEnd::Exited { code: 0 }) => enforced(&ran)?,
+            _ => {
+                return Err(format!(
+                    "granted listing: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &ls, &["/"], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 2 }) if ran.err.contains("Permission denied") => {}
+            _ => {
+                return Err(format!(
+                    "listing /: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &ls, &["/etc"], &[(&shared.0, false)], true)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 2 }) if ran.err.contains("No such file or directory") => {
+                Ok(())
+            }
+            _ => Err(format!(
+                "listing /etc: got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// The pair: `touch` cannot create a file below a read-only bind, and can below a read-write
+    /// one (the file then exists on the host).
+    pub fn writes_only_below_a_read_write_bind(broker: &Broker) -> Verdict {
+        let touch = host_program("touch")?;
+        let shared = Shared::new("write", 0o777)?;
+        let new = shared.0.join("new.txt");
+        let new_str = new.to_str().ok_or("temp path")?;
+        let ran = run(broker, &touch, &[new_str], &[(&shared.0, false)], true)?;
+        match &ran.end {
+            ChildEnd::Exited { code: 1 } if !new.exists() => {}
+            _ => {
+                return Err(format!(
+                    "read-only: got {:?} {:?} {:?}",
+                    ran.out, ran.err, ran.end
+                ))
+            }
+        }
+        let ran = run(broker, &touch, &[new_str], &[(&shared.0, true)], true)?;
+        match &ran.end {
+            ChildEnd::Exited { code: 0 } if new.exists() => enforced(&ran),
+            _ => Err(format!(
+                "read-write: got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// The child resolves each planned source again without following symlinks: a source path
+    /// that holds one (as after a swap between the broker's plan and the child's mount) fails
+    /// the lockdown with ELOOP; the pair, the same file by its real path, runs.
+    pub fn a_symlinked_source_is_refused(broker: &Broker) -> Verdict {
+        use portcullis::broker::Bind;
+        let cat = host_program("cat")?;
+        let shared = Shared::new("symlink", 0o755)?;
+        let real = shared.0.join("real");
+        std::fs::create_dir(&real).map_err(|e| e.to_string())?;
+        std::fs::write(real.join("f"), b"through the real path\n").map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink("real", shared.0.join("link")).map_err(|e| e.to_string())?;
+        let plan_with = |source: &Path| -> Result<SpawnOptions, String> {
+            let mut plan = MountPlan::new();
+            plan.add_program(&cat, true, &LibrarySearch::default())
+                .map_err(|e| format!("plan: {e}"))?;
+            let mut root = plan
+                .into_root(LandlockRequirement::Required)
+                .map_err(|e| format!("plan: {e}"))?;
+            root.binds.push(Bind {
+                target: PathBuf::from("/data/f"),
+                source: source.to_owned(),
+                dir: false,
+                writable: false,
+            });
+            Ok(SpawnOptions {
+                program_root: Some(root),
+                ..SpawnOptions::default()
+            })
+        };
+        let spawn = |options: &SpawnOptions| {
+            let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+            let (out_r, out_w) = pipe()?;
+            let argv: Vec<std::ffi::OsString> = vec![cat.clone().into(), "/data/f".into()];
+            let result = broker.spawn_program(
+                &cat,
+                &argv,
+                &[],
+                [null.as_fd(), out_w.as_fd(), null.as_fd()],
+                options,
+            );
+            drop(out_w);
+            Ok::<_, String>((result, out_r))
+        };
+        let (result, _) = spawn(&plan_with(&shared.0.join("link/f"))?)?;
+        match result {
+            Err(portcullis::SpawnError::Lockdown(e))
+                if e.step == portcullis::broker::LockdownStep::CloneProgramPaths
+                    && e.errno == libc::ELOOP => {}
+            Err(e) => {
+                return Err(format!(
+                    "symlinked source: expected ELOOP, got {e}: {:?}",
+                    std::error::Error::source(&e)
+                ))
+            }
+            Ok(child) => {
+                return Err(format!(
+                    "symlinked source was mounted: {:?}",
+                    child.wait_timeout(Duration::from_secs(20))
+                ))
+            }
+        }
+        let (result, out_r) = spawn(&plan_with(&real.join("f"))?)?;
+        let child = result.map_err(|e| format!("real source: {e}"))?;
+        let mut out = String::new();
+        std::fs::File::from(out_r)
+            .read_to_string(&mut out)
+            .map_err(|e| e.to_string())?;
+        match child.wait_timeout(Duration::from_secs(20)) {
+            Some(ChildEnd::Exited { code: 0 }) if out == "through the real path\n" => Ok(()),
+            other => Err(format!("real source: {out:?} {other:?}")),
+        }
+    }
+
+    /// Without the automatic root a dynamic program has no loader: the exec fails (127), and
+    /// nothing of it ran.
+    pub fn no_auto_root_has_no_loader(broker: &Broker) -> Verdict {
+        let echo = host_program("echo")?;
+        let ran = run(broker, &echo, &["hello"], &[], false)?;
+        match (&ran.out[..], &ran.end) {
+            ("", ChildEnd::Exited { code: 127 }) => Ok(()),
+            _ => Err(format!(
+                "expected exit 127, got {:?} {:?} {:?}",
+                ran.out, ran.err, ran.end
+            )),
+        }
     }
 }

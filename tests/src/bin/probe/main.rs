@@ -514,6 +514,8 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "exec-processes-pair" => exec::processes_only_when_allowed(broker),
         "exec-fork-bomb" => exec::fork_bomb_is_capped_by_the_pids_limit(broker),
         "exec-memory-bomb" => exec::memory_bomb_is_capped_by_the_memory_limit(broker),
+        "exec-directory-stdio" => exec::directory_stdio_is_refused(broker),
+        root if exec::handles_root(root) => exec::run_root(broker, root),
         "limit-wall" => limits::wall_timeout(broker),
         "limit-memory" => limits::memory_bomb(broker),
         "limit-threads" => limits::thread_bomb(broker),

@@ -1,0 +1,555 @@
+//! What a dynamic ELF program needs from the filesystem: its interpreter (`PT_INTERP`) and the
+//! libraries it names (`DT_NEEDED`), recursively, resolved the way the dynamic loader will in a
+//! program root where `/etc/ld.so.cache` does not exist: `DT_RPATH` (only when the object has no
+//! `DT_RUNPATH`; the executable's for every object), then `DT_RUNPATH` of the object, then the
+//! directories `/etc/ld.so.conf` lists (what the host's `ld.so.cache` is built from, in its
+//! order), then the loader's default directories. A library found only in an `ld.so.conf`
+//! directory is shown at the first default directory, where the loader of the root (which has
+//! no cache) will look for it. Read with `goblin`, never executed.
+//!
+//! Limits, each documented in docs/HOW-IT-WORKS.md: `$ORIGIN` of the *executable* is skipped
+//! (the loader reads `/proc/self/exe` for it, and a program root has no `/proc`); `$ORIGIN` of a
+//! library is its directory in the root; `$LIB` and `$PLATFORM` entries are skipped;
+//! `LD_LIBRARY_PATH` is not read (the environment is the user's and cleared by default); a
+//! candidate of another ELF class or machine is passed over, as the loader does.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Component, Path, PathBuf};
+
+/// The loader's default directories when there is no `ld.so.cache`, in its order: Debian's and
+/// Ubuntu's multiarch directories (what `ld.so --help` prints on x86_64 there), then the
+/// `lib64` directories of Fedora and Arch, then the plain ones.
+pub const DEFAULT_LIBRARY_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+/// Largest ELF file read (a shared library of a browser is ~200 MiB).
+pub const MAX_ELF_BYTES: u64 = 512 << 20;
+/// Most libraries one program may pull in.
+pub const MAX_LIBRARIES: usize = 512;
+
+/// Reading or resolving an ELF's dependencies failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    /// The file could not be read.
+    #[error("read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_ELF_BYTES`].
+    #[error("{path} is larger than {MAX_ELF_BYTES} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not an ELF object goblin can read.
+    #[error("{path} is not a readable ELF file: {reason}")]
+    NotElf {
+        /// The file.
+        path: PathBuf,
+        /// goblin's message.
+        reason: String,
+    },
+    /// The interpreter path is not absolute and clean.
+    #[error("{path} names an interpreter that is not a clean absolute path: {interp:?}")]
+    BadInterpreter {
+        /// The program.
+        path: PathBuf,
+        /// What it names.
+        interp: String,
+    },
+    /// A needed library was found in no search directory.
+    #[error("library {name} (needed by {by}) is in no search directory")]
+    NotFound {
+        /// The `DT_NEEDED` name.
+        name: String,
+        /// The object that needs it.
+        by: PathBuf,
+    },
+    /// More than [`MAX_LIBRARIES`] libraries.
+    #[error("more than {MAX_LIBRARIES} libraries")]
+    TooMany,
+}
+
+/// What one ELF file says about loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// `PT_INTERP`, when the file is dynamically linked.
+    pub interpreter: Option<String>,
+    /// `DT_NEEDED`, in order.
+    pub needed: Vec<String>,
+    /// `DT_RUNPATH` entries.
+    pub runpath: Vec<String>,
+    /// `DT_RPATH` entries.
+    pub rpath: Vec<String>,
+    /// ELF class (64-bit) and machine, which every library must share.
+    pub is_64: bool,
+    /// `e_machine`.
+    pub machine: u16,
+}
+
+/// Reads `path`'s loading information.
+pub fn read_elf(path: &Path) -> Result<ElfInfo, ElfError> {
+    use std::io::Read;
+    let read = |source| ElfError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    if len > MAX_ELF_BYTES {
+        return Err(ElfError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_ELF_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| ElfError::NotElf {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let split = |v: &[&str]| -> Vec<String> {
+        v.iter()
+            .flat_map(|s| s.split(':'))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok(ElfInfo {
+        interpreter: elf.interpreter.map(str::to_owned),
+        needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
+        runpath: split(&elf.runpaths),
+        rpath: split(&elf.rpaths),
+        is_64: elf.is_64,
+        machine: elf.header.e_machine,
+    })
+}
+
+/// Where libraries are searched. `sysroot` is prefixed to every path looked up on the host
+/// (`/` for real use; a temporary directory in tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibrarySearch {
+    /// The host directory that stands for `/`.
+    pub sysroot: PathBuf,
+    /// The directories of `ld.so.conf`, in order (empty: not read).
+    pub conf_dirs: Vec<PathBuf>,
+    /// The loader's default directories, in order.
+    pub default_dirs: Vec<PathBuf>,
+}
+
+impl Default for LibrarySearch {
+    /// The default directories only (no `ld.so.conf`), beneath `/`.
+    fn default() -> Self {
+        Self {
+            sysroot: PathBuf::from("/"),
+            conf_dirs: Vec::new(),
+            default_dirs: DEFAULT_LIBRARY_DIRS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+/// Most `include` levels of `ld.so.conf` followed.
+const MAX_CONF_DEPTH: usize = 8;
+/// Most directories taken from `ld.so.conf` and its includes.
+const MAX_CONF_DIRS: usize = 256;
+/// Largest `ld.so.conf` (or included file) read.
+const MAX_CONF_BYTES: u64 = 64 << 10;
+
+impl LibrarySearch {
+    /// The search of this host: [`LibrarySearch::default`] plus the directories of
+    /// `sysroot/etc/ld.so.conf` (a missing or unreadable file adds none).
+    pub fn host(sysroot: &Path) -> Self {
+        let mut search = Self {
+            sysroot: sysroot.to_owned(),
+            ..Self::default()
+        };
+        let mut dirs = Vec::new();
+        read_ld_so_conf(sysroot, Path::new("/etc/ld.so.conf"), 0, &mut dirs);
+        search.conf_dirs = dirs;
+        search
+    }
+}
+
+/// Appends the directories `conf` (a path in the sysroot) lists, following `include` lines
+/// (a glob in the last component only: `*` and `?`), skipping `hwcap` lines and comments.
+fn read_ld_so_conf(sysroot: &Path, conf: &Path, depth: usize, dirs: &mut Vec<PathBuf>) {
+    use std::io::Read;
+    if depth > MAX_CONF_DEPTH {
+        return;
+    }
+    let host = sysroot.join(conf.strip_prefix("/").unwrap_or(conf));
+    let mut text = String::new();
+    let read =
+        std::fs::File::open(&host).and_then(|f| f.take(MAX_CONF_BYTES).read_to_string(&mut text));
+    if read.is_err() {
+        return;
+    }
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pattern) = line.strip_prefix("include") {
+            let pattern = pattern.trim();
+            let pattern = if pattern.starts_with('/') {
+                PathBuf::from(pattern)
+            } else {
+                conf.parent().unwrap_or(Path::new("/")).join(pattern)
+            };
+            for included in glob_last_component(sysroot, &pattern) {
+                read_ld_so_conf(sysroot, &included, depth + 1, dirs);
+            }
+            continue;
+        }
+        if line.starts_with("hwcap") {
+            continue;
+        }
+        for entry in line.split([' ', '\t', ',', ':']).filter(|e| !e.is_empty()) {
+            let dir = PathBuf::from(entry);
+            if dirs.len() < MAX_CONF_DIRS && is_clean_absolute(&dir) && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+}
+
+/// The paths (in the sysroot) `pattern` matches, sorted, when only its last component holds
+/// `*` or `?`; the pattern itself when it holds neither.
+fn glob_last_component(sysroot: &Path, pattern: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+        return Vec::new();
+    };
+    let Some(name) = name.to_str() else {
+        return Vec::new();
+    };
+    if !name.contains(['*', '?']) {
+        return vec![pattern.to_owned()];
+    }
+    let host_dir = sysroot.join(dir.strip_prefix("/").unwrap_or(dir));
+    let Ok(entries) = std::fs::read_dir(host_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|entry| wildcard_match(name.as_bytes(), entry.as_bytes()))
+        .map(|entry| dir.join(entry))
+        .collect();
+    found.sort();
+    found.truncate(MAX_CONF_DIRS);
+    found
+}
+
+/// `*` (any run) and `?` (one byte) matching, as glob(3) does within one path component (a
+/// leading `.` is matched only by a literal `.`).
+fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
+        return false;
+    }
+    // Iterative matching with one backtrack point: linear in practice, never recursive.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// One file the loader will open: at `target` in the program root, the host's `source`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Needed {
+    /// The path the loader looks up (absolute, in the program root).
+    pub target: PathBuf,
+    /// The real host file (every symlink followed).
+    pub source: PathBuf,
+}
+
+/// A library still to find: its `DT_NEEDED` name, the object that needs it (as the loader sees
+/// it in the root; `None` for the executable) and that object's own search lists.
+struct Wanted {
+    name: String,
+    by: Option<PathBuf>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+}
+
+/// The interpreter and every library `program` needs, each at the path the loader will open.
+/// Empty for a static program. `program` is a host path.
+pub fn dependencies(program: &Path, search: &LibrarySearch) -> Result<Vec<Needed>, ElfError> {
+    let info = read_elf(program)?;
+    let Some(interp) = &info.interpreter else {
+        return Ok(Vec::new());
+    };
+    let interp_path = PathBuf::from(interp);
+    if !is_clean_absolute(&interp_path) {
+        return Err(ElfError::BadInterpreter {
+            path: program.to_owned(),
+            interp: interp.clone(),
+        });
+    }
+    let host = |p: &Path| search.sysroot.join(p.strip_prefix("/").unwrap_or(p));
+    let canonical = |target: &Path| -> Result<PathBuf, ElfError> {
+        std::fs::canonicalize(host(target)).map_err(|source| ElfError::Read {
+            path: target.to_owned(),
+            source,
+        })
+    };
+    let mut out = vec![Needed {
+        source: canonical(&interp_path)?,
+        target: interp_path,
+    }];
+
+    // The executable's DT_RPATH applies to every object when it has no DT_RUNPATH.
+    let exe_rpath: Vec<String> = if info.runpath.is_empty() {
+        info.rpath.clone()
+    } else {
+        Vec::new()
+    };
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut queue: VecDeque<Wanted> = info
+        .needed
+        .iter()
+        .map(|n| Wanted {
+            name: n.clone(),
+            by: None,
+            rpath: info.rpath.clone(),
+            runpath: info.runpath.clone(),
+        })
+        .collect();
+    while let Some(Wanted {
+        name,
+        by,
+        rpath,
+        runpath,
+    }) = queue.pop_front()
+    {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if seen.len() > MAX_LIBRARIES {
+            return Err(ElfError::TooMany);
+        }
+        let origin = by.as_deref().and_then(Path::parent);
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let expand = |entry: &str, dirs: &mut Vec<PathBuf>| {
+            if let Some(dir) = expand_origin(entry, origin) {
+                dirs.push(dir);
+            }
+        };
+        if runpath.is_empty() {
+            rpath.iter().for_each(|e| expand(e, &mut dirs));
+            if by.is_some() {
+                exe_rpath.iter().for_each(|e| expand(e, &mut dirs));
+            }
+        }
+        runpath.iter().for_each(|e| expand(e, &mut dirs));
+        // The cache's directories, then the defaults. A library found in a directory the
+        // loader of the root would not search (no cache there) is shown at the first default
+        // directory instead.
+        let searched_by_loader = dirs.len();
+        dirs.extend(search.conf_dirs.iter().cloned());
+        let conf_end = dirs.len();
+        dirs.extend(search.default_dirs.iter().cloned());
+
+        let candidates: Vec<(PathBuf, bool)> = if name.contains('/') {
+            vec![(PathBuf::from(&name), false)]
+        } else {
+            dirs.iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let only_in_cache = (searched_by_loader..conf_end).contains(&i)
+                        && !search.default_dirs.contains(d);
+                    (d.join(&name), only_in_cache)
+                })
+                .collect()
+        };
+        let found = candidates.into_iter().find_map(|(at, only_in_cache)| {
+            if !is_clean_absolute(&at) {
+                return None;
+            }
+            let lib = read_elf(&host(&at)).ok()?;
+            (lib.is_64 == info.is_64 && lib.machine == info.machine).then_some((
+                at,
+                only_in_cache,
+                lib,
+            ))
+        });
+        let Some((at, only_in_cache, lib)) = found else {
+            return Err(ElfError::NotFound {
+                name,
+                by: by.unwrap_or_else(|| program.to_owned()),
+            });
+        };
+        let target = match search.default_dirs.first() {
+            Some(first) if only_in_cache => first.join(&name),
+            _ => at.clone(),
+        };
+        out.push(Needed {
+            source: canonical(&at)?,
+            target: target.clone(),
+        });
+        for next in &lib.needed {
+            queue.push_back(Wanted {
+                name: next.clone(),
+                by: Some(target.clone()),
+                rpath: lib.rpath.clone(),
+                runpath: lib.runpath.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `entry` with `$ORIGIN`/`${ORIGIN}` replaced by `origin` (the loading library's directory in
+/// the root), made clean. `None` when it cannot be used in the root: `$ORIGIN` of the
+/// executable (`origin` is `None`), `$LIB`/`$PLATFORM`, a relative or unclean result.
+fn expand_origin(entry: &str, origin: Option<&Path>) -> Option<PathBuf> {
+    let text = if entry.contains("$ORIGIN") || entry.contains("${ORIGIN}") {
+        let origin = origin?.to_str()?;
+        entry
+            .replace("${ORIGIN}", origin)
+            .replace("$ORIGIN", origin)
+    } else {
+        entry.to_owned()
+    };
+    if text.contains('$') || !text.starts_with('/') {
+        return None;
+    }
+    // Lexical clean-up of `.` and `..`, as the loader does for $ORIGIN/../lib.
+    let mut clean = PathBuf::from("/");
+    for c in Path::new(&text).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::Normal(n) => clean.push(n),
+            Component::Prefix(_) => return None,
+        }
+    }
+    Some(clean)
+}
+
+fn is_clean_absolute(path: &Path) -> bool {
+    portcullis_child::program_root::is_clean_absolute(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_expansion() {
+        let lib = Some(Path::new("/opt/app/lib"));
+        for (entry, origin, want) in [
+            ("$ORIGIN", lib, Some("/opt/app/lib")),
+            ("${ORIGIN}/../lib64", lib, Some("/opt/app/lib64")),
+            ("/usr/local/lib", lib, Some("/usr/local/lib")),
+            ("$ORIGIN/lib", None, None),
+            ("/usr/$LIB", lib, None),
+            ("relative/dir", lib, None),
+        ] {
+            assert_eq!(
+                expand_origin(entry, origin),
+                want.map(PathBuf::from),
+                "{entry}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards() {
+        for (pattern, name, want) in [
+            ("*.conf", "libc.conf", true),
+            ("*.conf", "libc.conf.bak", false),
+            ("*.conf", ".hidden.conf", false),
+            ("x?.conf", "x1.conf", true),
+            ("*", "anything", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+        ] {
+            assert_eq!(
+                wildcard_match(pattern.as_bytes(), name.as_bytes()),
+                want,
+                "{pattern} {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn ld_so_conf_with_includes_comments_and_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/ld.so.conf.d")).unwrap();
+        std::fs::write(
+            root.join("etc/ld.so.conf"),
+            "include /etc/ld.so.conf.d/*.conf\n/opt/first # a comment\nhwcap 0 nosegneg\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/ld.so.conf.d/a.conf"),
+            "# libc default configuration\n/usr/local/lib\n/usr/local/lib, /opt/x:/opt/y\n",
+        )
+        .unwrap();
+        // Includes itself: followed to the depth limit, never forever.
+        std::fs::write(
+            root.join("etc/ld.so.conf.d/b.conf"),
+            "relative/dir\ninclude b.conf\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/ld.so.conf.d/c.conf.bak"), "/not/this\n").unwrap();
+        let search = LibrarySearch::host(root);
+        assert_eq!(
+            search.conf_dirs,
+            ["/usr/local/lib", "/opt/x", "/opt/y", "/opt/first"]
+                .map(PathBuf::from)
+                .to_vec()
+        );
+        assert_eq!(
+            LibrarySearch::host(Path::new("/nonexistent")).conf_dirs,
+            Vec::<PathBuf>::new()
+        );
+    }
+
+    #[test]
+    fn a_static_or_garbage_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, b"#!/bin/sh\necho hi\n").unwrap();
+        assert!(matches!(
+            dependencies(&junk, &LibrarySearch::default()),
+            Err(ElfError::NotElf { .. })
+        ));
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            dependencies(&empty, &LibrarySearch::default()),
+            Err(ElfError::NotElf { .. })
+        ));
+    }
+}
