@@ -192,6 +192,29 @@ fn a_fifty_megabyte_document_is_cut_at_the_cap_with_a_note() {
 }
 
 #[test]
+fn a_page_of_rules_is_cut_at_the_page_byte_cap() {
+    // 8 MiB of `<hr>` is 2 million lines of `─` (3 bytes a cell): 240 MB of page at 400
+    // columns. The page stops at max_page_bytes (plus one line) with a note.
+    let html = "<hr>".repeat(2 << 20);
+    let page = on_main_sized_stack(move || {
+        Document::parse(html.as_bytes(), "http://t.test/", &Limits::default())
+            .layout(400, &ImageTable::new())
+    });
+    let bytes: usize = page
+        .lines
+        .iter()
+        .flat_map(|l| l.spans.iter())
+        .map(|s| s.text.len())
+        .sum();
+    assert!(bytes <= (8 << 20) + 4096, "{bytes}");
+    assert!(
+        page.notes.iter().any(|n| n.contains("over 8388608 bytes")),
+        "{:?}",
+        page.notes
+    );
+}
+
+#[test]
 fn node_and_line_caps_cut_with_notes() {
     let html = "<p>x</p>".repeat(10_000);
     let limits = Limits {
@@ -452,6 +475,7 @@ fn extreme_limits_never_panic() {
         max_nodes: 0,
         max_depth: 0,
         max_lines: 0,
+        max_page_bytes: 0,
         max_image_bytes: 0,
         max_image_pixels: 0,
         max_image_dimension: 0,
@@ -462,6 +486,7 @@ fn extreme_limits_never_panic() {
         max_nodes: usize::MAX,
         max_depth: usize::MAX,
         max_lines: usize::MAX,
+        max_page_bytes: usize::MAX,
         max_image_bytes: usize::MAX,
         max_image_pixels: u64::MAX,
         max_image_dimension: u32::MAX,
