@@ -31,7 +31,7 @@ pub(crate) fn layout(
     limits: &Limits,
 ) -> Page {
     let width = usize::from(width).max(MIN_WIDTH);
-    let mut b = Builder::new(width, limits.max_lines);
+    let mut b = Builder::new(width, limits.max_lines, limits.max_page_bytes);
     let mut stack: Vec<Frame> = Vec::new();
     let mut style = Style::default();
     let mut links: Vec<String> = Vec::new();
@@ -261,10 +261,15 @@ pub(crate) fn layout(
     }
     b.block_break(false);
     let mut notes = notes.to_vec();
-    if b.full() {
+    if b.lines.len() >= limits.max_lines {
         notes.push(format!(
             "the page is longer than {} lines; the rest is not shown",
             limits.max_lines
+        ));
+    } else if b.full() {
+        notes.push(format!(
+            "the page's text is over {} bytes; the rest is not shown",
+            limits.max_page_bytes
         ));
     }
     let mut lines = b.lines;
@@ -348,6 +353,10 @@ fn ordinal(n: i64, kind: MarkerKind) -> String {
 struct Builder {
     width: usize,
     max_lines: usize,
+    /// Most bytes of text in `lines` (indents and rules included).
+    max_bytes: usize,
+    /// Bytes of text in `lines`.
+    bytes: usize,
     lines: Vec<Line>,
     /// The current line and its width in cells (indent included).
     cur: Vec<Span>,
@@ -368,10 +377,12 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(width: usize, max_lines: usize) -> Builder {
+    fn new(width: usize, max_lines: usize, max_bytes: usize) -> Builder {
         Builder {
             width,
             max_lines,
+            max_bytes,
+            bytes: 0,
             lines: Vec::new(),
             cur: Vec::new(),
             cur_w: 0,
@@ -386,8 +397,9 @@ impl Builder {
         }
     }
 
+    /// Whether the page holds `max_lines` lines or `max_page_bytes` of text: the rest is dropped.
     fn full(&self) -> bool {
-        self.lines.len() >= self.max_lines
+        self.lines.len() >= self.max_lines || self.bytes >= self.max_bytes
     }
 
     /// Normal text: whitespace collapses and breaks words.
@@ -585,6 +597,9 @@ impl Builder {
 
     fn push_line(&mut self, line: Line) {
         if !self.full() {
+            self.bytes = self
+                .bytes
+                .saturating_add(line.spans.iter().map(|s| s.text.len()).sum());
             self.lines.push(line);
         }
     }

@@ -55,6 +55,10 @@ pub struct Limits {
     pub max_depth: usize,
     /// Output lines. Default 200,000.
     pub max_lines: usize,
+    /// Bytes of text in the laid-out page (indents and rules included). Default 8 MiB: a page
+    /// of nothing but `<hr>`s (4 bytes each, a line of `─` the width long) would otherwise
+    /// make 30 bytes of page from each byte of document at 400 columns.
+    pub max_page_bytes: usize,
     /// Encoded image size. Default 16 MiB.
     pub max_image_bytes: usize,
     /// Width × height. Default 40,000,000: a 60000×60000 PNG is refused from its header.
@@ -72,6 +76,7 @@ impl Default for Limits {
             max_nodes: 500_000,
             max_depth: 512,
             max_lines: 200_000,
+            max_page_bytes: 8 << 20,
             max_image_bytes: 16 << 20,
             max_image_pixels: 40_000_000,
             max_image_dimension: 16_384,

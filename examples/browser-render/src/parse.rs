@@ -3,8 +3,8 @@
 //! with an explicit stack.
 
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::{
@@ -176,6 +176,8 @@ pub(crate) fn parse(bytes: &[u8], base: &str, limits: &Limits) -> Parsed {
 /// start tag scans the stack of open elements for a `<p>` in scope). It also stops the parse
 /// once the sink has made `max_nodes * PARSE_WORK_PER_NODE` nodes. Returns the tree, how many
 /// start tags were dropped and whether the parse was stopped.
+///
+/// The cap itself costs O(1) amortized per token: see [`DepthCap::pass`].
 fn parse_capped(text: &str, max_depth: usize, max_nodes: usize) -> (Html, usize, bool) {
     let sink = CountingSink {
         inner: HtmlTreeSink::new(Html::new_document()),
@@ -186,8 +188,10 @@ fn parse_capped(text: &str, max_depth: usize, max_nodes: usize) -> (Html, usize,
         inner: builder,
         max_depth: max_depth.max(8),
         max_made: max_nodes.saturating_mul(PARSE_WORK_PER_NODE),
-        dropped_open: std::cell::RefCell::new(Vec::new()),
+        dropped_open: RefCell::new(BTreeMap::new()),
         dropped: Cell::new(0),
+        estimate: Cell::new(0),
+        passed_since_count: Cell::new(0),
     };
     let tokenizer = Tokenizer::new(cap, TokenizerOpts::default());
     let input = BufferQueue::default();
@@ -331,17 +335,23 @@ impl TreeSink for CountingSink {
     }
 }
 
-/// A token filter in front of the tree builder: see [`parse_capped`].
+/// A token filter in front of the tree builder: see [`parse_capped`] and [`DepthCap::pass`].
 struct DepthCap {
     inner: TreeBuilder<ego_tree_id::NodeId, CountingSink>,
     max_depth: usize,
     /// Nodes the sink may make; past it every token is dropped (the parse ends early).
     max_made: usize,
-    /// Names of dropped start tags, so their end tags are dropped too (a count per name).
-    dropped_open: std::cell::RefCell<Vec<(html5ever::LocalName, usize)>>,
+    /// Names of dropped start tags, so their end tags are dropped too (a count per name; a map,
+    /// so thousands of distinct made-up names cost a logarithm each, not a scan).
+    dropped_open: RefCell<BTreeMap<html5ever::LocalName, usize>>,
     dropped: Cell<usize>,
+    /// The tree builder's depth as last counted, plus one per start tag and minus one per end
+    /// tag passed since (the tree builder also opens and closes elements nobody wrote, so this
+    /// drifts: it is counted again every `max_depth / 2` passed tokens).
+    estimate: Cell<usize>,
+    /// Tokens passed to the tree builder since `estimate` was last counted.
+    passed_since_count: Cell<usize>,
 }
-
 mod ego_tree_id {
     pub(crate) type NodeId = <scraper::HtmlTreeSink as html5ever::tree_builder::TreeSink>::Handle;
 }
@@ -357,6 +367,8 @@ impl Tracer for Counter {
 }
 
 impl DepthCap {
+    /// Counts the tree builder's handles: O(depth), so [`DepthCap::pass`] calls it only once
+    /// every `max_depth / 2` passed tokens.
     fn depth(&self) -> usize {
         let counter = Counter(Cell::new(0));
         self.inner.trace_handles(&counter);
@@ -364,33 +376,55 @@ impl DepthCap {
     }
 
     /// Whether to pass `tag` on to the tree builder.
+    ///
+    /// Counting the tree builder's depth at every start tag would cost O(`max_depth`) a tag: a
+    /// page of nothing but start tags past the cap would take seconds. So the depth is an
+    /// estimate, counted exactly only after `max_depth / 2` tokens were passed since the last
+    /// count (dropped tokens change nothing): amortized O(1) a token. Between counts the
+    /// estimate moves by one per passed start or end tag, so a page nesting less than half the
+    /// cap is never flattened, and the tree builder's real depth stays within a small multiple
+    /// of the cap (elements it opens by itself aside, which the node budget bounds).
+    ///
+    /// Self-closing syntax (`<div/>`) does not make an HTML element empty (the tree builder
+    /// ignores the slash and opens it), so it gets no pass: only void and raw-text elements
+    /// ([`ALWAYS_PASSED`]) are passed whatever the depth.
     fn pass(&self, tag: &Tag) -> bool {
         let name: &str = &tag.name;
         match tag.kind {
             TagKind::StartTag => {
-                if tag.self_closing
-                    || ALWAYS_PASSED.contains(&name)
-                    || self.depth() < self.max_depth
-                {
-                    return true;
+                let always = ALWAYS_PASSED.contains(&name);
+                if !always {
+                    if self.passed_since_count.get() >= self.max_depth / 2 {
+                        self.estimate.set(self.depth());
+                        self.passed_since_count.set(0);
+                    }
+                    if self.estimate.get() >= self.max_depth {
+                        if !tag.self_closing {
+                            *self
+                                .dropped_open
+                                .borrow_mut()
+                                .entry(tag.name.clone())
+                                .or_insert(0) += 1;
+                        }
+                        self.dropped.set(self.dropped.get() + 1);
+                        return false;
+                    }
                 }
-                let mut open = self.dropped_open.borrow_mut();
-                match open.iter_mut().find(|(n, _)| *n == tag.name) {
-                    Some((_, count)) => *count += 1,
-                    None => open.push((tag.name.clone(), 1)),
+                if !is_void(name) {
+                    self.estimate.set(self.estimate.get().saturating_add(1));
                 }
-                self.dropped.set(self.dropped.get() + 1);
-                false
+                true
             }
             TagKind::EndTag => {
                 let mut open = self.dropped_open.borrow_mut();
-                if let Some(i) = open.iter().position(|(n, _)| *n == tag.name) {
-                    open[i].1 -= 1;
-                    if open[i].1 == 0 {
-                        open.swap_remove(i);
+                if let Some(count) = open.get_mut(&tag.name) {
+                    *count -= 1;
+                    if *count == 0 {
+                        open.remove(&tag.name);
                     }
                     return false;
                 }
+                self.estimate.set(self.estimate.get().saturating_sub(1));
                 true
             }
         }
@@ -409,6 +443,8 @@ impl TokenSink for DepthCap {
                 return TokenSinkResult::Continue;
             }
         }
+        self.passed_since_count
+            .set(self.passed_since_count.get().saturating_add(1));
         self.inner.process_token(token, line_number)
     }
 

@@ -80,6 +80,63 @@ fn deep_nesting_of_every_kind_of_container_never_overflows() {
     assert!(shown);
 }
 
+/// How many start tags the parse dropped at the depth cap, from its note.
+fn flattened_at_parse(page: &Page) -> usize {
+    page.notes
+        .iter()
+        .find_map(|n| {
+            n.split("; ")
+                .nth(1)?
+                .strip_suffix(" deeper elements were flattened")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn self_closing_syntax_and_made_up_names_are_held_to_the_depth_cap() {
+    // `<div/>` opens a div all the same (the slash means nothing on an HTML element): the cap
+    // must drop it like `<div>`, or 200,000 of them make the tree builder's work quadratic.
+    // Thousands of distinct made-up names past the cap must not make the dropped-tag bookkeeping
+    // quadratic either. Each case: every start tag past the cap is dropped by the parse itself.
+    let n = 200_000;
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("<div/>", "<div/>".repeat(n).into_bytes()),
+        ("<span/>x", "<span/>x".repeat(n).into_bytes()),
+        (
+            "<xN>",
+            (0..n)
+                .map(|i| format!("<x{i}>"))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+    ];
+    for (what, html) in cases {
+        let page = on_main_sized_stack(move || {
+            Document::parse(&html, "http://t.test/", &Limits::default())
+                .layout(80, &ImageTable::new())
+        });
+        let dropped = flattened_at_parse(&page);
+        assert!(
+            dropped >= n - 1024,
+            "{what}: {dropped} dropped, {:?}",
+            page.notes
+        );
+    }
+    // A page nesting less than half the cap is never flattened, however many elements its
+    // tree builder opens and closes by itself (`<li>` and `<p>` left unclosed).
+    let html = format!(
+        "<ul>{}</ul>{}",
+        "<li>item".repeat(5_000),
+        "<p>para".repeat(5_000)
+    );
+    let page = Document::parse(html.as_bytes(), "http://t.test/", &Limits::default())
+        .layout(80, &ImageTable::new());
+    assert!(page.notes.is_empty(), "{:?}", page.notes);
+    assert_eq!(page.to_text().matches("item").count(), 5_000);
+}
+
 #[test]
 fn a_small_depth_cap_flattens_but_shows_everything() {
     let limits = Limits {
@@ -132,6 +189,29 @@ fn a_fifty_megabyte_document_is_cut_at_the_cap_with_a_note() {
     });
     assert!(text.starts_with("first paragraph\n"), "{}", &text[..200]);
     assert!(text.contains("[note: the document is 52428"), "no note");
+}
+
+#[test]
+fn a_page_of_rules_is_cut_at_the_page_byte_cap() {
+    // 8 MiB of `<hr>` is 2 million lines of `─` (3 bytes a cell): 240 MB of page at 400
+    // columns. The page stops at max_page_bytes (plus one line) with a note.
+    let html = "<hr>".repeat(2 << 20);
+    let page = on_main_sized_stack(move || {
+        Document::parse(html.as_bytes(), "http://t.test/", &Limits::default())
+            .layout(400, &ImageTable::new())
+    });
+    let bytes: usize = page
+        .lines
+        .iter()
+        .flat_map(|l| l.spans.iter())
+        .map(|s| s.text.len())
+        .sum();
+    assert!(bytes <= (8 << 20) + 4096, "{bytes}");
+    assert!(
+        page.notes.iter().any(|n| n.contains("over 8388608 bytes")),
+        "{:?}",
+        page.notes
+    );
 }
 
 #[test]
@@ -395,6 +475,7 @@ fn extreme_limits_never_panic() {
         max_nodes: 0,
         max_depth: 0,
         max_lines: 0,
+        max_page_bytes: 0,
         max_image_bytes: 0,
         max_image_pixels: 0,
         max_image_dimension: 0,
@@ -405,6 +486,7 @@ fn extreme_limits_never_panic() {
         max_nodes: usize::MAX,
         max_depth: usize::MAX,
         max_lines: usize::MAX,
+        max_page_bytes: usize::MAX,
         max_image_bytes: usize::MAX,
         max_image_pixels: u64::MAX,
         max_image_dimension: u32::MAX,
