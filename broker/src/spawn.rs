@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use portcullis_child::protocol::{
     BrokerToChild, ChildToBroker, StartChild, MAX_PANIC_MESSAGE_BYTES,
 };
@@ -421,9 +421,8 @@ impl Broker {
     /// host that forbids user namespaces from a bug.
     pub fn start(entries: Entries, config: BrokerConfig) -> Result<Broker, StartError> {
         zygote::run_if_zygote(&entries);
-        let entry_names = entries.names().map(str::to_owned).collect();
+        let entry_names: BTreeSet<String> = entries.names().map(str::to_owned).collect();
         drop(entries);
-        let seccomp = compile_child_filter()?;
         // Best effort: a broker that cannot raise it still works, with fewer children.
         if let Err(e) = crate::sys::process::raise_open_files_limit() {
             tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -466,20 +465,42 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
         });
         let (started_tx, started_rx) = bounded::<Result<u32, StartError>>(1);
+        let (init_tx, init_rx) = bounded::<ZygoteInit>(1);
         let thread_shared = Arc::clone(&shared);
-        let init = ZygoteInit {
-            seccomp,
-            channel_limits: (
-                shared.config.channel_limits.max_message_bytes,
-                shared.config.channel_limits.max_fds_per_message,
-            ),
-            pool_size: shared.config.prefork,
-            default_rlimits: shared.pool_rlimits.clone(),
-        };
         let reader = std::thread::Builder::new()
             .name("portcullis-zygote".into())
-            .spawn(move || zygote_thread(thread_shared, zygote_end, init, started_tx))
+            .spawn(move || zygote_thread(thread_shared, zygote_end, init_rx, started_tx))
             .map_err(StartError::SpawnZygote)?;
+        // The filters compile here while the zygote starts (its two execs and its namespaces
+        // take longer): the child filter, which the zygote's configuration carries, only for a
+        // broker with entries; a broker without (exec mode only, as `portcullis run`) compiles
+        // the exec filter its spawns most likely need instead, into the cache `spawn_program`
+        // reads.
+        let seccomp = if entry_names.is_empty() {
+            let _ = shared.exec_filter(ExecShape::default());
+            Ok(None)
+        } else {
+            compile_child_filter().map(Some)
+        };
+        match seccomp {
+            Ok(seccomp) => {
+                let _ = init_tx.send(ZygoteInit {
+                    seccomp,
+                    channel_limits: (
+                        shared.config.channel_limits.max_message_bytes,
+                        shared.config.channel_limits.max_fds_per_message,
+                    ),
+                    pool_size: shared.config.prefork,
+                    default_rlimits: shared.pool_rlimits.clone(),
+                });
+            }
+            Err(e) => {
+                // The zygote thread sees the configuration's sender gone and ends the zygote.
+                drop(init_tx);
+                let _ = reader.join();
+                return Err(e.into());
+            }
+        }
         match started_rx.recv() {
             Ok(Ok(zygote_pid)) => Ok(Broker {
                 shared,
@@ -1092,10 +1113,10 @@ fn rustix_shutdown(channel: &Channel) -> std::io::Result<()> {
 fn zygote_thread(
     shared: Arc<Shared>,
     zygote_end: Channel,
-    init: ZygoteInit,
+    init: Receiver<ZygoteInit>,
     started: Sender<Result<u32, StartError>>,
 ) {
-    let mut process = match start_zygote_process(&shared, zygote_end, init) {
+    let mut process = match start_zygote_process(&shared, zygote_end, &init) {
         Ok((process, pid)) => {
             let _ = started.send(Ok(pid));
             process
@@ -1365,7 +1386,7 @@ type ZygoteStartFailure = (Option<std::process::Child>, StartError);
 fn start_zygote_process(
     shared: &Shared,
     zygote_end: Channel,
-    init: ZygoteInit,
+    init: &Receiver<ZygoteInit>,
 ) -> Result<(std::process::Child, u32), ZygoteStartFailure> {
     let broker_pid = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
     let control_fd = zygote_end.as_fd().as_raw_fd();
@@ -1419,6 +1440,15 @@ fn start_zygote_process(
     if let Err(e) = write_id_maps(pid, host_id, host_gid) {
         return fail(process, StartError::IdMaps(e));
     }
+    // Compiled meanwhile by `Broker::start`; gone if that failed.
+    let Ok(init) = init.recv() else {
+        return fail(
+            process,
+            StartError::Handshake {
+                what: "configuration compiled",
+            },
+        );
+    };
     if shared.send_to_zygote(&ToZygote::Init(init), &[]).is_err() {
         return fail(
             process,

@@ -70,7 +70,9 @@ pub(crate) enum ToZygote {
 /// The zygote's configuration, sent once.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ZygoteInit {
-    pub seccomp: SeccompProgram,
+    /// The filter of children that run an entry function; `None` for a broker with no entries
+    /// (exec mode only: every spawn brings its own filter), which then has no pool.
+    pub seccomp: Option<SeccompProgram>,
     pub channel_limits: (usize, usize),
     /// Pre-forked, locked-down children kept waiting for a spawn with default options.
     pub pool_size: usize,
@@ -336,9 +338,11 @@ fn finish_set_up(
         Ok((ToZygote::Init(init), _)) => init,
         _ => return Err(Some((S::IdMaps, libc::EPROTO))),
     };
-    init.seccomp
-        .validate()
-        .map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
+    if let Some(filter) = &init.seccomp {
+        filter
+            .validate()
+            .map_err(|_| Some((S::SeccompFilter, libc::EINVAL)))?;
+    }
     // Becoming the namespace's root changed our euid, which cleared the parent-death signal
     // the broker set; set it again. (If the broker died in between, the control channel's EOF
     // ends us in the serve loop.)
@@ -465,6 +469,10 @@ impl Zygote {
     /// Forks pre-forked children until the pool is full. Each locks itself down and waits for
     /// the broker's start message; the broker gets its channel end now.
     fn fill_pool(&mut self, entries: &Entries) -> Result<(), ()> {
+        // Pre-forked children run entries: none without the child filter.
+        if self.shared.init.seccomp.is_none() {
+            return Ok(());
+        }
         while self.pooled < self.shared.init.pool_size {
             let (ours, theirs) = Channel::pair(self.child_channel_limits()).map_err(drop)?;
             let (our_service, their_service) =
@@ -539,6 +547,7 @@ impl Zygote {
                         .as_ref()
                         .is_some_and(|program| program.validate().is_err())
                     || (root.is_some() && exec.is_none())
+                    || (exec.is_none() && self.shared.init.seccomp.is_none())
                     || root.as_ref().is_some_and(|root| root.validate().is_err())
                 {
                     Some(SpawnFailure::BadRequest)
@@ -580,6 +589,9 @@ impl Zygote {
         channel: &OwnedFd,
         service: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
+        let Some(seccomp) = exec.or(self.shared.init.seccomp.as_ref()) else {
+            return Err(libc::EINVAL);
+        };
         let pid = sys::namespaces::fork_into_new_pid_namespace()
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         if pid == 0 {
@@ -593,7 +605,7 @@ impl Zygote {
                 lifeline_write: shared.lifeline_write.as_raw_fd(),
                 keep_stderr,
                 rlimits,
-                seccomp: exec.unwrap_or(&shared.init.seccomp),
+                seccomp,
                 program_root: root,
                 host_tree: shared
                     .host_tree
