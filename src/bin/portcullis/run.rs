@@ -238,6 +238,10 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         Entries::new(),
         BrokerConfig {
             prefork: 0,
+            // The program has no channel to the broker (it asks for no files or network through
+            // it), so the fewest workers: each is a thread started and joined per run.
+            service_workers: 1,
+            network_workers: 1,
             cgroups: if args.no_cgroup {
                 portcullis::broker::CgroupSetting::Off
             } else {
