@@ -10,6 +10,7 @@ pub mod probe;
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use portcullis_broker::cgroup::{self, CgroupLimits, Cgroups, Controller, Layout};
 use portcullis_policy::Limits;
@@ -166,8 +167,16 @@ pub fn run(_args: &DoctorArgs) -> Done {
         read("/proc/cmdline").as_deref(),
     ));
     let layout = cgroup::detect_host();
-    let trial = cgroup_trial(&layout);
-    checks.push(judge_cgroups(&layout, &trial, euid));
+    let mut attach = None;
+    let trial = cgroup_trial(&layout, &mut attach);
+    let mut cgroups = judge_cgroups(&layout, &trial, euid);
+    if let Some(note) = judge_attach_latency(
+        attach,
+        favordynmods_mounted(read("/proc/self/mountinfo").as_deref()),
+    ) {
+        cgroups = cgroups.detail(note);
+    }
+    checks.push(cgroups);
     checks.push(judge_nesting(
         &NestingFacts {
             dockerenv: Path::new("/.dockerenv").exists(),
@@ -699,8 +708,9 @@ pub type CgroupTrial = Result<Vec<Controller>, String>;
 
 /// Does what a broker does with `layout`: makes its instance directory (named for this process,
 /// so a later broker sweeps it if doctor dies half way), a child group with a default profile's
-/// limits, moves a parked process of this binary in, then removes everything again.
-fn cgroup_trial(layout: &Layout) -> CgroupTrial {
+/// limits, moves a parked process of this binary in (how long that took goes to `attach`), then
+/// removes everything again.
+fn cgroup_trial(layout: &Layout, attach: &mut Option<Duration>) -> CgroupTrial {
     if matches!(layout, Layout::None { .. }) {
         return Ok(Vec::new());
     }
@@ -726,7 +736,7 @@ fn cgroup_trial(layout: &Layout) -> CgroupTrial {
             .filter(|_| supported.contains(&Controller::Cpu)),
     };
     let made = cgroups.create(1, &limits).map_err(chain).and_then(|child| {
-        let attached = attach_parked_process(&child);
+        let attached = attach_parked_process(&child).map(|took| *attach = Some(took));
         let removed = child.remove().map_err(chain);
         attached.and(removed)
     });
@@ -734,8 +744,9 @@ fn cgroup_trial(layout: &Layout) -> CgroupTrial {
     made.and(removed).map(|()| supported)
 }
 
-/// Moves a parked process of this binary into `child`, then lets it exit.
-fn attach_parked_process(child: &cgroup::ChildCgroup) -> Result<(), String> {
+/// Moves a parked process of this binary into `child`, then lets it exit. Returns how long the
+/// move took.
+fn attach_parked_process(child: &cgroup::ChildCgroup) -> Result<Duration, String> {
     use std::process::{Command, Stdio};
     let mut parked = Command::new("/proc/self/exe")
         .arg(PROBE_SUBCOMMAND)
@@ -747,11 +758,55 @@ fn attach_parked_process(child: &cgroup::ChildCgroup) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("cannot start a process to move into the group: {e}"))?;
     let pid = i32::try_from(parked.id()).unwrap_or(i32::MAX);
-    let attached = child.attach(pid).map_err(|e| error_chain(&e));
+    let start = Instant::now();
+    let attached = child
+        .attach(pid)
+        .map(|()| start.elapsed())
+        .map_err(|e| error_chain(&e));
     // Closing its stdin ends it; the group can only be removed once it is gone.
     drop(parked.stdin.take());
     let _ = parked.wait();
     attached
+}
+
+/// A move into a cgroup longer than this waited for the kernel (an RCU grace period).
+const SLOW_ATTACH: Duration = Duration::from_millis(2);
+
+/// Whether a cgroup hierarchy is mounted with `favordynmods` (any one sets it for all: the lock
+/// it changes is global), from `/proc/self/mountinfo`.
+pub fn favordynmods_mounted(mountinfo: Option<&str>) -> bool {
+    mountinfo.is_some_and(|text| {
+        text.lines().any(|line| {
+            let Some((_, after)) = line.split_once(" - ") else {
+                return false;
+            };
+            let mut fields = after.split(' ');
+            let fstype = fields.next().unwrap_or("");
+            let _source = fields.next();
+            let super_options = fields.next().unwrap_or("");
+            fstype.starts_with("cgroup") && super_options.split(',').any(|o| o == "favordynmods")
+        })
+    })
+}
+
+/// A note on the trial's move into its group when it was slow: every sandbox pays that wait
+/// once at its start (`portcullis run` once per run), and a mount option removes it.
+pub fn judge_attach_latency(attach: Option<Duration>, favordynmods: bool) -> Option<String> {
+    let took = attach?;
+    if took < SLOW_ATTACH || favordynmods {
+        return None;
+    }
+    Some(format!(
+        "moving a process into its group took {:.1} ms: the kernel waits for an RCU grace \
+         period to take the lock of every cgroup move (cgroup_threadgroup_rwsem), so each \
+         sandbox pays this once as it starts (portcullis run on every run); a host that starts \
+         many short sandboxes can remove the wait by mounting a cgroup hierarchy with \
+         favordynmods, e.g. as root `mount -o remount,favordynmods /sys/fs/cgroup` (cgroup v2; \
+         on a v1 host its cgroup2 mount, often /sys/fs/cgroup/unified, serves: the lock is \
+         global), at the cost of slightly slower fork and exit; it may stay in effect until \
+         reboot",
+        took.as_secs_f64() * 1e3
+    ))
 }
 
 /// The cgroup check: the detected layout and how the trial went.
@@ -991,6 +1046,46 @@ pub fn judge_nesting(facts: &NestingFacts, sandbox_works: bool) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MOUNTINFO: &str = "\
+31 1 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+36 31 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn favordynmods_is_read_from_a_cgroup_mounts_super_options() {
+        assert!(!favordynmods_mounted(Some(MOUNTINFO)));
+        assert!(!favordynmods_mounted(None));
+        let with = MOUNTINFO.replace("cgroup2 cgroup2 rw", "cgroup2 cgroup2 rw,favordynmods");
+        assert!(favordynmods_mounted(Some(&with)));
+        // Only a cgroup mount counts, and only the whole option.
+        let tmpfs = MOUNTINFO.replace("tmpfs tmpfs rw,mode=755", "tmpfs tmpfs rw,favordynmods");
+        assert!(!favordynmods_mounted(Some(&tmpfs)));
+        let longer = MOUNTINFO.replace("cgroup2 cgroup2 rw", "cgroup2 cgroup2 rw,favordynmodsx");
+        assert!(!favordynmods_mounted(Some(&longer)));
+    }
+
+    #[test]
+    fn a_slow_cgroup_move_gets_the_mount_option_as_its_fix() {
+        let note = judge_attach_latency(Some(Duration::from_micros(8_500)), false)
+            .expect("8.5 ms is slow");
+        assert!(
+            note.starts_with("moving a process into its group took 8.5 ms"),
+            "{note}"
+        );
+        assert!(note.contains("favordynmods"), "{note}");
+        // Fast, already set, or no move made: nothing to say.
+        assert_eq!(
+            judge_attach_latency(Some(Duration::from_micros(300)), false),
+            None
+        );
+        assert_eq!(
+            judge_attach_latency(Some(Duration::from_millis(9)), true),
+            None
+        );
+        assert_eq!(judge_attach_latency(None, false), None);
+    }
     use nix::errno::Errno;
 
     #[test]
