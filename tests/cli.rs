@@ -658,6 +658,38 @@ fn run_passes_arguments_stdout_and_exit_status() {
     assert_status(&out, 3);
 }
 
+/// A broker's zygote is executed as the sandbox's host id, inside its user namespace: a root
+/// broker whose binary only its owner may execute (mode 0700) runs it from a sealed in-memory
+/// copy instead. (Run as another user, the copy is the user's own, which the zygote, as that
+/// user, may execute.)
+#[test]
+fn run_works_from_a_binary_only_its_owner_may_execute() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let private = dir.path().join("portcullis");
+    std::fs::copy(cli(), &private).expect("copy the binary");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = Command::new(&private)
+        .arg("run")
+        .arg("--")
+        .arg(&program)
+        .args(["hello", "world"])
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the private copy runs");
+    assert_eq!(
+        stdout(&out),
+        "hello from a static program, argv[2]=world\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 3);
+}
+
 #[test]
 fn run_passes_stdin_and_only_the_environment_given() {
     let Some(program) = static_program() else {

@@ -1390,7 +1390,30 @@ fn start_zygote_process(
 ) -> Result<(std::process::Child, u32), ZygoteStartFailure> {
     let broker_pid = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
     let control_fd = zygote_end.as_fd().as_raw_fd();
-    let mut command = Command::new("/proc/self/exe");
+    let as_root = nix::unistd::geteuid().is_root();
+    let (host_id, host_gid) = if as_root {
+        (shared.config.sandbox_host_id, shared.config.sandbox_host_id)
+    } else {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    };
+    // The zygote is executed as the sandbox's host id (see `zygote_pre_exec`): a root broker's
+    // binary that id may not execute is executed from a sealed copy instead.
+    let copy = if as_root && !may_execute("/proc/self/exe", host_id, host_gid) {
+        Some(
+            crate::sys::process::sealed_copy_of_own_executable()
+                .map_err(|e| (None, StartError::SpawnZygote(e)))?,
+        )
+    } else {
+        None
+    };
+    let executable = copy.as_ref().map_or_else(
+        || "/proc/self/exe".to_owned(),
+        |fd| format!("/proc/self/fd/{}", fd.as_raw_fd()),
+    );
+    let mut command = Command::new(executable);
     command
         .arg0("portcullis-zygote")
         .env_clear()
@@ -1398,48 +1421,79 @@ fn start_zygote_process(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| (None, StartError::SpawnZygote(std::io::Error::from(e))))
+    };
+    let (report_read, report_write) = pipe()?;
+    let (go_read, go_write) = pipe()?;
+    let maps = crate::sys::process::IdMapHandshake {
+        report: report_write.as_raw_fd(),
+        go: go_read.as_raw_fd(),
+    };
     // SAFETY: the hook runs between fork and exec in the new child and only calls
-    // async-signal-safe functions (dup2, fcntl, prctl, getppid, _exit); it allocates nothing and
-    // takes no lock.
+    // async-signal-safe functions (see `zygote_pre_exec`); it allocates nothing and takes no
+    // lock.
     unsafe {
         command.pre_exec(move || {
-            crate::sys::process::zygote_pre_exec(control_fd, zygote::ZYGOTE_CONTROL_FD, broker_pid)
+            crate::sys::process::zygote_pre_exec(
+                (control_fd, zygote::ZYGOTE_CONTROL_FD),
+                broker_pid,
+                as_root,
+                zygote::SHARED_NAMESPACES,
+                maps,
+            )
         });
     }
-    let process = command
-        .spawn()
-        .map_err(|e| (None, StartError::SpawnZygote(e)))?;
+    // The new process enters its namespaces before its exec and waits there for its id maps,
+    // while `spawn` waits for the exec: another thread writes them.
+    let (spawned, mapped) = std::thread::scope(|scope| {
+        let mapper = scope.spawn(move || {
+            let mapped = read_new_pid(&report_read)
+                .map_err(|source| IdMapError {
+                    path: "the zygote's pid".into(),
+                    source,
+                })
+                .and_then(|pid| write_id_maps(pid, host_id, host_gid));
+            let answer = [u8::from(mapped.is_ok())];
+            let _ = nix::unistd::write(&go_write, &answer);
+            mapped
+        });
+        let spawned = command.spawn();
+        // Our copy closed: a process that died before reporting its pid leaves the mapper EOF.
+        drop(report_write);
+        drop(go_read);
+        let mapped = mapper.join().unwrap_or_else(|_| {
+            Err(IdMapError {
+                path: "the zygote's id maps".into(),
+                source: std::io::Error::other("the mapping thread panicked"),
+            })
+        });
+        (spawned, mapped)
+    });
+    let process = spawned.map_err(|e| {
+        use crate::sys::process::{decode_pre_exec_error, PreExecStep};
+        let step = |step, errno| StartError::Step(LockdownError { step, errno });
+        let error = match (decode_pre_exec_error(&e), mapped) {
+            // The maps failed: the broker's own error says why.
+            (Some((PreExecStep::IdMaps, _)), Err(e)) => StartError::IdMaps(e),
+            (Some((PreExecStep::IdMaps, errno)), Ok(())) => step(LockdownStep::IdMaps, errno),
+            (Some((PreExecStep::DropSupplementaryGroups, errno)), _) => {
+                step(LockdownStep::DropSupplementaryGroups, errno)
+            }
+            (Some((PreExecStep::EnterNamespaces, errno)), _) => {
+                step(LockdownStep::EnterNamespaces, errno)
+            }
+            (Some((PreExecStep::SetIds, errno)), _) => step(LockdownStep::SetIds, errno),
+            (None, _) => StartError::SpawnZygote(e),
+        };
+        (None, error)
+    })?;
     drop(zygote_end);
+    // It runs inside its namespaces now, as their root (spawn returned once the exec succeeded).
     let pid = process.id();
     let fail = |process, e| Err((Some(process), e));
     let deadline = || Some(Instant::now() + Duration::from_secs(30));
-    match shared.control.recv::<FromZygote>(deadline()) {
-        Ok((FromZygote::Unshared, _)) => {}
-        Ok((FromZygote::StartFailed { step, errno }, _)) => {
-            return fail(process, StartError::Step(LockdownError { step, errno }))
-        }
-        _ => {
-            return fail(
-                process,
-                StartError::Handshake {
-                    what: "namespaces entered",
-                },
-            )
-        }
-    }
-    let host_id = if nix::unistd::geteuid().is_root() {
-        shared.config.sandbox_host_id
-    } else {
-        nix::unistd::geteuid().as_raw()
-    };
-    let host_gid = if nix::unistd::geteuid().is_root() {
-        shared.config.sandbox_host_id
-    } else {
-        nix::unistd::getegid().as_raw()
-    };
-    if let Err(e) = write_id_maps(pid, host_id, host_gid) {
-        return fail(process, StartError::IdMaps(e));
-    }
     // Compiled meanwhile by `Broker::start`; gone if that failed.
     let Ok(init) = init.recv() else {
         return fail(
@@ -1469,6 +1523,45 @@ fn start_zygote_process(
             },
         ),
     }
+}
+
+/// Whether `uid`/`gid` (no supplementary groups, no capability over the file) may execute the
+/// file at `path`, by its mode bits.
+fn may_execute(path: &str, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|meta| {
+        let mode = meta.mode();
+        if meta.uid() == uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        }
+    })
+}
+
+/// Reads the pid a starting zygote reports from its pre-exec hook (4 bytes, native order),
+/// waiting at most 30 s. EOF means it ended before reporting.
+fn read_new_pid(report: &OwnedFd) -> std::io::Result<u32> {
+    let mut fds = [nix::poll::PollFd::new(
+        report.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(30_000u16)) {
+        Ok(1) => {}
+        Ok(_) => return Err(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+        Err(e) => return Err(e.into()),
+    }
+    let mut pid = [0u8; 4];
+    let n = nix::unistd::read(report, &mut pid)?;
+    if n != pid.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    u32::try_from(i32::from_ne_bytes(pid))
+        .ok()
+        .filter(|&pid| pid > 0)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// Seccomp violations kept per child; later ones are only counted.

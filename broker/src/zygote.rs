@@ -1,5 +1,5 @@
-//! The zygote: a fresh, single-threaded re-exec of the application binary that enters the
-//! shared namespaces once and forks every child on request.
+//! The zygote: a fresh, single-threaded exec of the application binary, started inside the
+//! shared namespaces, that forks every child on request.
 //!
 //! Why a zygote: the broker may be multithreaded, and forking a multithreaded process copies
 //! locks other threads hold. The zygote is single-threaded, so after its fork the child may
@@ -86,8 +86,6 @@ pub(crate) const POOL_ID_BIT: u64 = 1 << 63;
 /// Zygote → broker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromZygote {
-    /// In its new namespaces; the broker writes the id maps for `pid` now.
-    Unshared,
     /// Ready to fork children.
     Ready,
     /// Set-up failed at `step`; the zygote exits.
@@ -118,90 +116,39 @@ pub enum SpawnFailure {
     },
 }
 
-/// Environment variable of the zygote's second stage (after its re-exec inside the user
-/// namespace): the fd numbers of its control channel, `/dev/null` and lifeline pipe ends.
-const ZYGOTE_STAGE2_ENV: &str = "PORTCULLIS_ZYGOTE_STAGE2";
-
 /// A set-up step failed: report `(step, errno)`, or `None` when the broker is unreachable.
 type SetUpError = Option<(LockdownStep, i32)>;
 
 /// If this process was started as a zygote, runs the zygote and never returns.
+///
+/// By the time this runs the zygote is already its namespaces' root: the broker's pre-exec hook
+/// ([`crate::sys::process::zygote_pre_exec`]) entered them and took the namespace's root ids
+/// before this binary was executed, so the one exec ran inside the new user namespace, which
+/// therefore owns the zygote's (and every child's) memory map, and kept that namespace's
+/// capabilities. The first is what lets an unprivileged broker take a non-dumpable child's
+/// seccomp listener (`pidfd_getfd`) and read its `/proc/<pid>/{ns,fd,smaps}`.
 pub(crate) fn run_if_zygote(entries: &Entries) {
-    let stage2 = std::env::var(ZYGOTE_STAGE2_ENV).ok();
-    let stage1 = std::env::var_os(ZYGOTE_ENV).is_some();
-    if stage2.is_none() && !stage1 {
+    let Some(value) = std::env::var_os(ZYGOTE_ENV) else {
         return;
-    }
-    let code = match stage2 {
-        Some(fds) => match StageFds::parse(&fds) {
-            Some(fds) => run(entries, fds.take(), None),
-            None => EXIT_ZYGOTE_FAILED,
-        },
-        None => {
-            if std::env::var(ZYGOTE_ENV).ok().as_deref() != Some("3") {
-                sys::process::exit_now(EXIT_ZYGOTE_FAILED);
-            }
-            let control = Channel::from_fd(
-                sys::process::take_inherited_fd(ZYGOTE_CONTROL_FD),
-                ChannelLimits::default(),
-            );
-            match enter_sandbox(&control) {
-                Ok(stage) => run(
-                    entries,
-                    (
-                        control,
-                        stage.dev_null,
-                        stage.lifeline_read,
-                        stage.lifeline_write,
-                    ),
-                    Some(stage.exe),
-                ),
-                Err(e) => report_start_failure(&control, e),
-            }
-        }
     };
-    sys::process::exit_now(code)
-}
-
-fn report_start_failure(control: &Channel, err: SetUpError) -> i32 {
-    if let Some((step, errno)) = err {
-        let _ = send_to_broker(control, &FromZygote::StartFailed { step, errno });
+    if value != "3" {
+        sys::process::exit_now(EXIT_ZYGOTE_FAILED);
     }
-    EXIT_ZYGOTE_FAILED
-}
-
-/// Re-execs into stage 2 when it can (never returns then), else finishes in this process.
-fn run(entries: &Entries, fds: (Channel, OwnedFd, OwnedFd, OwnedFd), exe: Option<OwnedFd>) -> i32 {
-    let (control, dev_null, lifeline_read, lifeline_write) = fds;
-    if let Some(exe) = exe {
-        // Exec'ing inside the user namespace makes it own this process's memory map (and every
-        // child's, since they fork from it), so the broker — root of the parent namespace or the
-        // namespace's owner — can read /proc/<child>/{ns,fd,smaps} of non-dumpable children. If
-        // the binary cannot be exec'd by the sandbox's host id (mode 0700, say), carry on here:
-        // only that observability is lost.
-        let list = [
-            &control.as_fd(),
-            &dev_null.as_fd(),
-            &lifeline_read.as_fd(),
-            &lifeline_write.as_fd(),
-        ];
-        let value = list
-            .iter()
-            .map(|fd| fd.as_raw_fd().to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let _ = sys::process::reexec(
-            &exe,
-            "portcullis-zygote",
-            ZYGOTE_STAGE2_ENV,
-            &value,
-            &list.map(|f| f.as_raw_fd()),
-        );
-    }
-    let set_up = pivot_into_empty_root().and_then(|host_tree| {
-        finish_set_up(&control, dev_null, lifeline_read, lifeline_write, host_tree)
+    let control = Channel::from_fd(
+        sys::process::take_inherited_fd(ZYGOTE_CONTROL_FD),
+        ChannelLimits::default(),
+    );
+    let set_up = enter_sandbox().and_then(|stage| {
+        let host_tree = pivot_into_empty_root()?;
+        finish_set_up(
+            &control,
+            stage.dev_null,
+            stage.lifeline_read,
+            stage.lifeline_write,
+            host_tree,
+        )
     });
-    match set_up {
+    let code = match set_up {
         Ok(shared) => Zygote {
             control,
             shared,
@@ -213,80 +160,45 @@ fn run(entries: &Entries, fds: (Channel, OwnedFd, OwnedFd, OwnedFd), exe: Option
         }
         .serve(entries),
         Err(e) => report_start_failure(&control, e),
-    }
+    };
+    sys::process::exit_now(code)
 }
 
-/// The fds stage 1 hands to stage 2 across exec.
-struct StageFds([RawFd; 4]);
-
-impl StageFds {
-    fn parse(value: &str) -> Option<StageFds> {
-        let fds: Vec<RawFd> = value
-            .split(',')
-            .map(|f| f.parse().ok())
-            .collect::<Option<_>>()?;
-        let fds: [RawFd; 4] = fds.try_into().ok()?;
-        fds.iter().all(|&fd| fd >= 3).then_some(StageFds(fds))
+fn report_start_failure(control: &Channel, err: SetUpError) -> i32 {
+    if let Some((step, errno)) = err {
+        let _ = send_to_broker(control, &FromZygote::StartFailed { step, errno });
     }
-
-    fn take(self) -> (Channel, OwnedFd, OwnedFd, OwnedFd) {
-        let [control, dev_null, lifeline_read, lifeline_write] =
-            self.0.map(sys::process::take_inherited_fd);
-        (
-            Channel::from_fd(control, ChannelLimits::default()),
-            dev_null,
-            lifeline_read,
-            lifeline_write,
-        )
-    }
+    EXIT_ZYGOTE_FAILED
 }
 
-/// What stage 1 leaves for stage 2.
+/// What the zygote opens while the host's filesystem is still visible.
 struct Stage1 {
-    exe: OwnedFd,
     dev_null: OwnedFd,
     lifeline_read: OwnedFd,
     lifeline_write: OwnedFd,
 }
 
-/// Stage 1, in order: open what children need from the host, drop supplementary groups,
-/// enter the namespaces, let the broker write the id maps, and become the namespace's root.
-fn enter_sandbox(control: &Channel) -> Result<Stage1, SetUpError> {
+/// Opens what children need from the host, still visible (the new mount namespace is a copy of
+/// the broker's). Everything before ran in the broker's pre-exec hook, in order:
+/// `DropSupplementaryGroups`, `EnterNamespaces`, `IdMaps` (the broker writes them) and
+/// `SetIds`, so this process is its user namespace's root, holding that namespace's
+/// capabilities.
+fn enter_sandbox() -> Result<Stage1, SetUpError> {
     use LockdownStep as S;
     let at = |step: LockdownStep| {
         move |e: std::io::Error| Some((step, e.raw_os_error().unwrap_or(libc::EIO)))
     };
     let nix_at = |step: LockdownStep| move |e: nix::Error| Some((step, e as i32));
 
-    // Opened while the host filesystem is still visible: children's fds 0–2, and this binary
-    // for the re-exec.
     let dev_null: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
         .map_err(at(S::StdioToNull))?
         .into();
-    let exe = sys::process::open_own_executable().map_err(at(S::ReexecInNamespace))?;
     let (lifeline_read, lifeline_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(nix_at(S::LifelineCheck))?;
-
-    // Supplementary groups go while we still can: a root broker's zygote is privileged on the
-    // host until it enters its user namespace.
-    if nix::unistd::geteuid().is_root() {
-        sys::namespaces::drop_supplementary_groups().map_err(at(S::DropSupplementaryGroups))?;
-    }
-    sys::namespaces::unshare(SHARED_NAMESPACES).map_err(at(S::EnterNamespaces))?;
-    send_to_broker(control, &FromZygote::Unshared).map_err(|()| None)?;
-    // The broker writes our id maps from outside, then sends the configuration; its arrival
-    // (left unread for stage 2) says the maps are in place.
-    let mut fds = [PollFd::new(control.as_fd(), PollFlags::POLLIN)];
-    match nix::poll::poll(&mut fds, PollTimeout::from(30_000u16)) {
-        Ok(1) => {}
-        _ => return Err(Some((S::IdMaps, libc::ETIMEDOUT))),
-    }
-    sys::namespaces::set_all_ids(0).map_err(at(S::SetIds))?;
     Ok(Stage1 {
-        exe,
         dev_null,
         lifeline_read,
         lifeline_write,
@@ -294,8 +206,7 @@ fn enter_sandbox(control: &Channel) -> Result<Stage1, SetUpError> {
 }
 
 /// Makes an empty read-only tmpfs the root of the zygote's mount namespace. Runs after the
-/// re-exec (the dynamic loader of this binary must still be reachable for that exec), before
-/// any child exists. Returns the zygote's detached copy of the host tree (see below), or the
+/// `/dev/null` open and the id maps, before any child exists. Returns the zygote's detached copy of the host tree (see below), or the
 /// errno the kernel refused it with.
 fn pivot_into_empty_root() -> Result<Result<OwnedFd, i32>, SetUpError> {
     use LockdownStep as S;
@@ -319,8 +230,8 @@ fn pivot_into_empty_root() -> Result<Result<OwnedFd, i32>, SetUpError> {
     Ok(host_tree)
 }
 
-/// Stage 2 (or the rest of stage 1 when the re-exec was not possible): take the configuration,
-/// become non-dumpable, watch for ended children, and tell the broker we are ready.
+/// The last of the set-up: take the configuration, become non-dumpable, watch for ended
+/// children, and tell the broker we are ready.
 fn finish_set_up(
     control: &Channel,
     dev_null: OwnedFd,

@@ -58,8 +58,6 @@ pub enum LockdownStep {
     MountEmptyRoot,
     /// `pivot_root` into it and detach the old root.
     PivotRoot,
-    /// Re-exec the zygote inside its user namespace (so that namespace owns its memory map).
-    ReexecInNamespace,
     /// Fork the child as PID 1 of a new PID namespace.
     NewPidNamespace,
     // --- done by each child on itself ---
@@ -120,7 +118,6 @@ impl std::fmt::Display for LockdownStep {
             Self::MakeMountsPrivate => "make mounts private",
             Self::MountEmptyRoot => "mount empty root",
             Self::PivotRoot => "pivot root",
-            Self::ReexecInNamespace => "re-exec in namespace",
             Self::NewPidNamespace => "new pid namespace",
             Self::ParentDeathSignal => "parent death signal",
             Self::LifelineCheck => "lifeline check",

@@ -2,31 +2,6 @@ use std::io;
 
 use super::{cvt, cvt_int};
 
-/// Leaves every supplementary group. setgroups(2) with an empty list.
-/// Preconditions: `CAP_SETGID` (the zygote of a root broker, before it enters its user
-/// namespace).
-pub fn drop_supplementary_groups() -> io::Result<()> {
-    // SAFETY: a zero-length list with a null pointer is the documented way to clear the list.
-    cvt_int(unsafe { libc::setgroups(0, std::ptr::null()) }).map(drop)
-}
-
-/// Moves the calling process into new namespaces of the kinds in `flags`. unshare(2).
-/// Preconditions for `CLONE_NEWUSER`: the process is single-threaded.
-pub fn unshare(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: unshare takes a flag word by value; no memory is passed.
-    cvt_int(unsafe { libc::unshare(flags) }).map(drop)
-}
-
-/// Sets real, effective and saved ids to `id` (group first, then user). setresgid(2),
-/// setresuid(2). Inside a fresh user namespace this makes the process that namespace's root,
-/// which the id map ties to an unprivileged host id.
-pub fn set_all_ids(id: libc::uid_t) -> io::Result<()> {
-    // SAFETY: setresgid/setresuid take ids by value; no memory is passed.
-    cvt_int(unsafe { libc::setresgid(id, id, id) })?;
-    // SAFETY: as above.
-    cvt_int(unsafe { libc::setresuid(id, id, id) }).map(drop)
-}
-
 /// Forks the calling process into a new PID namespace, where the child is PID 1. Returns 0 in
 /// the child and the child's pid (in the caller's namespace) in the parent. clone(2) with
 /// `CLONE_NEWPID | SIGCHLD` and no new stack, which behaves like fork(2).
