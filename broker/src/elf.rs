@@ -136,6 +136,67 @@ pub fn read_elf(path: &Path) -> Result<ElfInfo, ElfError> {
     })
 }
 
+/// Most bytes of program headers [`read_interpreter`] reads (real programs have a dozen or so
+/// 56-byte entries).
+const MAX_PROGRAM_HEADER_BYTES: usize = 64 << 10;
+/// Longest interpreter path [`read_interpreter`] accepts (`PATH_MAX`).
+const MAX_INTERPRETER_BYTES: u64 = 4096;
+
+/// Only `path`'s `PT_INTERP` (`None`: statically linked), read from its ELF header and program
+/// headers alone, a few hundred bytes with `pread` instead of the whole file [`read_elf`]
+/// reads: whether a program needs its interpreter and libraries mounted at all.
+pub fn read_interpreter(path: &Path) -> Result<Option<String>, ElfError> {
+    use std::os::unix::fs::FileExt;
+    let read = |source| ElfError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let not_elf = |reason: String| ElfError::NotElf {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut head = [0u8; 64];
+    let got = file.read_at(&mut head, 0).map_err(read)?;
+    let header =
+        goblin::elf::Elf::parse_header(&head[..got]).map_err(|e| not_elf(e.to_string()))?;
+    let ctx = goblin::container::Ctx::new(
+        header.container().map_err(|e| not_elf(e.to_string()))?,
+        header.endianness().map_err(|e| not_elf(e.to_string()))?,
+    );
+    let table_len = usize::from(header.e_phentsize) * usize::from(header.e_phnum);
+    if table_len > MAX_PROGRAM_HEADER_BYTES {
+        return Err(not_elf(format!("{table_len} bytes of program headers")));
+    }
+    let mut table = vec![0u8; table_len];
+    file.read_exact_at(&mut table, header.e_phoff)
+        .map_err(read)?;
+    let headers = goblin::elf::ProgramHeader::parse(&table, 0, usize::from(header.e_phnum), ctx)
+        .map_err(|e| not_elf(e.to_string()))?;
+    let Some(interp) = headers
+        .iter()
+        .find(|ph| ph.p_type == goblin::elf::program_header::PT_INTERP && ph.p_filesz != 0)
+    else {
+        return Ok(None);
+    };
+    if interp.p_filesz > MAX_INTERPRETER_BYTES {
+        return Err(not_elf(format!(
+            "an interpreter path of {} bytes",
+            interp.p_filesz
+        )));
+    }
+    let mut name = vec![0u8; usize::try_from(interp.p_filesz).unwrap_or(0)];
+    file.read_exact_at(&mut name, interp.p_offset)
+        .map_err(read)?;
+    // NUL-terminated in the file.
+    if name.last() == Some(&0) {
+        name.pop();
+    }
+    String::from_utf8(name)
+        .map(Some)
+        .map_err(|_| not_elf("an interpreter path that is not UTF-8".to_owned()))
+}
+
 /// Where libraries are searched. `sysroot` is prefixed to every path looked up on the host
 /// (`/` for real use; a temporary directory in tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,6 +523,44 @@ fn is_clean_absolute(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interpreter_alone_matches_the_whole_parse() {
+        // This test binary is dynamic (it has PT_INTERP); a shell usually is too.
+        for path in ["/proc/self/exe", "/bin/sh", "/usr/bin/env"] {
+            let path = Path::new(path);
+            let Ok(info) = read_elf(path) else { continue };
+            assert_eq!(
+                read_interpreter(path).unwrap(),
+                info.interpreter,
+                "{}",
+                path.display()
+            );
+        }
+        assert!(read_interpreter(Path::new("/proc/self/exe"))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn the_interpreter_of_a_non_elf_or_truncated_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text");
+        std::fs::write(&text, "#!/bin/sh\necho hi\n").unwrap();
+        assert!(matches!(
+            read_interpreter(&text),
+            Err(ElfError::NotElf { .. })
+        ));
+        // A real ELF header whose program headers lie past the end of the file.
+        let head = std::fs::read("/proc/self/exe").unwrap();
+        let cut = dir.path().join("cut");
+        std::fs::write(&cut, &head[..64]).unwrap();
+        assert!(read_interpreter(&cut).is_err());
+        assert!(matches!(
+            read_interpreter(&dir.path().join("missing")),
+            Err(ElfError::Read { .. })
+        ));
+    }
 
     #[test]
     fn origin_expansion() {

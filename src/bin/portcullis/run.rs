@@ -392,7 +392,7 @@ fn plan_root(
         ));
     }
     // Not an ELF file: executed as it is, needing whatever is granted.
-    let dynamic = elf::read_elf(program).is_ok_and(|info| info.interpreter.is_some());
+    let dynamic = elf::read_interpreter(program).is_ok_and(|interp| interp.is_some());
     let auto_root = if args.no_auto_root {
         false
     } else {
