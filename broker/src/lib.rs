@@ -49,7 +49,8 @@ pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 pub use serve::to_access;
 pub use spawn::{
     default_rlimits, Broker, BrokerConfig, CgroupSetting, Child, ChildEnd, ChildError, SpawnError,
-    SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID, MAX_KEPT_VIOLATIONS,
+    SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID, DEFAULT_SANDBOX_HOST_IDS,
+    MAX_KEPT_VIOLATIONS,
 };
 pub use supervise::{OnViolation, Violation};
 pub use zygote::SpawnFailure;

@@ -32,7 +32,7 @@ use crate::cgroup::{
     self, CgroupError, CgroupEvents, CgroupLimits, Cgroups, ChildCgroup, Controller,
 };
 use crate::limits::{child_limits, ChildLimits};
-use crate::namespaces::{write_id_maps, IdMapError};
+use crate::namespaces::{write_id_maps, IdLease, IdMapError};
 use crate::seccomp::{
     compile_child_filter, compile_exec_filter, ExecShape, RootShape, SeccompCompileError,
 };
@@ -45,6 +45,12 @@ use portcullis_child::SeccompProgram;
 /// no host process (not even one running as `nobody`) shares it and may signal the zygote or a
 /// child. Never host root. Below 2^31 for tools that treat ids as signed.
 pub const DEFAULT_SANDBOX_HOST_ID: u32 = 2_147_000_000;
+
+/// How many consecutive host ids a root broker maps by default, all of its leased block
+/// ([`crate::namespaces::ID_BLOCK`]): the zygote is the first, and each child gets one of the
+/// others for its own, as Android gives each isolated process its own uid. Root brokers on one
+/// host lease disjoint blocks from [`DEFAULT_SANDBOX_HOST_ID`] up (118 fit below 2^31).
+pub const DEFAULT_SANDBOX_HOST_IDS: u32 = crate::namespaces::ID_BLOCK;
 
 /// How a broker starts its zygote and children.
 #[derive(Debug, Clone)]
@@ -64,9 +70,19 @@ pub struct BrokerConfig {
     pub prefork: usize,
     /// Where the audit records of brokered requests go.
     pub audit: AuditSink,
-    /// When the broker runs as root: the unprivileged host uid/gid that sandbox root maps to.
-    /// An unprivileged broker always maps its own ids.
+    /// When the broker runs as root: the lowest unprivileged host uid/gid its sandbox may map
+    /// to. The broker leases the first free block of 4,096 ids at or above it (a lock file per
+    /// block in `/run/portcullis/host-ids`, held while it runs), so no two root brokers share
+    /// one. Its zygote runs as the block's first id; each child as one of the next
+    /// `sandbox_host_ids - 1`, its own while it lives (taken in turn, so two live children share
+    /// one only past that many), so the kernel's per-user accounting (fds in flight in unix
+    /// sockets, `RLIMIT_NPROC`) and signal permissions separate children as they separate
+    /// users. An unprivileged broker can map only its own ids: its zygote and children all run
+    /// as the broker's uid.
     pub sandbox_host_id: u32,
+    /// How many ids of its block a root broker maps (1 to 4,096: with 1, every child shares the
+    /// zygote's id).
+    pub sandbox_host_ids: u32,
     /// Threads that read every child's service requests, decide them and perform file
     /// operations (at least 1).
     pub service_workers: usize,
@@ -106,6 +122,7 @@ impl Default for BrokerConfig {
             prefork: 2,
             audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
+            sandbox_host_ids: DEFAULT_SANDBOX_HOST_IDS,
             cgroups: CgroupSetting::Auto,
             tls_roots: crate::fetch::TlsRoots::Mozilla,
             service_workers: crate::serve::SERVICE_WORKERS,
@@ -492,6 +509,11 @@ impl Broker {
                     ),
                     pool_size: shared.config.prefork,
                     default_rlimits: shared.pool_rlimits.clone(),
+                    child_ids: if nix::unistd::geteuid().is_root() {
+                        mapped_child_ids(&shared.config)
+                    } else {
+                        1
+                    },
                 });
             }
             Err(e) => {
@@ -1116,10 +1138,11 @@ fn zygote_thread(
     init: Receiver<ZygoteInit>,
     started: Sender<Result<u32, StartError>>,
 ) {
-    let mut process = match start_zygote_process(&shared, zygote_end, &init) {
-        Ok((process, pid)) => {
+    // The lease of host ids lives as long as the zygote, whose children use them.
+    let (mut process, _lease) = match start_zygote_process(&shared, zygote_end, &init) {
+        Ok((process, pid, lease)) => {
             let _ = started.send(Ok(pid));
-            process
+            (process, lease)
         }
         Err((process, e)) => {
             shared.zygote_alive.store(false, Ordering::Release);
@@ -1387,16 +1410,18 @@ fn start_zygote_process(
     shared: &Shared,
     zygote_end: Channel,
     init: &Receiver<ZygoteInit>,
-) -> Result<(std::process::Child, u32), ZygoteStartFailure> {
+) -> Result<(std::process::Child, u32, Option<IdLease>), ZygoteStartFailure> {
     let broker_pid = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
     let control_fd = zygote_end.as_fd().as_raw_fd();
     let as_root = nix::unistd::geteuid().is_root();
-    let (host_id, host_gid) = if as_root {
-        (shared.config.sandbox_host_id, shared.config.sandbox_host_id)
+    let lease = as_root.then(|| crate::namespaces::lease_host_ids(shared.config.sandbox_host_id));
+    let (host_id, host_gid, ids) = if let Some(lease) = &lease {
+        (lease.first, lease.first, mapped_child_ids(&shared.config))
     } else {
         (
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
+            1,
         )
     };
     // The zygote is executed as the sandbox's host id (see `zygote_pre_exec`): a root broker's
@@ -1454,7 +1479,7 @@ fn start_zygote_process(
                     path: "the zygote's pid".into(),
                     source,
                 })
-                .and_then(|pid| write_id_maps(pid, host_id, host_gid));
+                .and_then(|pid| write_id_maps(pid, host_id, host_gid, ids));
             let answer = [u8::from(mapped.is_ok())];
             let _ = nix::unistd::write(&go_write, &answer);
             mapped
@@ -1512,7 +1537,7 @@ fn start_zygote_process(
         );
     }
     match shared.control.recv::<FromZygote>(deadline()) {
-        Ok((FromZygote::Ready, _)) => Ok((process, pid)),
+        Ok((FromZygote::Ready, _)) => Ok((process, pid, lease)),
         Ok((FromZygote::StartFailed { step, errno }, _)) => {
             fail(process, StartError::Step(LockdownError { step, errno }))
         }
@@ -1523,6 +1548,13 @@ fn start_zygote_process(
             },
         ),
     }
+}
+
+/// How many ids a root broker maps: `sandbox_host_ids`, within its leased block.
+fn mapped_child_ids(config: &BrokerConfig) -> u32 {
+    config
+        .sandbox_host_ids
+        .clamp(1, crate::namespaces::ID_BLOCK)
 }
 
 /// Whether `uid`/`gid` (no supplementary groups, no capability over the file) may execute the

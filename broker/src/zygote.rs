@@ -78,6 +78,9 @@ pub(crate) struct ZygoteInit {
     pub pool_size: usize,
     /// The rlimits of pre-forked children (the broker's baseline).
     pub default_rlimits: Vec<Rlimit>,
+    /// How many ids the broker mapped into the user namespace: the zygote is 0, and each child
+    /// takes the next of `1..child_ids` in turn. 1: every child keeps 0.
+    pub child_ids: u32,
 }
 
 /// Ids the zygote gives pre-forked children; the broker's own ids never have this bit.
@@ -156,6 +159,7 @@ pub(crate) fn run_if_zygote(entries: &Entries) {
             ids: HashMap::new(),
             pooled: 0,
             next_pool_id: 0,
+            next_child_id: 1,
             refill_pending: false,
         }
         .serve(entries),
@@ -288,6 +292,8 @@ struct Zygote {
     /// Pre-forked children the broker has not claimed yet.
     pooled: usize,
     next_pool_id: u64,
+    /// The namespace id the next child takes (see [`ZygoteInit::child_ids`]).
+    next_child_id: u32,
     /// The pool is short and waits for [`pool_refill_after_idle`] without events.
     refill_pending: bool,
 }
@@ -492,14 +498,29 @@ impl Zygote {
     /// Forks one child into its own PID namespace. In the child this never returns.
     /// `(keep_stderr, exec, root)`: keep the zygote's stderr; lock down with this exec-mode
     /// filter; mount this program root.
+    /// The namespace id for the next child: `1..child_ids` in turn, or 0 with one id.
+    fn take_child_id(&mut self) -> u32 {
+        let ids = self.shared.init.child_ids;
+        if ids <= 1 {
+            return 0;
+        }
+        let id = self.next_child_id;
+        self.next_child_id = if id + 1 >= ids { 1 } else { id + 1 };
+        id
+    }
+
     fn fork_child(
-        &self,
+        &mut self,
         entries: &Entries,
         rlimits: &[Rlimit],
         (keep_stderr, exec, root): (bool, Option<&SeccompProgram>, Option<&ProgramRoot>),
         channel: &OwnedFd,
         service: &OwnedFd,
     ) -> Result<libc::pid_t, i32> {
+        if exec.is_none() && self.shared.init.seccomp.is_none() {
+            return Err(libc::EINVAL);
+        }
+        let id = self.take_child_id();
         let Some(seccomp) = exec.or(self.shared.init.seccomp.as_ref()) else {
             return Err(libc::EINVAL);
         };
@@ -523,6 +544,7 @@ impl Zygote {
                     .as_ref()
                     .map(AsFd::as_fd)
                     .map_err(|&errno| errno),
+                id,
             };
             entries.run_child(&plan, self.child_channel_limits());
         }

@@ -5,6 +5,8 @@
 //! namespace of its own, where it is PID 1). What is left is per process and runs here, in this
 //! order, each step failing closed:
 //!
+//! 0. [`LockdownStep::ChildIds`]: the child's own uid and gid of the namespace, when the broker
+//!    mapped more than one (a root broker: one host id per child);
 //! 1. [`LockdownStep::ParentDeathSignal`]: die with the zygote (which dies with the broker);
 //! 2. [`LockdownStep::LifelineCheck`]: the zygote may have died before step 1; check its pipe;
 //! 3. [`LockdownStep::NewSession`]: leave the broker's session and controlling terminal;
@@ -61,6 +63,9 @@ pub enum LockdownStep {
     /// Fork the child as PID 1 of a new PID namespace.
     NewPidNamespace,
     // --- done by each child on itself ---
+    /// Take the child's own uid and gid of the user namespace (a root broker maps one host id
+    /// per child); before the parent-death signal, which an id change clears.
+    ChildIds,
     /// `PR_SET_PDEATHSIG(SIGKILL)`.
     ParentDeathSignal,
     /// The zygote is still alive.
@@ -119,6 +124,7 @@ impl std::fmt::Display for LockdownStep {
             Self::MountEmptyRoot => "mount empty root",
             Self::PivotRoot => "pivot root",
             Self::NewPidNamespace => "new pid namespace",
+            Self::ChildIds => "child ids",
             Self::ParentDeathSignal => "parent death signal",
             Self::LifelineCheck => "lifeline check",
             Self::NewSession => "new session",
@@ -235,6 +241,9 @@ pub struct LockdownPlan<'a> {
     /// The zygote's detached copy of the host's mount tree, the only place a program root's
     /// sources can be cloned from, or the errno the kernel refused it with.
     pub host_tree: Result<BorrowedFd<'a>, i32>,
+    /// The child's own uid and gid in the user namespace; 0 keeps the zygote's (an unprivileged
+    /// broker maps only one id).
+    pub id: u32,
 }
 
 /// What a successful lockdown leaves for the child's next steps.
@@ -265,6 +274,11 @@ pub fn lock_down(
     use LockdownStep as S;
     let step = |s: LockdownStep| move |e: std::io::Error| LockdownError::from_io(s, &e);
 
+    // Its own ids first: changing them clears the parent-death signal set next. The
+    // capabilities stay (the zygote locked NO_SETUID_FIXUP) until DropCapabilities.
+    if plan.id != 0 {
+        sys::set_ids(plan.id).map_err(step(S::ChildIds))?;
+    }
     sys::set_parent_death_signal(libc::SIGKILL).map_err(step(S::ParentDeathSignal))?;
     // The write end we inherited would keep the lifeline open: close ours, then look.
     close_one(plan.lifeline_write).map_err(step(S::LifelineCheck))?;

@@ -25,3 +25,13 @@ fn spawn_succeeds_while_another_child_holds_fds_in_flight() {
         "hostile-suite-spawn-while-fds-in-flight",
     );
 }
+
+/// An fd-carrying application message succeeds while another child holds 1,000 fds in flight,
+/// under a root broker (one host uid per child); with one uid for all it fails (the pair).
+#[test]
+fn fd_message_succeeds_while_another_child_holds_fds_in_flight() {
+    portcullis_tests::run_scenario(
+        env!("CARGO_BIN_EXE_probe"),
+        "hostile-suite-fd-message-while-fds-in-flight",
+    );
+}

@@ -22,8 +22,8 @@ pub use prctl::{
     set_securebits,
 };
 pub use process::{
-    clear_cloexec, crash_now, exec_fd, exit_now, is_socket, new_session, set_cloexec, set_rlimit,
-    unblock_all_signals,
+    clear_cloexec, crash_now, exec_fd, exit_now, is_socket, new_session, set_cloexec, set_ids,
+    set_rlimit, unblock_all_signals,
 };
 pub use seccomp::install_seccomp_filter;
 

@@ -106,3 +106,14 @@ pub fn set_cloexec(fd: std::os::fd::RawFd) -> io::Result<()> {
     // SAFETY: fcntl F_SETFD on an fd number takes an integer flag only.
     cvt_int(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
 }
+
+/// Sets real, effective and saved gid, then uid, to `id` (of the caller's user namespace).
+/// setresgid(2), setresuid(2). Preconditions: `CAP_SETGID` and `CAP_SETUID` there; with the
+/// `NO_SETUID_FIXUP` securebit the capabilities survive the change (the caller drops them
+/// itself later).
+pub fn set_ids(id: u32) -> io::Result<()> {
+    // SAFETY: setresgid/setresuid take ids by value; no memory is passed.
+    super::cvt_int(unsafe { libc::setresgid(id, id, id) })?;
+    // SAFETY: as above.
+    super::cvt_int(unsafe { libc::setresuid(id, id, id) }).map(drop)
+}

@@ -380,9 +380,10 @@ const NAMESPACES: [(libc::c_int, &str, &str); 7] = [
     (
         libc::CLONE_NEWUSER,
         "user",
-        "host identities: created first and owning the others; sandbox root maps to one \
-         unprivileged host id (uid/gid {sandbox_id} under a root broker, the user's own ids \
-         under an unprivileged one), never to host root, and setgroups is denied for good",
+        "host identities: created first and owning the others; sandbox ids map to \
+         unprivileged host ids (from uid/gid {sandbox_id} under a root broker, one of its own \
+         for each child; the user's own ids under an unprivileged one), never to host root, \
+         and setgroups is denied for good",
     ),
     (
         libc::CLONE_NEWNS,
