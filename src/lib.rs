@@ -45,7 +45,7 @@ pub use portcullis_broker::{
     default_rlimits, seccomp, AuditRecord, AuditSink, Broker, BrokerConfig, ChannelLimits, Child,
     ChildEnd, ChildError, LockdownError, LockdownStep, OnViolation, ProtocolViolation, Rlimit,
     RlimitResource, SpawnError, SpawnFailure, SpawnOptions, StartError, TlsRoots, TrackedChildren,
-    Violation, DEFAULT_SANDBOX_HOST_ID, DEFAULT_SANDBOX_HOST_IDS,
+    Violation, DEFAULT_SANDBOX_HOST_ID, DEFAULT_SANDBOX_HOST_IDS, MAX_EXTRA_FDS,
 };
 pub use portcullis_child::{ChildChannelError, ChildContext, Entries, OpenOptions};
 pub use {

@@ -690,6 +690,100 @@ fn run_works_from_a_binary_only_its_owner_may_execute() {
     assert_status(&out, 3);
 }
 
+/// A one-connection TCP server on loopback: answers the first line it gets with "got: LINE".
+/// Returns its port and whether a connection arrived within `wait`.
+fn line_server(wait: std::time::Duration) -> (u16, std::thread::JoinHandle<bool>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    let mut line = String::new();
+                    let _ = BufReader::new(&stream).read_line(&mut line);
+                    let _ = (&stream).write_all(format!("got: {line}").as_bytes());
+                    return true;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        false
+    });
+    (port, server)
+}
+
+/// `--connect`: the command connects, checked as a broker checks a child's connect, and the
+/// program gets the connection as fd 3. The pair: a name that resolves to loopback is denied
+/// (a grant by name covers public addresses only), and nothing connects.
+#[test]
+fn run_connect_passes_a_checked_connection_as_fd_3() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let expected = std::time::Duration::from_secs(20);
+    // Allowed: the loopback address named as itself.
+    let (port, server) = line_server(expected);
+    let destination = format!("127.0.0.1:{port}");
+    let out = run_program(&["--connect", &destination], &program, &["fd3"], b"");
+    assert_eq!(stdout(&out), "got: hello\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    assert!(server.join().unwrap(), "the server saw the connection");
+    // It is told where fd 3 goes.
+    let (port, server) = line_server(expected);
+    let destination = format!("127.0.0.1:{port}");
+    let out = run_program(&["--connect", &destination], &program, &["env"], b"");
+    assert!(server.join().unwrap(), "the server saw the connection");
+    assert_eq!(
+        stdout(&out),
+        format!("PORTCULLIS_CONNECT_FDS=3={destination}\n"),
+        "{}",
+        stderr(&out)
+    );
+    // Denied: a name that resolves to loopback; the program never starts. (The command has
+    // ended long before the server stops waiting.)
+    let (port, server) = line_server(std::time::Duration::from_secs(2));
+    let out = run_program(
+        &["--connect", &format!("localhost:{port}")],
+        &program,
+        &["fd3"],
+        b"",
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    let err = flat(&stderr(&out));
+    assert!(
+        err.contains(&format!(
+            "cannot connect to localhost:{port}: denied: private-address"
+        )),
+        "{err}"
+    );
+    assert_status(&out, 126);
+    assert!(!server.join().unwrap(), "nothing connected to the server");
+    // A closed port fails with its reason; bad destinations are usage errors.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let out = run_program(
+        &["--connect", &format!("127.0.0.1:{closed_port}")],
+        &program,
+        &["fd3"],
+        b"",
+    );
+    assert!(
+        flat(&stderr(&out)).contains("failed: connection-refused"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    for bad in ["nowhere", "host:0", "host:99999", ":80"] {
+        let out = run_program(&["--connect", bad], &program, &["fd3"], b"");
+        assert_status(&out, 2);
+    }
+}
+
 #[test]
 fn run_passes_stdin_and_only_the_environment_given() {
     let Some(program) = static_program() else {

@@ -46,11 +46,11 @@ pub use portcullis_child::{
 };
 pub use portcullis_ipc::{ChannelLimits, ProtocolViolation};
 #[doc(hidden)]
-pub use serve::to_access;
+pub use serve::{connect_for, to_access, ConnectRefused};
 pub use spawn::{
     default_rlimits, Broker, BrokerConfig, CgroupSetting, Child, ChildEnd, ChildError, SpawnError,
     SpawnOptions, StartError, TrackedChildren, DEFAULT_SANDBOX_HOST_ID, DEFAULT_SANDBOX_HOST_IDS,
-    MAX_KEPT_VIOLATIONS,
+    MAX_EXTRA_FDS, MAX_KEPT_VIOLATIONS,
 };
 pub use supervise::{OnViolation, Violation};
 pub use zygote::SpawnFailure;

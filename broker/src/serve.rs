@@ -561,7 +561,7 @@ fn perform_network(
     let NetTarget { grant, host, port } = target;
     let result = match request {
         ServiceRequest::Fetch(fetch) => {
-            let addrs = resolve_checked(served, *grant, host, *port);
+            let addrs = resolve_checked(&served.profile, *grant, host, *port);
             let max_message = served.channel.limits().max_message_bytes;
             addrs.and_then(|addrs| {
                 let roots = &core.tls_roots;
@@ -570,7 +570,7 @@ fn perform_network(
                     .map_err(Outcome::Failed)
             })
         }
-        _ => connect(served, *grant, host, *port),
+        _ => connect(&served.profile, *grant, host, *port),
     };
     outcome(describe(request).0, result)
 }
@@ -923,7 +923,7 @@ fn list(fd: OwnedFd) -> Performed {
 /// addresses the grant allows. What the broker then connects to is one of these: the child never
 /// names an address the broker did not check, and a name cannot re-resolve in between.
 fn resolve_checked(
-    served: &Served,
+    profile: &Profile,
     grant: usize,
     host: &str,
     port: u16,
@@ -936,15 +936,13 @@ fn resolve_checked(
     let mut refusal = None;
     let allowed: Vec<std::net::SocketAddr> = resolved
         .into_iter()
-        .filter(
-            |addr| match served.profile.check_address(grant, addr.ip()) {
-                Ok(()) => true,
-                Err(reason) => {
-                    refusal.get_or_insert(reason);
-                    false
-                }
-            },
-        )
+        .filter(|addr| match profile.check_address(grant, addr.ip()) {
+            Ok(()) => true,
+            Err(reason) => {
+                refusal.get_or_insert(reason);
+                false
+            }
+        })
         .collect();
     if allowed.is_empty() {
         return Err(Outcome::Denied(denied(
@@ -955,16 +953,62 @@ fn resolve_checked(
 }
 
 /// Connects to the first checked address that answers and passes the socket to the child.
-fn connect(served: &Served, grant: usize, host: &str, port: u16) -> Performed {
-    let timeout = Duration::from_millis(served.profile.limits.fetch_timeout_ms.max(1));
+fn connect(profile: &Profile, grant: usize, host: &str, port: u16) -> Performed {
+    connected(profile, grant, host, port)
+        .map(|stream| (ServiceResponse::Connected, Some(OwnedFd::from(stream))))
+}
+
+/// Resolves `host` here, checks every address against `profile.net[grant]`, and connects to the
+/// first checked address that answers within the profile's fetch time cap.
+fn connected(
+    profile: &Profile,
+    grant: usize,
+    host: &str,
+    port: u16,
+) -> Result<std::net::TcpStream, Outcome> {
+    let timeout = Duration::from_millis(profile.limits.fetch_timeout_ms.max(1));
     let mut last = Outcome::Failed(Failure::Other);
-    for addr in resolve_checked(served, grant, host, port)? {
+    for addr in resolve_checked(profile, grant, host, port)? {
         match std::net::TcpStream::connect_timeout(&addr, timeout) {
-            Ok(stream) => return Ok((ServiceResponse::Connected, Some(OwnedFd::from(stream)))),
+            Ok(stream) => return Ok(stream),
             Err(e) => last = os_outcome(&e),
         }
     }
     Err(last)
+}
+
+/// Why [`connect_for`] made no connection: the words a child would get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectRefused {
+    /// The profile does not allow it (`private-address`: the name resolved only to
+    /// non-public addresses, which a grant by name does not cover).
+    #[error("denied: {}", .0.as_str())]
+    Denied(Denied),
+    /// Allowed, and it failed (`name-not-resolved`, `connection-refused`, ...).
+    #[error("failed: {}", failure_name(*.0))]
+    Failed(Failure),
+}
+
+/// A TCP connection made exactly as the broker makes one for a child's `connect`: `profile`
+/// decides `host:port`, the name is resolved here, every address is checked against the grant
+/// (a non-public one only when the grant names that address, or allows private ones), and the
+/// first that answers within the profile's fetch time cap is connected. For a program that cannot
+/// ask (exec mode: `portcullis run --connect`), made before it starts and passed to it.
+pub fn connect_for(
+    profile: &Profile,
+    host: &str,
+    port: u16,
+) -> Result<std::net::TcpStream, ConnectRefused> {
+    match profile.decide(&Access::Connect { host, port }) {
+        Decision::AllowNet { grant, .. } => {
+            connected(profile, grant, host, port).map_err(|outcome| match outcome {
+                Outcome::Denied(d) => ConnectRefused::Denied(d),
+                Outcome::Failed(f) => ConnectRefused::Failed(f),
+            })
+        }
+        Decision::Deny(reason) => Err(ConnectRefused::Denied(denied(reason))),
+        _ => Err(ConnectRefused::Denied(Denied::BadRequest)),
+    }
 }
 
 /// A flood of rate-limited requests would otherwise make one audit record each: write one a

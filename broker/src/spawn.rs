@@ -52,6 +52,10 @@ pub const DEFAULT_SANDBOX_HOST_ID: u32 = 2_147_000_000;
 /// host lease disjoint blocks from [`DEFAULT_SANDBOX_HOST_ID`] up (118 fit below 2^31).
 pub const DEFAULT_SANDBOX_HOST_IDS: u32 = crate::namespaces::ID_BLOCK;
 
+/// Most extra fds [`Broker::spawn_program_with_fds`] passes: the start message also carries the
+/// program and its stdio, within a channel's default 8 fds per message.
+pub const MAX_EXTRA_FDS: usize = 4;
+
 /// How a broker starts its zygote and children.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -695,7 +699,24 @@ impl Broker {
         stdio: [BorrowedFd<'_>; 3],
         options: &SpawnOptions,
     ) -> Result<Child<(), ()>, SpawnError> {
-        self.spawn_exec(program, argv, env, stdio, options, false)
+        self.spawn_exec(program, (argv, env), (stdio, &[]), options, false)
+    }
+
+    /// [`Broker::spawn_program`], with `extra` becoming the program's fds 3, 4, ... in order
+    /// (at most [`MAX_EXTRA_FDS`]): connections the broker made for a program that cannot ask
+    /// for them ([`crate::connect_for`]), say.
+    ///
+    /// Errors: as [`Broker::spawn_program`]; [`SpawnError::InvalidOptions`] for more than
+    /// [`MAX_EXTRA_FDS`] extra fds.
+    pub fn spawn_program_with_fds(
+        &self,
+        program: &std::path::Path,
+        (argv, env): (&[std::ffi::OsString], &[std::ffi::OsString]),
+        stdio: [BorrowedFd<'_>; 3],
+        extra: &[BorrowedFd<'_>],
+        options: &SpawnOptions,
+    ) -> Result<Child<(), ()>, SpawnError> {
+        self.spawn_exec(program, (argv, env), (stdio, extra), options, false)
     }
 
     /// Exec mode for a program that speaks the Portcullis protocol (a plugin): as
@@ -718,15 +739,14 @@ impl Broker {
         Down: Serialize,
         Up: DeserializeOwned,
     {
-        self.spawn_exec(program, argv, env, stdio, options, true)
+        self.spawn_exec(program, (argv, env), (stdio, &[]), options, true)
     }
 
     fn spawn_exec<Down, Up>(
         &self,
         program: &std::path::Path,
-        argv: &[std::ffi::OsString],
-        env: &[std::ffi::OsString],
-        stdio: [BorrowedFd<'_>; 3],
+        (argv, env): (&[std::ffi::OsString], &[std::ffi::OsString]),
+        (stdio, extra): ([BorrowedFd<'_>; 3], &[BorrowedFd<'_>]),
         options: &SpawnOptions,
         keep_channels: bool,
     ) -> Result<Child<Down, Up>, SpawnError>
@@ -754,10 +774,17 @@ impl Broker {
                 })
                 .collect()
         };
+        if extra.len() > MAX_EXTRA_FDS || (keep_channels && !extra.is_empty()) {
+            return Err(SpawnError::InvalidOptions(
+                "at most MAX_EXTRA_FDS extra fds, and none for a plugin (its channels are fds 3 \
+                 and 4)",
+            ));
+        }
         let args = portcullis_child::protocol::ExecArgs {
             argv: bytes(argv)?,
             env: bytes(env)?,
             keep_channels,
+            extra_fds: u32::try_from(extra.len()).unwrap_or(u32::MAX),
         };
         let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
         let start = StartChild {
@@ -816,7 +843,8 @@ impl Broker {
             deadline,
         )?;
         let [stdin, stdout, stderr] = stdio;
-        let fds = [file.as_fd(), stdin, stdout, stderr];
+        let mut fds = vec![file.as_fd(), stdin, stdout, stderr];
+        fds.extend_from_slice(extra);
         let name = program.to_string_lossy();
         self.start_child(forked, &name, (&start, &fds), options, &limits, deadline)
     }

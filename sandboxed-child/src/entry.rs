@@ -151,19 +151,41 @@ fn exec_program(args: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> ! {
             .collect()
     };
     let keep_channels = args.keep_channels;
-    let (Some(argv), Some(env), [program, stdin, stdout, stderr]) =
+    let extra = usize::try_from(args.extra_fds).unwrap_or(usize::MAX);
+    let (Some(argv), Some(env), [program, stdin, stdout, stderr, extras @ ..]) =
         (to_c(args.argv), to_c(args.env), &fds[..])
     else {
         sys::exit_now(EXIT_BAD_ARGS);
     };
+    if extras.len() != extra || (keep_channels && extra > 0) {
+        sys::exit_now(EXIT_BAD_ARGS);
+    }
     for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
         if sys::dup_fd_onto(fd.as_raw_fd(), target).is_err() {
             sys::exit_now(EXIT_EXEC_FAILED);
         }
     }
+    // The extra fds become 3, 4, ...: first each is copied above every target (a received fd
+    // may sit on one), then onto its target, without close-on-exec.
+    let above_targets = crate::CHANNEL_FD + i32::try_from(extras.len()).unwrap_or(i32::MAX);
+    let mut parked = Vec::with_capacity(extras.len());
+    for fd in extras {
+        match sys::dup_fd_above_cloexec(fd.as_raw_fd(), above_targets) {
+            Ok(copy) => parked.push(copy),
+            Err(_) => sys::exit_now(EXIT_EXEC_FAILED),
+        }
+    }
+    for (target, &copy) in (crate::CHANNEL_FD..).zip(&parked) {
+        if sys::dup_fd_onto(copy, target).is_err() {
+            sys::exit_now(EXIT_EXEC_FAILED);
+        }
+    }
     // The channels reach the program only when the broker asked for it (a plugin that speaks
-    // the protocol); otherwise they close at the exec.
-    for fd in [crate::CHANNEL_FD, crate::SERVICE_FD] {
+    // the protocol); otherwise they close at the exec, unless an extra fd took their place.
+    for fd in [crate::CHANNEL_FD, crate::SERVICE_FD]
+        .into_iter()
+        .skip(parked.len())
+    {
         let set = if keep_channels {
             sys::clear_cloexec(fd)
         } else {

@@ -66,8 +66,9 @@ pub enum BrokerToChild<D> {
 /// `execveat` is a violation.
 pub const EXEC_ENTRY: &str = "portcullis::exec";
 
-/// The arguments of [`EXEC_ENTRY`]. Its start message carries four fds: the program (opened by
-/// the broker), then what becomes the program's stdin, stdout and stderr.
+/// The arguments of [`EXEC_ENTRY`]. Its start message carries four fds and then `extra_fds`
+/// more: the program (opened by the broker), what becomes the program's stdin, stdout and
+/// stderr, then what becomes its fds 3, 4, ... in order (connections the broker made for it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecArgs {
     /// `argv`, each without NUL bytes.
@@ -78,4 +79,7 @@ pub struct ExecArgs {
     /// [`crate::SERVICE_FD`], for a program that speaks the Portcullis protocol (a plugin:
     /// [`crate::ChildContext::inherited`]). Otherwise they close at the exec.
     pub keep_channels: bool,
+    /// How many fds after stdio the start message carries, to become the program's fds from 3
+    /// up (never with `keep_channels`, whose channels are fds 3 and 4).
+    pub extra_fds: u32,
 }

@@ -108,6 +108,21 @@ int main(int argc, char **argv) {
             if (fcntl(fd, F_GETFD) >= 0) printf("%d\n", fd);
         return 0;
     }
+    if (strcmp(what, "fd3") == 0) {
+        /* A connection passed as fd 3 (run --connect): say hello, print the answer. */
+        char buf[256];
+        if (write(3, "hello\n", 6) != 6) {
+            printf("write fd 3: %s\n", strerror(errno));
+            return 1;
+        }
+        ssize_t n = read(3, buf, sizeof buf);
+        if (n <= 0) {
+            printf("read fd 3: %s\n", n < 0 ? strerror(errno) : "end of file");
+            return 1;
+        }
+        fwrite(buf, 1, (size_t)n, stdout);
+        return 0;
+    }
     if (strcmp(what, "echo") == 0) {
         char buf[256];
         ssize_t n = read(0, buf, sizeof buf);

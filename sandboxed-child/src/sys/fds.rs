@@ -49,6 +49,13 @@ pub fn dup_fd_above(fd: RawFd, min: RawFd) -> io::Result<RawFd> {
     cvt_int(unsafe { libc::fcntl(fd, libc::F_DUPFD, min) })
 }
 
+/// Like [`dup_fd_above`], with close-on-exec on the copy. fcntl(2) `F_DUPFD_CLOEXEC` (which
+/// the child's seccomp filter allows; plain `F_DUPFD` it does not).
+pub fn dup_fd_above_cloexec(fd: RawFd, min: RawFd) -> io::Result<RawFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an fd and an integer lower bound; no memory is passed.
+    cvt_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
 /// True when every write end of the pipe or socket `fd` is closed. poll(2) with no timeout.
 pub fn hung_up(fd: RawFd) -> io::Result<bool> {
     let mut pfd = libc::pollfd {

@@ -11,7 +11,10 @@ mod process;
 mod seccomp;
 
 pub use caps::{clear_all_capability_sets, drop_bounding_capability};
-pub use fds::{close_fd_range, close_fds_from, dup_fd_above, dup_fd_onto, hung_up, owned_fd};
+pub use fds::{
+    close_fd_range, close_fds_from, dup_fd_above, dup_fd_above_cloexec, dup_fd_onto, hung_up,
+    owned_fd,
+};
 pub use mounts::{
     attach_mount, clone_tree, fchdir, landlock_abi, make_dir, make_file, new_tmpfs,
     open_path_beneath, pivot_here_and_detach_old, restrict_mount, unshare_mount_namespace,

@@ -79,7 +79,7 @@ enum Command {
     Check(check::CheckArgs),
     Explain(explain::ExplainArgs),
     Doctor(doctor::DoctorArgs),
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Internal: the user-namespace trial `doctor` runs in a fresh process of this binary.
     #[command(name = doctor::PROBE_SUBCOMMAND, hide = true)]
     DoctorProbe(doctor::probe::ProbeArgs),

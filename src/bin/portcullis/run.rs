@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use portcullis::broker::elf::{self, LibrarySearch};
 use portcullis::broker::mounts::{self, MountPlan};
 use portcullis::broker::{LandlockRequirement, LandlockStatus, LockdownStep, ProgramRoot};
+use portcullis::policy::{HostPattern, NetGrant, Scheme};
 use portcullis::{Broker, BrokerConfig, ChildEnd, Entries, OnViolation, SpawnError, SpawnOptions};
 
 use crate::explain::{parse_param, resolve_profile};
@@ -113,6 +114,15 @@ pub struct RunArgs {
     /// read-only mounts alone then confine it). Without this flag such a run refuses to start.
     #[arg(long = "allow-no-landlock")]
     allow_no_landlock: bool,
+    /// Connect to HOST:PORT (TCP) before the program starts and give it the connection as fd 3
+    /// (the next --connect as fd 4, and so on, at most 4); PORTCULLIS_CONNECT_FDS in its
+    /// environment lists them ("3=HOST:PORT,4=..."). This command resolves the name, checks
+    /// every address and connects, as a broker does for a child: a name must resolve to public
+    /// addresses (name a loopback or private address as an IP literal to grant exactly it). The
+    /// program gets no network otherwise: no socket it makes can leave its empty network
+    /// namespace.
+    #[arg(long = "connect", value_name = "HOST:PORT", value_parser = parse_destination)]
+    connect: Vec<(String, u16)>,
     /// Say on stderr what the program's root holds and how Landlock was applied.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -122,6 +132,41 @@ pub struct RunArgs {
     /// The program and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     command: Vec<OsString>,
+}
+
+/// `example.com:443`, `127.0.0.1:8080`, `[::1]:8080` → host and port.
+fn parse_destination(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected HOST:PORT, found {text:?}"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("expected a port from 1 to 65535 in {text:?}"))?;
+    if host.is_empty() {
+        return Err(format!("expected HOST:PORT, found {text:?}"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// A TCP grant of exactly `host:port`: an IP literal grants that address (loopback and private
+/// ones too: they were named); a name grants what it resolves to, public addresses only.
+fn connect_grant(host: &str, port: u16) -> NetGrant {
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => HostPattern::Ip(ip.to_canonical()),
+        Err(_) => HostPattern::Exact(host.to_ascii_lowercase()),
+    };
+    NetGrant {
+        scheme: Scheme::Tcp,
+        host,
+        ports: vec![port],
+        allow_private: false,
+    }
 }
 
 /// `64MiB` → bytes.
@@ -207,6 +252,35 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         say(&format!("{}: program not found", program.to_string_lossy()));
         return done(NOT_FOUND);
     };
+    if args.connect.len() > portcullis::MAX_EXTRA_FDS {
+        say(&format!(
+            "at most {} --connect destinations",
+            portcullis::MAX_EXTRA_FDS
+        ));
+        return done(status::USAGE);
+    }
+    // Each destination is a grant of the program's profile, connected now (the program cannot
+    // ask: it has no channel to a broker) and passed to it.
+    let mut connections = Vec::with_capacity(args.connect.len());
+    for (host, port) in &args.connect {
+        profile.net.push(connect_grant(host, *port));
+        match portcullis::broker::connect_for(&profile, host, *port) {
+            Ok(stream) => connections.push(stream),
+            Err(refused) => {
+                let hint = match refused {
+                    portcullis::broker::ConnectRefused::Denied(
+                        portcullis::ipc::service::Denied::PrivateAddress,
+                    ) => {
+                        " (the name resolves to a loopback or private address: give the address \
+                         itself to grant exactly it)"
+                    }
+                    _ => "",
+                };
+                say(&format!("cannot connect to {host}:{port}: {refused}{hint}"));
+                return done(CANNOT_RUN);
+            }
+        }
+    }
     let grants: Vec<(PathBuf, bool)> = profile_mounts
         .iter()
         .map(|m| (PathBuf::from(&m.path), m.writable))
@@ -261,11 +335,21 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
     };
     let mut argv = vec![program.clone()];
     argv.extend(program_args.iter().cloned());
-    let env: Vec<OsString> = args
+    let mut env: Vec<OsString> = args
         .env
         .iter()
         .map(|(k, v)| OsString::from(format!("{k}={v}")))
         .collect();
+    if !args.connect.is_empty() {
+        let list: Vec<String> = (3..)
+            .zip(&args.connect)
+            .map(|(fd, (host, port))| format!("{fd}={host}:{port}"))
+            .collect();
+        env.push(OsString::from(format!(
+            "PORTCULLIS_CONNECT_FDS={}",
+            list.join(",")
+        )));
+    }
     let options = SpawnOptions {
         profile: Some(profile),
         program_root,
@@ -273,7 +357,8 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
     };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
-    let child = match broker.spawn_program(&path, &argv, &env, stdio, &options) {
+    let extra: Vec<std::os::fd::BorrowedFd<'_>> = connections.iter().map(AsFd::as_fd).collect();
+    let child = match broker.spawn_program_with_fds(&path, (&argv, &env), stdio, &extra, &options) {
         Ok(child) => child,
         Err(SpawnError::Lockdown(e))
             if e.step == LockdownStep::Landlock && e.errno == libc::EOPNOTSUPP =>
