@@ -643,19 +643,25 @@ fn run_program(args: &[&str], program: &Path, program_args: &[&str], input: &[u8
     child.wait_with_output().expect("portcullis run ends")
 }
 
+/// The static program's `hello world` ran: its line on stdout and its exit status 3.
+#[track_caller]
+fn assert_said_hello(out: &Output) {
+    assert_eq!(
+        stdout(out),
+        "hello from a static program, argv[2]=world\n",
+        "{}",
+        stderr(out)
+    );
+    assert_status(out, 3);
+}
+
 #[test]
 fn run_passes_arguments_stdout_and_exit_status() {
     let Some(program) = static_program() else {
         return;
     };
     let out = run_program(&[], &program, &["hello", "world"], b"");
-    assert_eq!(
-        stdout(&out),
-        "hello from a static program, argv[2]=world\n",
-        "{}",
-        stderr(&out)
-    );
-    assert_status(&out, 3);
+    assert_said_hello(&out);
 }
 
 /// A broker's zygote is executed as the sandbox's host id, inside its user namespace: a root
@@ -681,13 +687,7 @@ fn run_works_from_a_binary_only_its_owner_may_execute() {
         .stdin(Stdio::null())
         .output()
         .expect("the private copy runs");
-    assert_eq!(
-        stdout(&out),
-        "hello from a static program, argv[2]=world\n",
-        "{}",
-        stderr(&out)
-    );
-    assert_status(&out, 3);
+    assert_said_hello(&out);
 }
 
 /// A one-connection TCP server on loopback: answers the first line it gets with "got: LINE".
