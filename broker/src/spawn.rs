@@ -492,7 +492,7 @@ impl Broker {
             .name("portcullis-zygote".into())
             .spawn(move || zygote_thread(thread_shared, zygote_end, init_rx, started_tx))
             .map_err(StartError::SpawnZygote)?;
-        // The filters compile here while the zygote starts (its two execs and its namespaces
+        // The filters compile here while the zygote starts (its exec and its namespaces
         // take longer): the child filter, which the zygote's configuration carries, only for a
         // broker with entries; a broker without (exec mode only, as `portcullis run`) compiles
         // the exec filter its spawns most likely need instead, into the cache `spawn_program`
