@@ -1184,7 +1184,7 @@ fn run_refuses_a_directory_as_stdio() {
         .expect("portcullis run ends");
     assert!(stdout(&out).is_empty());
     assert!(
-        stderr(&out).contains("a directory cannot be the program's stdin"),
+        stderr(&out).contains("a directory cannot be one of the program's fds"),
         "{}",
         stderr(&out)
     );

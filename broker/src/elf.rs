@@ -28,10 +28,13 @@ pub const DEFAULT_LIBRARY_DIRS: &[&str] = &[
     "/usr/lib",
 ];
 
-/// Largest ELF file read (a shared library of a browser is ~200 MiB).
-pub const MAX_ELF_BYTES: u64 = 512 << 20;
+/// Largest ELF table read: the program headers, the dynamic section, the dynamic string table
+/// (each is a few KiB in real programs and libraries; the rest of a file is never read).
+pub const MAX_ELF_TABLE_BYTES: u64 = 1 << 20;
 /// Most libraries one program may pull in.
 pub const MAX_LIBRARIES: usize = 512;
+/// Most directories of an object's own `DT_RPATH`/`DT_RUNPATH` searched for one library.
+const MAX_SEARCH_DIRS: usize = 64;
 
 /// Reading or resolving an ELF's dependencies failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +48,8 @@ pub enum ElfError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is larger than [`MAX_ELF_BYTES`].
-    #[error("{path} is larger than {MAX_ELF_BYTES} bytes")]
+    /// One of the file's ELF tables is larger than [`MAX_ELF_TABLE_BYTES`].
+    #[error("{path} has an ELF table larger than {MAX_ELF_TABLE_BYTES} bytes")]
     TooLarge {
         /// The file.
         path: PathBuf,
@@ -59,8 +62,9 @@ pub enum ElfError {
         /// goblin's message.
         reason: String,
     },
-    /// The interpreter path is not absolute and clean.
-    #[error("{path} names an interpreter that is not a clean absolute path: {interp:?}")]
+    /// The interpreter path is not absolute and clean, or not an ELF file of the program's
+    /// class and machine.
+    #[error("{path} names an interpreter that is not a clean absolute path to an ELF file of its own kind: {interp:?}")]
     BadInterpreter {
         /// The program.
         path: PathBuf,
@@ -97,29 +101,14 @@ pub struct ElfInfo {
     pub machine: u16,
 }
 
-/// Reads `path`'s loading information.
+/// Reads `path`'s loading information from its ELF header, program headers, dynamic section and
+/// dynamic string table alone (by `pread`, each capped at [`MAX_ELF_TABLE_BYTES`]), never the
+/// whole file: `PT_INTERP`, and the `DT_NEEDED`, `DT_RUNPATH` and `DT_RPATH` strings.
 pub fn read_elf(path: &Path) -> Result<ElfInfo, ElfError> {
-    use std::io::Read;
-    let read = |source| ElfError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let len = file.metadata().map_err(read)?.len();
-    if len > MAX_ELF_BYTES {
-        return Err(ElfError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_ELF_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| ElfError::NotElf {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let split = |v: &[&str]| -> Vec<String> {
+    let elf = ElfTables::open(path)?;
+    let interpreter = elf.interpreter()?;
+    let (needed, runpath, rpath) = elf.dynamic_strings()?;
+    let split = |v: &[String]| -> Vec<String> {
         v.iter()
             .flat_map(|s| s.split(':'))
             .filter(|s| !s.is_empty())
@@ -127,75 +116,231 @@ pub fn read_elf(path: &Path) -> Result<ElfInfo, ElfError> {
             .collect()
     };
     Ok(ElfInfo {
-        interpreter: elf.interpreter.map(str::to_owned),
-        needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
-        runpath: split(&elf.runpaths),
-        rpath: split(&elf.rpaths),
-        is_64: elf.is_64,
+        interpreter,
+        needed,
+        runpath: split(&runpath),
+        rpath: split(&rpath),
+        is_64: elf.ctx.container.is_big(),
         machine: elf.header.e_machine,
     })
 }
 
-/// Most bytes of program headers [`read_interpreter`] reads (real programs have a dozen or so
-/// 56-byte entries).
-const MAX_PROGRAM_HEADER_BYTES: usize = 64 << 10;
-/// Longest interpreter path [`read_interpreter`] accepts (`PATH_MAX`).
-const MAX_INTERPRETER_BYTES: u64 = 4096;
-
-/// Only `path`'s `PT_INTERP` (`None`: statically linked), read from its ELF header and program
-/// headers alone, a few hundred bytes with `pread` instead of the whole file [`read_elf`]
-/// reads: whether a program needs its interpreter and libraries mounted at all.
+/// Only `path`'s `PT_INTERP` (`None`: statically linked), from its ELF header and program
+/// headers alone: whether a program needs its interpreter and libraries mounted at all.
 pub fn read_interpreter(path: &Path) -> Result<Option<String>, ElfError> {
-    use std::os::unix::fs::FileExt;
-    let read = |source| ElfError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let not_elf = |reason: String| ElfError::NotElf {
-        path: path.to_owned(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut head = [0u8; 64];
-    let got = file.read_at(&mut head, 0).map_err(read)?;
-    let header =
-        goblin::elf::Elf::parse_header(&head[..got]).map_err(|e| not_elf(e.to_string()))?;
-    let ctx = goblin::container::Ctx::new(
-        header.container().map_err(|e| not_elf(e.to_string()))?,
-        header.endianness().map_err(|e| not_elf(e.to_string()))?,
-    );
-    let table_len = usize::from(header.e_phentsize) * usize::from(header.e_phnum);
-    if table_len > MAX_PROGRAM_HEADER_BYTES {
-        return Err(not_elf(format!("{table_len} bytes of program headers")));
-    }
-    let mut table = vec![0u8; table_len];
-    file.read_exact_at(&mut table, header.e_phoff)
-        .map_err(read)?;
-    let headers = goblin::elf::ProgramHeader::parse(&table, 0, usize::from(header.e_phnum), ctx)
-        .map_err(|e| not_elf(e.to_string()))?;
-    let Some(interp) = headers
-        .iter()
-        .find(|ph| ph.p_type == goblin::elf::program_header::PT_INTERP && ph.p_filesz != 0)
-    else {
-        return Ok(None);
-    };
-    if interp.p_filesz > MAX_INTERPRETER_BYTES {
-        return Err(not_elf(format!(
-            "an interpreter path of {} bytes",
-            interp.p_filesz
-        )));
-    }
-    let mut name = vec![0u8; usize::try_from(interp.p_filesz).unwrap_or(0)];
-    file.read_exact_at(&mut name, interp.p_offset)
-        .map_err(read)?;
-    // NUL-terminated in the file.
-    if name.last() == Some(&0) {
-        name.pop();
-    }
-    String::from_utf8(name)
-        .map(Some)
-        .map_err(|_| not_elf("an interpreter path that is not UTF-8".to_owned()))
+    ElfTables::open(path)?.interpreter()
 }
+
+/// An open ELF file with its header and program headers read (goblin parses both).
+struct ElfTables<'p> {
+    path: &'p Path,
+    file: std::fs::File,
+    header: goblin::elf::Header,
+    ctx: goblin::container::Ctx,
+    segments: Vec<goblin::elf::ProgramHeader>,
+}
+
+impl<'p> ElfTables<'p> {
+    /// Opens `path` only if it is a regular file: a program's `DT_NEEDED` names and `DT_RPATH`
+    /// may point anywhere, and opening a device node or a FIFO would act on it or block. Checked
+    /// before the open (no device is ever opened for this) and again on the open file.
+    fn open(path: &'p Path) -> Result<Self, ElfError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let read_error = |source| ElfError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let not_regular = || ElfError::NotElf {
+            path: path.to_owned(),
+            reason: "not a regular file".to_owned(),
+        };
+        if !std::fs::metadata(path).map_err(read_error)?.is_file() {
+            return Err(not_regular());
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(read_error)?;
+        if !file.metadata().map_err(read_error)?.is_file() {
+            return Err(not_regular());
+        }
+        let mut head = [0u8; 64];
+        let got = read_at(&file, &mut head, 0).map_err(|source| ElfError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let not_elf = |e: goblin::error::Error| ElfError::NotElf {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let header = goblin::elf::Elf::parse_header(&head[..got]).map_err(not_elf)?;
+        let ctx = goblin::container::Ctx::new(
+            header.container().map_err(not_elf)?,
+            header.endianness().map_err(not_elf)?,
+        );
+        let mut tables = ElfTables {
+            path,
+            file,
+            header,
+            ctx,
+            segments: Vec::new(),
+        };
+        let len = u64::from(header.e_phentsize) * u64::from(header.e_phnum);
+        let table = tables.read(header.e_phoff, len)?;
+        tables.segments =
+            goblin::elf::ProgramHeader::parse(&table, 0, usize::from(header.e_phnum), ctx)
+                .map_err(not_elf)?;
+        Ok(tables)
+    }
+
+    fn malformed(&self, reason: &str) -> ElfError {
+        ElfError::NotElf {
+            path: self.path.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// `len` bytes at `offset`, all of them, at most [`MAX_ELF_TABLE_BYTES`].
+    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ElfError> {
+        if len > MAX_ELF_TABLE_BYTES {
+            return Err(ElfError::TooLarge {
+                path: self.path.to_owned(),
+            });
+        }
+        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, offset).map_err(
+            |source| ElfError::Read {
+                path: self.path.to_owned(),
+                source,
+            },
+        )?;
+        Ok(bytes)
+    }
+
+    fn segment(&self, kind: u32) -> Option<&goblin::elf::ProgramHeader> {
+        self.segments
+            .iter()
+            .find(|ph| ph.p_type == kind && ph.p_filesz != 0)
+    }
+
+    fn interpreter(&self) -> Result<Option<String>, ElfError> {
+        // The kernel uses the first PT_INTERP; a parser taking another one would mount a file
+        // of the program's choosing: refuse any doubt.
+        let interps = self
+            .segments
+            .iter()
+            .filter(|ph| ph.p_type == goblin::elf::program_header::PT_INTERP)
+            .count();
+        if interps > 1 {
+            return Err(self.malformed("more than one PT_INTERP"));
+        }
+        let Some(interp) = self.segment(goblin::elf::program_header::PT_INTERP) else {
+            return Ok(None);
+        };
+        if interp.p_filesz > MAX_INTERPRETER_BYTES {
+            return Err(self.malformed("an interpreter path longer than PATH_MAX"));
+        }
+        let mut name = self.read(interp.p_offset, interp.p_filesz)?;
+        // As the kernel reads it: the segment must end with a NUL, and the path is what comes
+        // before the first one.
+        if name.last() != Some(&0) {
+            return Err(self.malformed("an interpreter path without its NUL"));
+        }
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        name.truncate(end);
+        String::from_utf8(name)
+            .map(Some)
+            .map_err(|_| self.malformed("an interpreter path that is not UTF-8"))
+    }
+
+    /// Where the loaded address `addr` lies in the file (the `PT_LOAD` segment that holds it).
+    fn file_offset(&self, addr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .filter(|ph| ph.p_type == goblin::elf::program_header::PT_LOAD)
+            .find(|ph| addr >= ph.p_vaddr && addr - ph.p_vaddr < ph.p_filesz)
+            .and_then(|ph| ph.p_offset.checked_add(addr - ph.p_vaddr))
+    }
+
+    /// The `DT_NEEDED` names (at most [`MAX_LIBRARIES`]), `DT_RUNPATH` and `DT_RPATH` strings.
+    #[allow(clippy::type_complexity)]
+    fn dynamic_strings(&self) -> Result<(Vec<String>, Vec<String>, Vec<String>), ElfError> {
+        use goblin::elf::dynamic::{DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_STRSZ, DT_STRTAB};
+        let Some(dynamic) = self.segment(goblin::elf::program_header::PT_DYNAMIC) else {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        };
+        let table = self.read(dynamic.p_offset, dynamic.p_filesz)?;
+        // Each entry is a tag and a value, both of the class's word size.
+        let word = if self.ctx.container.is_big() { 8 } else { 4 };
+        let little = self.ctx.le.is_little();
+        let number = |bytes: &[u8]| -> u64 {
+            let mut wide = [0u8; 8];
+            if little {
+                wide[..bytes.len()].copy_from_slice(bytes);
+                u64::from_le_bytes(wide)
+            } else {
+                wide[8 - bytes.len()..].copy_from_slice(bytes);
+                u64::from_be_bytes(wide)
+            }
+        };
+        let (mut strtab, mut strsz) = (None, None);
+        let (mut needed, mut runpath, mut rpath) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in table.chunks_exact(2 * word) {
+            let (tag, value) = (number(&entry[..word]), number(&entry[word..]));
+            match tag {
+                DT_NULL => break,
+                DT_STRTAB => strtab = Some(value),
+                DT_STRSZ => strsz = Some(value),
+                DT_NEEDED => needed.push(value),
+                DT_RUNPATH => runpath.push(value),
+                DT_RPATH => rpath.push(value),
+                _ => {}
+            }
+            if needed.len() > MAX_LIBRARIES {
+                return Err(ElfError::TooMany);
+            }
+        }
+        if needed.is_empty() && runpath.is_empty() && rpath.is_empty() {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        }
+        let (Some(strtab), Some(strsz)) = (strtab, strsz) else {
+            return Err(self.malformed("dynamic strings without DT_STRTAB and DT_STRSZ"));
+        };
+        let offset = self
+            .file_offset(strtab)
+            .ok_or_else(|| self.malformed("DT_STRTAB outside every loaded segment"))?;
+        let strings = self.read(offset, strsz)?;
+        let string = |at: u64| -> Result<String, ElfError> {
+            let rest = usize::try_from(at)
+                .ok()
+                .and_then(|at| strings.get(at..))
+                .ok_or_else(|| self.malformed("a dynamic string outside DT_STRTAB"))?;
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or_else(|| self.malformed("a dynamic string without its NUL"))?;
+            String::from_utf8(rest[..end].to_vec())
+                .map_err(|_| self.malformed("a dynamic string that is not UTF-8"))
+        };
+        let strings_at = |offsets: Vec<u64>| -> Result<Vec<String>, ElfError> {
+            offsets.into_iter().map(string).collect()
+        };
+        Ok((
+            strings_at(needed)?,
+            strings_at(runpath)?,
+            strings_at(rpath)?,
+        ))
+    }
+}
+
+/// As many bytes at `offset` as there are, up to `buf`'s length.
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Longest interpreter path accepted (`PATH_MAX`).
+const MAX_INTERPRETER_BYTES: u64 = 4096;
 
 /// Where libraries are searched. `sysroot` is prefixed to every path looked up on the host
 /// (`/` for real use; a temporary directory in tests).
@@ -380,8 +525,21 @@ pub fn dependencies(program: &Path, search: &LibrarySearch) -> Result<Vec<Needed
             source,
         })
     };
+    // The interpreter is mounted like a library, so it must be one: an ELF file of the
+    // program's class and machine (a program naming a secret, a text file or a /proc file as
+    // its interpreter is refused, never mounted).
+    let interp_source = canonical(&interp_path)?;
+    match read_elf(&interp_source) {
+        Ok(lib) if lib.is_64 == info.is_64 && lib.machine == info.machine => {}
+        _ => {
+            return Err(ElfError::BadInterpreter {
+                path: program.to_owned(),
+                interp: interp.clone(),
+            })
+        }
+    }
     let mut out = vec![Needed {
-        source: canonical(&interp_path)?,
+        source: interp_source,
         target: interp_path,
     }];
 
@@ -432,6 +590,11 @@ pub fn dependencies(program: &Path, search: &LibrarySearch) -> Result<Vec<Needed
         // The cache's directories, then the defaults. A library found in a directory the
         // loader of the root would not search (no cache there) is shown at the first default
         // directory instead.
+        // The program's own lists, each directory once and at most MAX_SEARCH_DIRS of them:
+        // `DT_RPATH=/dev:/dev:...` costs nothing.
+        let mut unique = BTreeSet::new();
+        dirs.retain(|d| unique.insert(d.clone()));
+        dirs.truncate(MAX_SEARCH_DIRS);
         let searched_by_loader = dirs.len();
         dirs.extend(search.conf_dirs.iter().cloned());
         let conf_end = dirs.len();
@@ -524,22 +687,157 @@ fn is_clean_absolute(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// What goblin's parse of the whole file says, for comparison.
+    fn whole_parse(path: &Path) -> Option<ElfInfo> {
+        let bytes = std::fs::read(path).ok()?;
+        let elf = goblin::elf::Elf::parse(&bytes).ok()?;
+        let split = |v: &[&str]| -> Vec<String> {
+            v.iter()
+                .flat_map(|s| s.split(':'))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        Some(ElfInfo {
+            interpreter: elf.interpreter.map(str::to_owned),
+            needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
+            runpath: split(&elf.runpaths),
+            rpath: split(&elf.rpaths),
+            is_64: elf.is_64,
+            machine: elf.header.e_machine,
+        })
+    }
+
     #[test]
-    fn the_interpreter_alone_matches_the_whole_parse() {
-        // This test binary is dynamic (it has PT_INTERP); a shell usually is too.
-        for path in ["/proc/self/exe", "/bin/sh", "/usr/bin/env"] {
+    fn the_tables_alone_match_the_whole_parse() {
+        let mut compared = 0;
+        // This test binary and the host's usual programs and libraries (dynamic and static).
+        for path in [
+            "/proc/self/exe",
+            "/bin/sh",
+            "/usr/bin/env",
+            "/bin/ls",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libseccomp.so.2",
+            "/lib64/ld-linux-x86-64.so.2",
+            "/lib/x86_64-linux-gnu/libm.so.6",
+        ] {
             let path = Path::new(path);
-            let Ok(info) = read_elf(path) else { continue };
+            let Some(whole) = whole_parse(path) else {
+                continue;
+            };
+            assert_eq!(read_elf(path).unwrap(), whole, "{}", path.display());
             assert_eq!(
                 read_interpreter(path).unwrap(),
-                info.interpreter,
+                whole.interpreter,
                 "{}",
                 path.display()
             );
+            compared += 1;
         }
+        assert!(compared >= 1, "no ELF file to compare with");
         assert!(read_interpreter(Path::new("/proc/self/exe"))
             .unwrap()
             .is_some());
+    }
+
+    /// This test binary's bytes with one program header's type set to `p_type`, and the index
+    /// of its PT_INTERP header. (An x86-64 little-endian ELF64: the type is the first 4 bytes.)
+    fn with_header_type(bytes: &mut [u8], pick: impl Fn(u32) -> bool, p_type: u32) -> bool {
+        let elf = goblin::elf::Elf::parse(bytes).unwrap();
+        let (phoff, phentsize) = (elf.header.e_phoff, elf.header.e_phentsize);
+        let Some(i) = elf.program_headers.iter().position(|ph| pick(ph.p_type)) else {
+            return false;
+        };
+        let at = usize::try_from(phoff).unwrap() + i * usize::from(phentsize);
+        bytes[at..at + 4].copy_from_slice(&p_type.to_le_bytes());
+        true
+    }
+
+    /// A second PT_INTERP (the kernel uses the first; goblin reports the last) is refused,
+    /// never a chance for the program to pick a file to mount.
+    #[test]
+    fn a_second_interpreter_header_is_refused() {
+        use goblin::elf::program_header::{PT_INTERP, PT_LOAD, PT_PHDR};
+        let mut bytes = std::fs::read("/proc/self/exe").unwrap();
+        let patched = with_header_type(
+            &mut bytes,
+            |t| ![PT_INTERP, PT_LOAD, PT_PHDR].contains(&t),
+            PT_INTERP,
+        );
+        assert!(patched, "no spare program header in this test binary");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two-interps");
+        std::fs::write(&path, &bytes).unwrap();
+        match read_elf(&path) {
+            Err(ElfError::NotElf { reason, .. }) => {
+                assert!(reason.contains("more than one PT_INTERP"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(read_interpreter(&path).is_err());
+    }
+
+    /// An interpreter that is not an ELF file of the program's kind (a secret, a text file) is
+    /// refused, not mounted; the real one is accepted (the pair).
+    #[test]
+    fn an_interpreter_must_be_an_elf_of_the_programs_kind() {
+        let search = LibrarySearch::host(Path::new("/"));
+        let program = Path::new("/proc/self/exe");
+        let real = read_interpreter(program)
+            .unwrap()
+            .expect("a dynamic test binary");
+        assert!(dependencies(&std::fs::canonicalize(program).unwrap(), &search).is_ok());
+        let dir = tempfile::Builder::new()
+            .prefix("e")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "not a library\n").unwrap();
+        let secret_name = secret.to_str().unwrap();
+        assert!(
+            secret_name.len() <= real.len(),
+            "{secret_name} longer than {real}"
+        );
+        let mut bytes = std::fs::read(program).unwrap();
+        let at = bytes
+            .windows(real.len())
+            .position(|w| w == real.as_bytes())
+            .unwrap();
+        bytes[at..at + real.len()].fill(0);
+        bytes[at..at + secret_name.len()].copy_from_slice(secret_name.as_bytes());
+        let patched = dir.path().join("p");
+        std::fs::write(&patched, &bytes).unwrap();
+        assert_eq!(
+            read_interpreter(&patched).unwrap().as_deref(),
+            Some(secret_name)
+        );
+        assert!(
+            matches!(
+                dependencies(&patched, &search),
+                Err(ElfError::BadInterpreter { .. })
+            ),
+            "{:?}",
+            dependencies(&patched, &search)
+        );
+    }
+
+    /// Library search never opens what is not a regular file (a FIFO would block, a device
+    /// would act), and repeated search directories cost nothing.
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        match read_elf(&fifo) {
+            Err(ElfError::NotElf { reason, .. }) => assert_eq!(reason, "not a regular file"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            read_elf(Path::new("/dev/null")),
+            Err(ElfError::NotElf { .. })
+        ));
+        assert!(matches!(read_elf(dir.path()), Err(ElfError::NotElf { .. })));
     }
 
     #[test]
@@ -560,6 +858,21 @@ mod tests {
             read_interpreter(&dir.path().join("missing")),
             Err(ElfError::Read { .. })
         ));
+        // Cut after its program headers: the dynamic section lies past the end.
+        for len in [4096, 64 << 10] {
+            let cut = dir.path().join(format!("cut-{len}"));
+            std::fs::write(&cut, &head[..len.min(head.len())]).unwrap();
+            assert!(read_elf(&cut).is_err(), "{len}");
+        }
+        // Every byte of the header region flipped in turn: an error or an answer, never a panic.
+        let mut bytes = head[..8192.min(head.len())].to_vec();
+        let flipped = dir.path().join("flipped");
+        for i in 0..256 {
+            bytes[i] ^= 0xff;
+            std::fs::write(&flipped, &bytes).unwrap();
+            let _ = read_elf(&flipped);
+            bytes[i] ^= 0xff;
+        }
     }
 
     #[test]

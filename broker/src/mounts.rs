@@ -59,6 +59,17 @@ pub enum MountPlanError {
         /// The path as given.
         path: PathBuf,
     },
+    /// A directory with the host's /proc, /sys or another kernel file system mounted at or
+    /// below it: a directory bind brings its submounts along.
+    #[error("{path}: {mount} below it is the host's {fstype}, which cannot be mounted (it shows the host's processes or kernel state)")]
+    KernelFsBelow {
+        /// The path as given.
+        path: PathBuf,
+        /// The mount point at or below it.
+        mount: PathBuf,
+        /// Its file system type.
+        fstype: String,
+    },
     /// More than [`MAX_BINDS`] binds.
     #[error("more than {MAX_BINDS} mounts")]
     TooMany,
@@ -71,6 +82,55 @@ pub enum MountPlanError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountPlan {
     binds: BTreeMap<PathBuf, Bind>,
+}
+
+/// File systems never shown to a program, even below a granted directory: the host's processes
+/// (proc) and kernel state (sysfs and its kin).
+const KERNEL_FILESYSTEMS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "configfs",
+    "bpf",
+    "efivarfs",
+];
+
+/// The first mount of a [`KERNEL_FILESYSTEMS`] type at or below `dir`, from the text of
+/// `/proc/self/mountinfo` (mount point: field 5, octal escapes undone; type: after ` - `).
+pub fn kernel_fs_at_or_below(mountinfo: &str, dir: &Path) -> Option<(PathBuf, String)> {
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let point = unescape_mountinfo(before.split(' ').nth(4)?);
+        let fstype = after.split(' ').next()?;
+        (KERNEL_FILESYSTEMS.contains(&fstype) && Path::new(&point).starts_with(dir))
+            .then(|| (PathBuf::from(point), fstype.to_owned()))
+    })
+}
+
+/// A mountinfo path with its `\NNN` octal escapes (space, tab, newline, backslash) undone.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let value = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl MountPlan {
@@ -112,6 +172,17 @@ impl MountPlan {
             return Err(MountPlanError::NotClean {
                 path: path.to_owned(),
             });
+        }
+        if meta.is_dir() {
+            // The bind is recursive: what is mounted below comes along.
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(resolve)?;
+            if let Some((mount, fstype)) = kernel_fs_at_or_below(&mountinfo, &source) {
+                return Err(MountPlanError::KernelFsBelow {
+                    path: path.to_owned(),
+                    mount,
+                    fstype,
+                });
+            }
         }
         self.insert(Bind {
             target: path.to_owned(),
@@ -484,5 +555,38 @@ mod tests {
                 (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod kernel_fs_tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 0:21 / / rw,relatime - ext4 /dev/vda rw
+30 22 0:5 / /proc rw,nosuid - proc proc rw
+31 22 0:6 / /sys rw,nosuid - sysfs sysfs rw
+40 22 0:30 / /srv/chroot/proc rw - proc proc rw
+41 22 0:31 / /srv/with\\040space/sys rw - sysfs sysfs rw
+42 22 0:32 / /srv/data rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn kernel_file_systems_at_or_below_a_directory_are_found() {
+        let below = |dir: &str| kernel_fs_at_or_below(MOUNTINFO, Path::new(dir));
+        assert_eq!(
+            below("/srv/chroot"),
+            Some(("/srv/chroot/proc".into(), "proc".into()))
+        );
+        assert_eq!(below("/proc"), Some(("/proc".into(), "proc".into())));
+        assert_eq!(
+            below("/srv/with space"),
+            Some(("/srv/with space/sys".into(), "sysfs".into()))
+        );
+        // The pair: a directory with only ordinary mounts below it, and a name that merely
+        // starts like one (components, not strings).
+        assert_eq!(below("/srv/data"), None);
+        assert_eq!(below("/srv/chroo"), None);
+        assert_eq!(below("/usr"), None);
     }
 }

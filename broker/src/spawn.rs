@@ -812,15 +812,15 @@ impl Broker {
                 })
             })?;
         }
-        // A directory as stdin, stdout or stderr would let the program name host files by a
-        // path relative to it (`openat(0, "passwd")`, `fchdir(0)`), beside its root: refuse it.
-        // (Landlock would refuse such opens too where it runs; this holds without it.)
-        for fd in stdio {
+        // A directory as stdin, stdout, stderr or an extra fd would let the program name host
+        // files by a path relative to it (`openat(0, "passwd")`, `fchdir(0)`), beside its root,
+        // and stat them even where Landlock runs (it does not restrict stat): refuse it.
+        for fd in stdio.iter().chain(extra) {
             if nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
             {
                 return Err(SpawnError::InvalidOptions(
-                    "a directory cannot be the program's stdin, stdout or stderr: files beneath \
-                     it would be reachable by relative path",
+                    "a directory cannot be one of the program's fds (stdin, stdout, stderr or an \
+                     extra one): files beneath it would be reachable by relative path",
                 ));
             }
         }

@@ -554,6 +554,23 @@ pub fn directory_stdio_is_refused(broker: &Broker) -> Verdict {
             ))
         }
     }
+    // The same for an extra fd (it would become the program's fd 3).
+    match broker.spawn_program_with_fds(
+        program.path(),
+        (&argv, &[]),
+        [null.as_fd(), null.as_fd(), null.as_fd()],
+        &[dir.as_fd()],
+        &SpawnOptions::default(),
+    ) {
+        Err(portcullis::SpawnError::InvalidOptions(why)) if why.contains("directory") => {}
+        Err(e) => return Err(format!("extra fd: expected InvalidOptions, got {e}")),
+        Ok(child) => {
+            return Err(format!(
+                "a directory as an extra fd was accepted: {:?}",
+                child.wait_timeout(Duration::from_secs(20))
+            ))
+        }
+    }
     let child = broker
         .spawn_program(
             program.path(),
