@@ -507,7 +507,30 @@ struct Wanted {
 /// The interpreter and every library `program` needs, each at the path the loader will open.
 /// Empty for a static program. `program` is a host path.
 pub fn dependencies(program: &Path, search: &LibrarySearch) -> Result<Vec<Needed>, ElfError> {
-    let info = read_elf(program)?;
+    dependencies_from(program, program, search)
+}
+
+/// [`dependencies`] of the program read from `read` (an open file's `/proc/self/fd/N`, say),
+/// named `program` in errors and for `$ORIGIN`.
+pub fn dependencies_from(
+    read: &Path,
+    program: &Path,
+    search: &LibrarySearch,
+) -> Result<Vec<Needed>, ElfError> {
+    let info = read_elf(read).map_err(|e| match e {
+        ElfError::Read { source, .. } => ElfError::Read {
+            path: program.to_owned(),
+            source,
+        },
+        ElfError::NotElf { reason, .. } => ElfError::NotElf {
+            path: program.to_owned(),
+            reason,
+        },
+        ElfError::TooLarge { .. } => ElfError::TooLarge {
+            path: program.to_owned(),
+        },
+        other => other,
+    })?;
     let Some(interp) = &info.interpreter else {
         return Ok(Vec::new());
     };

@@ -82,6 +82,8 @@ pub enum MountPlanError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountPlan {
     binds: BTreeMap<PathBuf, Bind>,
+    /// `(st_dev, st_ino)` of the program [`MountPlan::add_program`] read.
+    program: Option<(u64, u64)>,
 }
 
 /// File systems never shown to a program, even below a granted directory: the host's processes
@@ -201,10 +203,17 @@ impl MountPlan {
         auto_root: bool,
         search: &LibrarySearch,
     ) -> Result<usize, MountPlanError> {
-        let source = std::fs::canonicalize(program).map_err(|source| MountPlanError::Resolve {
+        use std::os::unix::fs::MetadataExt;
+        let resolve = |source| MountPlanError::Resolve {
             path: program.to_owned(),
             source,
-        })?;
+        };
+        let source = std::fs::canonicalize(program).map_err(resolve)?;
+        // Read through one open file, whose identity the spawn checks: what is analysed is
+        // what runs (`ProgramRoot::program`).
+        let file = std::fs::File::open(&source).map_err(resolve)?;
+        let meta = file.metadata().map_err(resolve)?;
+        self.program = Some((meta.dev(), meta.ino()));
         self.insert(Bind {
             target: source.clone(),
             source: source.clone(),
@@ -214,7 +223,11 @@ impl MountPlan {
         if !auto_root {
             return Ok(0);
         }
-        let needed = elf::dependencies(&source, search)?;
+        let opened = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ));
+        let needed = elf::dependencies_from(&opened, &source, search)?;
         let count = needed.len();
         for n in needed {
             self.insert(Bind {
@@ -288,6 +301,7 @@ impl MountPlan {
             }
         }
         Ok(ProgramRoot {
+            program: self.program,
             binds: kept,
             landlock,
         })

@@ -787,6 +787,16 @@ impl Broker {
             extra_fds: u32::try_from(extra.len()).unwrap_or(u32::MAX),
         };
         let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
+        // The root was planned from one file's ELF headers: start that file or nothing.
+        if let Some((dev, ino)) = options.program_root.as_ref().and_then(|r| r.program) {
+            use std::os::unix::fs::MetadataExt;
+            let meta = file.metadata().map_err(SpawnError::Program)?;
+            if (meta.dev(), meta.ino()) != (dev, ino) {
+                return Err(SpawnError::Program(std::io::Error::other(
+                    "the program file was replaced after its root was planned",
+                )));
+            }
+        }
         let start = StartChild {
             entry: portcullis_child::protocol::EXEC_ENTRY.to_owned(),
             args: postcard::to_allocvec(&args).map_err(SpawnError::EncodeArgs)?,

@@ -70,6 +70,10 @@ pub struct ProgramRoot {
     pub binds: Vec<Bind>,
     /// Whether a missing Landlock is fatal.
     pub landlock: LandlockRequirement,
+    /// The program this root was planned for, as `(st_dev, st_ino)` of the file its ELF headers
+    /// were read from: the broker refuses to start another file with it (a program replaced
+    /// between the plan and the spawn would otherwise run with the first one's mounts).
+    pub program: Option<(u64, u64)>,
 }
 
 /// How Landlock was applied, as the child reports it.
@@ -389,6 +393,7 @@ mod tests {
         let ok = ProgramRoot {
             binds: vec![bind("/lib/a", "/usr/lib/a"), bind("/lib/b", "/usr/lib/b")],
             landlock: LandlockRequirement::Required,
+            program: None,
         };
         assert_eq!(ok.validate(), Ok(()));
         let dup = ProgramRoot {

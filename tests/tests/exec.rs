@@ -30,6 +30,7 @@ scenarios! {
 // (interpreter and libraries), plus granted paths; Landlock limits it to exactly those.
 scenarios! {
     exec_root_echo_runs_with_the_automatic_root => "exec-root-echo",
+    exec_root_replaced_program_is_refused => "exec-root-replaced",
     exec_root_reads_inside_the_root_only => "exec-root-files-pair",
     exec_root_landlock_refuses_mounted_but_ungranted => "exec-root-landlock",
     exec_root_writes_only_below_a_read_write_bind => "exec-root-write-pair",

@@ -610,6 +610,7 @@ pub fn handles_root(scenario: &str) -> bool {
 pub fn run_root(broker: &Broker, scenario: &str) -> Verdict {
     match scenario {
         "exec-root-echo" => root::echo_runs_with_the_automatic_root(broker),
+        "exec-root-replaced" => root::replaced_program_is_refused(broker),
         "exec-root-files-pair" => root::reads_inside_the_root_only(broker),
         "exec-root-landlock" => root::landlock_refuses_what_is_mounted_but_not_granted(broker),
         "exec-root-write-pair" => root::writes_only_below_a_read_write_bind(broker),
@@ -852,6 +853,57 @@ mod root {
             _ => Err(format!(
                 "expected hello and exit 0, got {:?} {:?} {:?}",
                 ran.out, ran.err, ran.end
+            )),
+        }
+    }
+
+    /// A program replaced between the plan of its root and the spawn is refused: the root was
+    /// planned from the first file's ELF headers (its interpreter, its libraries), and running
+    /// another file with it would let a decoy choose the mounts. The pair: the same copy, not
+    /// replaced, runs.
+    pub fn replaced_program_is_refused(broker: &Broker) -> Verdict {
+        let echo = host_program("echo")?;
+        let shared = Shared::new("replaced", 0o755)?;
+        let copy = shared.0.join("echo");
+        std::fs::copy(&echo, &copy).map_err(|e| format!("copy echo: {e}"))?;
+        let plan = |program: &Path| -> Result<SpawnOptions, String> {
+            let mut plan = MountPlan::new();
+            plan.add_program(program, true, &LibrarySearch::default())
+                .map_err(|e| format!("plan: {e}"))?;
+            Ok(SpawnOptions {
+                program_root: Some(
+                    plan.into_root(LandlockRequirement::Required)
+                        .map_err(|e| format!("plan: {e}"))?,
+                ),
+                ..SpawnOptions::default()
+            })
+        };
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| e.to_string())?;
+        let stdio = [null.as_fd(), null.as_fd(), null.as_fd()];
+        let argv = [std::ffi::OsString::from("echo")];
+        let options = plan(&copy)?;
+        let child = broker
+            .spawn_program(&copy, &argv, &[], stdio, &options)
+            .map_err(|e| format!("the unreplaced copy: {e}"))?;
+        match child.wait_timeout(Duration::from_secs(20)) {
+            Some(ChildEnd::Exited { code: 0 }) => {}
+            other => return Err(format!("the unreplaced copy ended {other:?}")),
+        }
+        // Replaced by another file (a new inode at the same path) after the plan.
+        let options = plan(&copy)?;
+        let other = shared.0.join("other");
+        std::fs::copy(&echo, &other).map_err(|e| e.to_string())?;
+        std::fs::rename(&other, &copy).map_err(|e| e.to_string())?;
+        match broker.spawn_program(&copy, &argv, &[], stdio, &options) {
+            Err(portcullis::SpawnError::Program(e)) if e.to_string().contains("replaced") => Ok(()),
+            Err(e) => Err(format!("expected the replaced program refused, got {e}")),
+            Ok(child) => Err(format!(
+                "a replaced program ran with the first one's root: {:?}",
+                child.wait_timeout(Duration::from_secs(20))
             )),
         }
     }
