@@ -288,7 +288,7 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<Mount> {
 
 /// Undoes mountinfo's escaping of space, tab, newline and backslash as `\ooo` (three octal
 /// digits). Anything else is kept as written.
-fn unescape_mountinfo(field: &str) -> PathBuf {
+pub(crate) fn unescape_mountinfo(field: &str) -> PathBuf {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

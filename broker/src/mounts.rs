@@ -104,35 +104,11 @@ const KERNEL_FILESYSTEMS: &[&str] = &[
 pub fn kernel_fs_at_or_below(mountinfo: &str, dir: &Path) -> Option<(PathBuf, String)> {
     mountinfo.lines().find_map(|line| {
         let (before, after) = line.split_once(" - ")?;
-        let point = unescape_mountinfo(before.split(' ').nth(4)?);
+        let point = crate::cgroup::unescape_mountinfo(before.split(' ').nth(4)?);
         let fstype = after.split(' ').next()?;
-        (KERNEL_FILESYSTEMS.contains(&fstype) && Path::new(&point).starts_with(dir))
-            .then(|| (PathBuf::from(point), fstype.to_owned()))
+        (KERNEL_FILESYSTEMS.contains(&fstype) && point.starts_with(dir))
+            .then(|| (point, fstype.to_owned()))
     })
-}
-
-/// A mountinfo path with its `\NNN` octal escapes (space, tab, newline, backslash) undone.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                let value = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
-                out.push(u8::try_from(value).unwrap_or(b'?'));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl MountPlan {
