@@ -283,9 +283,11 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
     }
     // The newest ABI this code knows; an older kernel gets what it has (reported as partial).
     let abi = ABI::V6;
-    let io = |_| LockdownError {
+    // The kernel's own errno where the crate's error carries one (its error types wrap the
+    // failed call's `io::Error`).
+    let io = |e: landlock::RulesetError| LockdownError {
         step,
-        errno: libc::EINVAL,
+        errno: errno_in(&e, libc::EINVAL),
     };
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -294,9 +296,9 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
         .create()
         .map_err(io)?;
     for bind in &root.binds {
-        let fd = PathFd::new(&bind.target).map_err(|_| LockdownError {
+        let fd = PathFd::new(&bind.target).map_err(|e| LockdownError {
             step,
-            errno: libc::ENOENT,
+            errno: errno_in(&e, libc::ENOENT),
         })?;
         let access = if bind.writable {
             AccessFs::from_all(abi)
@@ -313,9 +315,9 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
         };
         ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).map_err(io)?;
     }
-    let status = ruleset.restrict_self().map_err(|_| LockdownError {
+    let status = ruleset.restrict_self().map_err(|e| LockdownError {
         step,
-        errno: libc::EPERM,
+        errno: errno_in(&e, libc::EPERM),
     })?;
     let abi = u8::try_from(kernel_abi).unwrap_or(u8::MAX);
     match status.ruleset {
@@ -323,6 +325,21 @@ pub(crate) fn restrict_to_binds(root: &ProgramRoot) -> Result<LandlockStatus, Lo
         RulesetStatus::PartiallyEnforced => Ok(LandlockStatus::PartiallyEnforced { abi }),
         RulesetStatus::NotEnforced => without_landlock(root.landlock),
     }
+}
+
+/// The first OS error code in `error`'s chain of sources, or `fallback` when none carries one.
+fn errno_in(error: &(dyn std::error::Error + 'static), fallback: i32) -> i32 {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(code) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return code;
+        }
+        next = e.source();
+    }
+    fallback
 }
 
 /// What a kernel without Landlock means for a program root: fail closed at
@@ -344,6 +361,20 @@ pub(crate) fn without_landlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kernels_errno_is_found_in_an_error_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let wrapped = Outer(std::io::Error::from_raw_os_error(libc::E2BIG));
+        assert_eq!(errno_in(&wrapped, libc::EINVAL), libc::E2BIG);
+        let direct = std::io::Error::from_raw_os_error(libc::ENOMEM);
+        assert_eq!(errno_in(&direct, libc::EINVAL), libc::ENOMEM);
+        // No OS error anywhere: the fallback.
+        let none = Outer(std::io::Error::other("no code"));
+        assert_eq!(errno_in(&none, libc::EINVAL), libc::EINVAL);
+    }
 
     fn bind(target: &str, source: &str) -> Bind {
         Bind {
