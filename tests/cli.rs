@@ -732,6 +732,20 @@ fn run_connect_passes_a_checked_connection_as_fd_3() {
     assert_eq!(stdout(&out), "got: hello\n", "{}", stderr(&out));
     assert_status(&out, 0);
     assert!(server.join().unwrap(), "the server saw the connection");
+    // Four at once (the most): fds 3 to 6, whatever numbers they arrived on.
+    let servers: Vec<_> = (0..4).map(|_| line_server(expected)).collect();
+    let mut flags = Vec::new();
+    for (port, _) in &servers {
+        flags.push("--connect".to_owned());
+        flags.push(format!("127.0.0.1:{port}"));
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = run_program(&flags, &program, &["fd3"], b"");
+    assert_eq!(stdout(&out), "got: hello\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    for (_, server) in servers {
+        assert!(server.join().unwrap(), "every server saw its connection");
+    }
     // It is told where fd 3 goes.
     let (port, server) = line_server(expected);
     let destination = format!("127.0.0.1:{port}");

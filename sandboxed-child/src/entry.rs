@@ -165,9 +165,13 @@ fn exec_program(args: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> ! {
             sys::exit_now(EXIT_EXEC_FAILED);
         }
     }
-    // The extra fds become 3, 4, ...: first each is copied above every target (a received fd
-    // may sit on one), then onto its target, without close-on-exec.
+    // The extra fds become 3, 4, ...: first each is copied above every target (a received fd,
+    // the program's among them, may sit on one), then onto its target, without close-on-exec.
     let above_targets = crate::CHANNEL_FD + i32::try_from(extras.len()).unwrap_or(i32::MAX);
+    let program = match sys::dup_fd_above_cloexec(program.as_raw_fd(), above_targets) {
+        Ok(copy) => sys::owned_fd(copy),
+        Err(_) => sys::exit_now(EXIT_EXEC_FAILED),
+    };
     let mut parked = Vec::with_capacity(extras.len());
     for fd in extras {
         match sys::dup_fd_above_cloexec(fd.as_raw_fd(), above_targets) {
