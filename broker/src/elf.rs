@@ -107,22 +107,33 @@ pub struct ElfInfo {
 pub fn read_elf(path: &Path) -> Result<ElfInfo, ElfError> {
     let elf = ElfTables::open(path)?;
     let interpreter = elf.interpreter()?;
-    let (needed, runpath, rpath) = elf.dynamic_strings()?;
-    let split = |v: &[String]| -> Vec<String> {
-        v.iter()
-            .flat_map(|s| s.split(':'))
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
+    let strings = elf.dynamic_strings()?;
     Ok(ElfInfo {
         interpreter,
-        needed,
-        runpath: split(&runpath),
-        rpath: split(&rpath),
+        needed: strings.needed,
+        runpath: search_list(&strings.runpath),
+        rpath: search_list(&strings.rpath),
         is_64: elf.ctx.container.is_big(),
         machine: elf.header.e_machine,
     })
+}
+
+/// The directories of `DT_RPATH`/`DT_RUNPATH` entries (each a `:`-separated list), in order.
+fn search_list(entries: &[impl AsRef<str>]) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|s| s.as_ref().split(':'))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The strings of an object's dynamic section that loading needs.
+#[derive(Default)]
+struct DynamicStrings {
+    needed: Vec<String>,
+    runpath: Vec<String>,
+    rpath: Vec<String>,
 }
 
 /// Only `path`'s `PT_INTERP` (`None`: statically linked), from its ELF header and program
@@ -264,11 +275,10 @@ impl<'p> ElfTables<'p> {
     }
 
     /// The `DT_NEEDED` names (at most [`MAX_LIBRARIES`]), `DT_RUNPATH` and `DT_RPATH` strings.
-    #[allow(clippy::type_complexity)]
-    fn dynamic_strings(&self) -> Result<(Vec<String>, Vec<String>, Vec<String>), ElfError> {
+    fn dynamic_strings(&self) -> Result<DynamicStrings, ElfError> {
         use goblin::elf::dynamic::{DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_STRSZ, DT_STRTAB};
         let Some(dynamic) = self.segment(goblin::elf::program_header::PT_DYNAMIC) else {
-            return Ok((Vec::new(), Vec::new(), Vec::new()));
+            return Ok(DynamicStrings::default());
         };
         let table = self.read(dynamic.p_offset, dynamic.p_filesz)?;
         // Each entry is a tag and a value, both of the class's word size.
@@ -302,7 +312,7 @@ impl<'p> ElfTables<'p> {
             }
         }
         if needed.is_empty() && runpath.is_empty() && rpath.is_empty() {
-            return Ok((Vec::new(), Vec::new(), Vec::new()));
+            return Ok(DynamicStrings::default());
         }
         let (Some(strtab), Some(strsz)) = (strtab, strsz) else {
             return Err(self.malformed("dynamic strings without DT_STRTAB and DT_STRSZ"));
@@ -326,11 +336,11 @@ impl<'p> ElfTables<'p> {
         let strings_at = |offsets: Vec<u64>| -> Result<Vec<String>, ElfError> {
             offsets.into_iter().map(string).collect()
         };
-        Ok((
-            strings_at(needed)?,
-            strings_at(runpath)?,
-            strings_at(rpath)?,
-        ))
+        Ok(DynamicStrings {
+            needed: strings_at(needed)?,
+            runpath: strings_at(runpath)?,
+            rpath: strings_at(rpath)?,
+        })
     }
 }
 
@@ -714,18 +724,11 @@ mod tests {
     fn whole_parse(path: &Path) -> Option<ElfInfo> {
         let bytes = std::fs::read(path).ok()?;
         let elf = goblin::elf::Elf::parse(&bytes).ok()?;
-        let split = |v: &[&str]| -> Vec<String> {
-            v.iter()
-                .flat_map(|s| s.split(':'))
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
         Some(ElfInfo {
             interpreter: elf.interpreter.map(str::to_owned),
             needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
-            runpath: split(&elf.runpaths),
-            rpath: split(&elf.rpaths),
+            runpath: search_list(&elf.runpaths),
+            rpath: search_list(&elf.rpaths),
             is_64: elf.is_64,
             machine: elf.header.e_machine,
         })
