@@ -1,4 +1,4 @@
-//! `cargo bench --workspace --bench open -- --json [--pin] [--rounds N] [--workers N]`
+//! `cargo bench --workspace --bench open -- --json [--pin] [--rounds N]`
 //!
 //! Interleaves, in blocks of 200 operations per round:
 //! - `native_open_us`: `open` + `close` of a small file by the bench process;
@@ -224,17 +224,9 @@ fn main() {
     if options.pin {
         common::pin_to_cpu0();
     }
-    let workers = std::env::args()
-        .skip_while(|a| a != "--workers")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(BrokerConfig::default().service_workers);
     let broker = Broker::start(
         Entries::new().register("opener", opener),
-        BrokerConfig {
-            service_workers: workers,
-            ..BrokerConfig::default()
-        },
+        BrokerConfig::default(),
     )
     .expect("start broker");
     let dir = std::env::temp_dir().join(format!("portcullis-bench-open-{}", std::process::id()));
@@ -303,7 +295,6 @@ fn main() {
             ("bench", "\"open\"".into()),
             ("samples", natives.len().to_string()),
             ("pinned", options.pin.to_string()),
-            ("workers", workers.to_string()),
             ("native_open_us", r2(native_us).to_string()),
             ("raw_fd_rtt_us", r2(raw_us).to_string()),
             ("floor_open_us", r2(floor_us).to_string()),

@@ -1,10 +1,8 @@
-//! `cargo bench --workspace --bench throughput -- --json [--pin] [--rounds N] [--clients N]
-//! [--workers N]`
+//! `cargo bench --workspace --bench throughput -- --json [--pin] [--rounds N] [--clients N]`
 //!
 //! `clients` sandboxed children (default 8) issue brokered `stat`s back to back — request,
 //! policy decision, `openat2` beneath the grant, `fstat`, answer, audit record — while the
-//! broker's file workers (`--workers`, default `BrokerConfig::default().service_workers`) serve
-//! them all; compared, in alternating rounds, with the same number of
+//! broker serves each on its doorbell; compared, in alternating rounds, with the same number of
 //! raw 1-byte `SOCK_SEQPACKET` ping-pong pairs between plain processes. Reports the median
 //! requests per second of each and `brokered_over_raw`; the last stdout line is one JSON object.
 
@@ -78,7 +76,6 @@ fn main() {
             .and_then(|n| n.parse().ok())
     };
     let clients = number("--clients").unwrap_or(8);
-    let workers = number("--workers").unwrap_or(BrokerConfig::default().service_workers);
     if options.pin {
         common::pin_to_cpu0();
     }
@@ -86,7 +83,6 @@ fn main() {
         Entries::new().register("statter", statter),
         BrokerConfig {
             prefork: 0,
-            service_workers: workers,
             ..BrokerConfig::default()
         },
     )
@@ -129,7 +125,6 @@ fn main() {
         json_line(&[
             ("bench", "\"throughput\"".into()),
             ("clients", clients.to_string()),
-            ("workers", workers.to_string()),
             ("rounds", options.rounds.to_string()),
             ("pinned", options.pin.to_string()),
             ("raw_rps", format!("{raw_rps:.0}")),

@@ -3,7 +3,8 @@
 //! Owns: starting the single-threaded zygote ([`Broker::start`]), the child's seccomp allowlist
 //! and its compilation ([`seccomp`]), the id maps of the sandbox's user namespace, spawning
 //! children through the zygote (and its pool of pre-forked, locked-down children), each child's
-//! typed channel and its end ([`Child`], [`ChildEnd`]), and serving each child's service channel:
+//! typed channel and its end ([`Child`], [`ChildEnd`]), and serving each child's service channel
+//! on a thread of the child's own, woken by the child's seccomp doorbell (module `supervise`):
 //! files beneath pre-opened grant directories with `openat2`, TCP connections and HTTP(S)
 //! fetches to checked addresses, every request decided by the child's policy profile and written
 //! to the audit log ([`audit`]); and supervising each child from outside: its limits (rlimits,

@@ -2,24 +2,30 @@
 //! (files beneath a pre-opened directory with `openat2`; connections and fetches to checked
 //! addresses), audit, answer.
 //!
-//! Threads: [`SERVICE_WORKERS`] file workers wait on one epoll set holding every child's service
-//! channel, edge-triggered. A child's *turn* (an atomic per child: idle, serving, serving with
-//! more arrived, retired) is taken by the worker that sees its event, so only one worker serves a
-//! child at a time and each child has at most one request in flight, whatever it sends. The
-//! holder reads one request, answers it, and gives the turn back; an event that arrived while it
-//! held the turn is noted in the turn itself and served by the holder before it lets go, so no
-//! wake-up is lost and no `epoll_ctl` re-arm is paid per request. The epoll ready list serves
-//! children in turn; a flooding child is additionally held to its profile's request rate (token
-//! bucket). A child that sends a request before its previous answer (the client never does) has
-//! the second one read when it next writes: it delays only itself.
+//! Threads: a child's requests are served by the broker thread that watches its seccomp
+//! listener ([`crate::supervise`]), when the child rings its doorbell: after writing a request
+//! the child makes the reserved syscall `portcullis_ipc::service::DOORBELL_SYSCALL`, its filter
+//! stops the calling thread and notifies that broker thread, which serves what the channel holds
+//! ([`Doorbell::ring`]) and only then lets the syscall return. The kernel wakes the broker thread
+//! on the child's CPU and the child on the broker thread's (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`),
+//! so a round trip pays no wake-up of another, idle CPU — the cost that dominated a socket wake-up
+//! (see `docs/BENCHMARKS.md`, open). A child has its own serving thread, so a child that floods,
+//! stalls on a slow filesystem or does not take its answers holds only that thread; it is
+//! additionally held to its profile's request rate (token bucket).
 //!
-//! Network requests (connect, fetch) are decided by the file worker and, when allowed, handed
+//! A child's *turn* (an atomic per child: idle, serving, serving with more arrived, retired)
+//! makes sure one thread at a time serves it: its own thread, or a network worker holding the
+//! turn. An event that arrives while the turn is held is noted in the turn itself and served by
+//! the holder before it lets go, so no request is lost. A request written without ringing waits
+//! until the next ring: it delays only the child that wrote it.
+//!
+//! Network requests (connect, fetch) are decided by the child's thread and, when allowed, handed
 //! with the child's turn to a small pool of network workers through a bounded queue
 //! ([`NETWORK_WORKERS`], [`NETWORK_QUEUE`]): a slow name lookup or a black-holed connection holds
-//! a network worker, never a file worker, and when the queue is full the child is answered
-//! `busy` at once. The network worker answers and gives the turn back, so a child's requests stay
-//! in order. Nothing a child sends reaches a worker but through `Channel::recv`, which caps size
-//! and fds and never panics.
+//! a network worker, and when the queue is full the child is answered `busy` at once. The doorbell
+//! returns as soon as the request is handed off; the network worker answers and gives the turn
+//! back, so a child's requests stay in order. Nothing a child sends reaches a worker but through
+//! `Channel::try_recv`, which caps size and fds and never panics.
 //!
 //! Trust boundary: the policy decides on the path *string* only to pick a grant and a relative
 //! path; whether that relative path really stays beneath the grant is the kernel's decision
@@ -29,13 +35,11 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::stat::{fstat, SFlag};
 use portcullis_ipc::service::{
     Denied, DirEntry, Failure, FileKind, FileStat, OpenFlags, ServiceRequest, ServiceResponse,
@@ -47,14 +51,13 @@ use portcullis_policy::{Access, Decision, DenyReason, OpenMode, Profile, RateLim
 use crate::audit::{bounded_target, AuditRecord, AuditSink};
 use crate::sys::files as fs;
 
-/// Default number of file workers ([`crate::BrokerConfig::service_workers`]).
-pub const SERVICE_WORKERS: usize = 2;
 /// Default number of network workers ([`crate::BrokerConfig::network_workers`]).
 pub const NETWORK_WORKERS: usize = 4;
 /// Default number of allowed network requests that may wait for a network worker
 /// ([`crate::BrokerConfig::network_queue`]); past that a connect or fetch is answered `busy`.
 pub const NETWORK_QUEUE: usize = 8;
-/// Longest a worker waits for a child to take an answer before it stops serving that child.
+/// Longest a serving thread waits for a child to take an answer before it stops serving that
+/// child.
 const SERVICE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A child's turn: nobody is serving it.
@@ -89,18 +92,13 @@ struct Served {
 pub(crate) struct ServiceConfig {
     pub audit: AuditSink,
     pub send_timeout: Duration,
-    pub file_workers: usize,
     pub network_workers: usize,
     pub network_queue: usize,
     pub tls_roots: crate::fetch::TlsRoots,
 }
 
-/// What every worker shares.
+/// What every serving thread shares.
 struct Core {
-    epoll: Epoll,
-    /// Written once when the service stops, so every worker's wait ends at once (it is in the
-    /// epoll set, level-triggered, under [`WAKE`]).
-    wake: EventFd,
     served: Mutex<HashMap<u64, Arc<Served>>>,
     audit: AuditSink,
     started: Instant,
@@ -111,15 +109,31 @@ struct Core {
     tls_roots: ureq::tls::RootCerts,
 }
 
-/// Epoll data of [`Core::wake`]; no child id is this (pool ids set only the top bit of a
-/// counter).
-const WAKE: u64 = u64::MAX;
-
-/// The broker's request service: register each child's service channel; workers answer.
+/// The broker's request service: register each child's service channel; its doorbell serves it.
 pub(crate) struct Service {
     core: Arc<Core>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Handed to each child's [`Doorbell`]. Once the service and every doorbell are gone, the
+    /// queue disconnects and the network workers end.
+    network: Sender<NetJob>,
+}
+
+/// What a child's serving thread holds to serve it when it rings: see [`Doorbell::ring`].
+pub(crate) struct Doorbell {
+    core: Arc<Core>,
+    served: Arc<Served>,
+    network: Sender<NetJob>,
+}
+
+impl Doorbell {
+    /// Serves the child's channel: everything queued on it, one request at a time, unless
+    /// another thread holds the child's turn (a network worker, which then serves it before it
+    /// lets go) or its service has ended. Called by the child's serving thread while the child's
+    /// doorbell syscall waits; returns when the file requests it found are answered.
+    pub(crate) fn ring(&self) {
+        if take_turn(&self.served.turn) {
+            self.core.serve_turn(&self.served, Some(&self.network));
+        }
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -156,8 +170,6 @@ struct NetTarget {
 impl Service {
     pub(crate) fn start(config: ServiceConfig) -> std::io::Result<Arc<Service>> {
         let core = Arc::new(Core {
-            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
-            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
             served: Mutex::new(HashMap::new()),
             audit: config.audit,
             started: Instant::now(),
@@ -167,21 +179,10 @@ impl Service {
             network_pending: AtomicUsize::new(0),
             tls_roots: config.tls_roots.to_ureq(),
         });
-        core.epoll.add(
-            core.wake.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE),
-        )?;
-        let mut service = Service {
-            core,
-            stop: Arc::new(AtomicBool::new(false)),
-            workers: Vec::new(),
-        };
-        // Only file workers hold a sender: once they have stopped, the queue disconnects and
-        // the network workers end.
         let (network, jobs) = crossbeam_channel::bounded::<NetJob>(config.network_queue);
         for n in 0..config.network_workers.max(1) {
             let worker = NetWorker {
-                core: Arc::clone(&service.core),
+                core: Arc::clone(&core),
                 jobs: jobs.clone(),
             };
             // Not joined when the service stops: one may be inside a name lookup the resolver
@@ -190,24 +191,12 @@ impl Service {
                 .name(format!("portcullis-net-{n}"))
                 .spawn(move || worker.run())?;
         }
-        drop(jobs);
-        for n in 0..config.file_workers.max(1) {
-            let worker = FileWorker {
-                core: Arc::clone(&service.core),
-                stop: Arc::clone(&service.stop),
-                network: network.clone(),
-            };
-            let handle = std::thread::Builder::new()
-                .name(format!("portcullis-serve-{n}"))
-                .spawn(move || worker.run())?;
-            service.workers.push(handle);
-        }
-        Ok(Arc::new(service))
+        Ok(Arc::new(Service { core, network }))
     }
 
-    /// Starts serving a child: pre-opens every grant's directory and adds its channel to the
-    /// epoll set (edge-triggered; a request already waiting is reported at once).
-    pub(crate) fn register(&self, r: Registration) -> std::io::Result<()> {
+    /// Starts serving a child: pre-opens every grant's directory. The returned doorbell serves
+    /// the child's channel whenever the child rings it.
+    pub(crate) fn register(&self, r: Registration) -> Doorbell {
         let roots = r
             .profile
             .fs
@@ -227,14 +216,12 @@ impl Service {
             turn: AtomicU8::new(IDLE),
             on_violation: r.on_violation,
         });
-        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, r.child);
         lock(&self.core.served).insert(r.child, Arc::clone(&served));
-        if let Err(e) = self.core.epoll.add(served.channel.as_fd(), event) {
-            // Not added, so never served: do not keep its channel and grant fds either.
-            lock(&self.core.served).remove(&r.child);
-            return Err(e.into());
+        Doorbell {
+            core: Arc::clone(&self.core),
+            served,
+            network: self.network.clone(),
         }
-        Ok(())
     }
 
     /// Stops serving a child (it ended or its handle was dropped). A worker in the middle of
@@ -245,7 +232,6 @@ impl Service {
         let mut map = lock(&self.core.served);
         if let Some(served) = map.remove(&child) {
             served.turn.store(RETIRED, Ordering::Release);
-            let _ = self.core.epoll.delete(served.channel.as_fd());
             flush_rate_audit(&served, &self.core.audit);
         }
     }
@@ -253,16 +239,6 @@ impl Service {
     /// Network requests queued or being performed right now.
     pub(crate) fn network_pending(&self) -> usize {
         self.core.network_pending.load(Ordering::Acquire)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.core.wake.write(1);
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
     }
 }
 
@@ -306,34 +282,6 @@ enum Turn {
     HandedOff,
     /// The child's service ended (closed, broke the protocol, or did not take its answer).
     Finished,
-}
-
-struct FileWorker {
-    core: Arc<Core>,
-    stop: Arc<AtomicBool>,
-    network: Sender<NetJob>,
-}
-
-impl FileWorker {
-    fn run(self) {
-        let mut events = [EpollEvent::empty(); 16];
-        while !self.stop.load(Ordering::Acquire) {
-            // A bounded wait, so a stopping service is noticed.
-            let n = match self.core.epoll.wait(&mut events, EpollTimeout::from(100u8)) {
-                Ok(n) => n,
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => return,
-            };
-            for event in &events[..n] {
-                let served = lock(&self.core.served).get(&event.data()).cloned();
-                if let Some(served) = served {
-                    if take_turn(&served.turn) {
-                        self.core.serve_turn(&served, Some(&self.network));
-                    }
-                }
-            }
-        }
-    }
 }
 
 struct NetWorker {
@@ -404,12 +352,12 @@ impl Core {
             flush_rate_audit(served, &self.audit);
         }
         drop(map);
-        let _ = self.epoll.delete(served.channel.as_fd());
     }
 
     /// Reads and answers one request, or hands it to a network worker.
     fn serve_one(&self, served: &Arc<Served>, network: Option<&Sender<NetJob>>) -> Turn {
-        // Edge-triggered: read what is queued until a request is whole or nothing is left.
+        // One request per ring (the client writes one, then rings); a ring with nothing queued
+        // (a hostile child's) answers nothing.
         let request = match served.channel.try_recv::<ServiceRequest>() {
             // A request carries no fds; any the child attached are closed here.
             Ok((request, _fds)) => request,
@@ -482,8 +430,9 @@ impl Core {
         let fd_ref = fd.as_ref().map(AsFd::as_fd);
         let fds = fd_ref.as_slice();
         // A fetched body may be megabytes, which a busy child takes a while to read: its answer
-        // may take as long as the profile lets a fetch take. It holds a network worker, never a
-        // file worker, meanwhile; every other answer is small and gets the short deadline.
+        // may take as long as the profile lets a fetch take. It holds a network worker, never the
+        // child's serving thread, meanwhile; every other answer is small and gets the short
+        // deadline.
         let timeout = match &response {
             // Capped at a day: a policy may say u64::MAX ms, and `Instant + Duration` panics
             // on overflow.

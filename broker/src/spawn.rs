@@ -87,11 +87,9 @@ pub struct BrokerConfig {
     /// How many ids of its block a root broker maps (1 to 4,096: with 1, every child shares the
     /// zygote's id).
     pub sandbox_host_ids: u32,
-    /// Threads that read every child's service requests, decide them and perform file
-    /// operations (at least 1).
-    pub service_workers: usize,
     /// Threads that perform allowed connects and fetches (name lookup, connection, HTTP), so a
-    /// slow one never holds a file worker (at least 1).
+    /// slow one never holds a child's serving thread (at least 1). File requests are served by
+    /// each child's own thread when it rings its doorbell (see `serve`).
     pub network_workers: usize,
     /// Allowed network requests that may wait for a network worker; past that, a connect or
     /// fetch fails at once with `busy` (`io::ErrorKind::ResourceBusy` in the child). 0: a
@@ -129,7 +127,6 @@ impl Default for BrokerConfig {
             sandbox_host_ids: DEFAULT_SANDBOX_HOST_IDS,
             cgroups: CgroupSetting::Auto,
             tls_roots: crate::fetch::TlsRoots::Mozilla,
-            service_workers: crate::serve::SERVICE_WORKERS,
             network_workers: crate::serve::NETWORK_WORKERS,
             network_queue: crate::serve::NETWORK_QUEUE,
         }
@@ -325,7 +322,7 @@ pub enum ChildEnd {
     },
     /// Made a syscall outside its seccomp allowlist and was killed for it before the syscall ran
     /// (the profile's violation mode is `Kill`). The report comes from the kernel through the
-    /// filter's listener (the broker's supervisor thread), not from the child. `None` only if the kernel
+    /// filter's listener (the broker's thread for the child), not from the child. `None` only if the kernel
     /// killed the child itself (SIGSYS) without a report, which the filter is built never to do;
     /// a child cannot fake a SIGSYS end: as PID 1 of its namespace it cannot kill itself with a
     /// default-action signal.
@@ -453,7 +450,6 @@ impl Broker {
         let service = Service::start(ServiceConfig {
             audit: config.audit.clone(),
             send_timeout: config.send_timeout,
-            file_workers: config.service_workers,
             network_workers: config.network_workers,
             network_queue: config.network_queue,
             tls_roots: config.tls_roots.clone(),
@@ -920,10 +916,7 @@ impl Broker {
             on_violation,
         };
         let wall_deadline = limits.wall.map(|wall| Instant::now() + wall);
-        if let Err(e) = shared.service.register(registration) {
-            child.kill();
-            return Err(SpawnError::Channel(e));
-        }
+        let doorbell = shared.service.register(registration);
         // Into its cgroup before it can read the start message: nothing the child was not built
         // with runs outside its limits. A pooled child is in one already, with a default
         // profile's limits.
@@ -985,6 +978,7 @@ impl Broker {
             listener,
             mode: limits.on_violation,
             wall_deadline,
+            doorbell,
             on_event: Box::new(move |event: Event| {
                 let kill = {
                     let mut state = lock(&events_state);

@@ -1,11 +1,12 @@
-//! The supervisor: one broker thread ("portcullis-supervisor") that watches every child from
-//! outside — its seccomp violations and its wall-clock deadline.
+//! The supervisor: a broker thread per child ("portcullis-child-N") that watches it from
+//! outside — its seccomp violations — and serves its requests when it rings its doorbell; and
+//! one thread ("portcullis-supervisor") for wall-clock deadlines.
 //!
 //! **Violations.** Each child's seccomp filter answers every syscall outside the allowlist with
 //! `SECCOMP_RET_USER_NOTIF`. The child passed the filter's listener fd to the broker with its
-//! `LockedDown` report and kept no copy, so the kernel, not the child, tells the supervisor the
-//! syscall number, architecture, arguments and the calling thread; the calling thread stays
-//! stopped in the kernel until the supervisor answers. A report therefore arrives even if the
+//! `LockedDown` report and kept no copy, so the kernel, not the child, tells the child's thread
+//! the syscall number, architecture, arguments and the calling thread; the calling thread stays
+//! stopped in the kernel until the broker answers. A report therefore arrives even if the
 //! child's memory is corrupt, and the child cannot forge or suppress it. The profile decides what
 //! follows ([`OnViolation`]): `Kill` (the default) has the zygote SIGKILL the child while
 //! the thread is still stopped, so the syscall never runs; `Deny` answers the syscall with
@@ -13,12 +14,23 @@
 //! to the audit log (at most [`AUDIT_BURST`] records, then one a second with a count, so a child
 //! looping on a denied syscall cannot flood the log).
 //!
+//! **The doorbell.** One call outside the allowlist is not a violation: the reserved syscall
+//! `portcullis_ipc::service::DOORBELL_SYSCALL` with `DOORBELL_TAG` as its first argument, of the
+//! native architecture. The child makes it after writing a service request; its thread serves the
+//! child's channel ([`crate::serve::Doorbell::ring`]) and answers the syscall with 0, never
+//! running it. The listener is switched to synchronous wake-ups
+//! (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): the kernel wakes the thread blocked in
+//! `SECCOMP_IOCTL_NOTIF_RECV` on the CPU the child was running on, and the child on the thread's,
+//! so neither waits for another CPU to wake. That is why each child has a thread blocked on its
+//! listener rather than one thread polling them all: an epoll wake-up drops that hint. On an
+//! older kernel the doorbell works the same, with ordinary wake-ups.
+//!
 //! **Wall clock.** A child spawned with a wall-clock limit is killed at its deadline; its end is
 //! reported as a wall timeout.
 //!
-//! Must never: block on a child (a notification read blocks only when the listener polled
-//! readable, and a vanished caller gives `ENOENT`), answer a notification with "continue" (the
-//! syscall would run unchecked), or keep a child's listener after the child ended.
+//! Must never: answer a notification with "continue" (the syscall would run unchecked), take a
+//! call for the doorbell on anything but its number, tag and the native architecture, or keep a
+//! child's listener after the child ended (its thread ends when the filter has no task left).
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
@@ -31,6 +43,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use serde::Serialize;
 
 use crate::audit::{AuditRecord, AuditSink};
+use crate::serve::Doorbell;
 use crate::sys::seccomp_notify::{self, Notification};
 
 /// What the broker does when a child makes a syscall outside its allowlist: the child's policy
@@ -123,6 +136,8 @@ pub(crate) struct Watch {
     pub mode: OnViolation,
     pub wall_deadline: Option<Instant>,
     pub on_event: Box<dyn Fn(Event) + Send + Sync>,
+    /// Serves the child's service channel when it rings.
+    pub doorbell: Doorbell,
 }
 
 /// Violation records written one by one per child before the rest are counted.
@@ -131,7 +146,6 @@ pub const AUDIT_BURST: u32 = 16;
 struct Watched {
     kind: String,
     pid: u32,
-    listener: Option<Arc<OwnedFd>>,
     mode: OnViolation,
     wall_deadline: Option<Instant>,
     on_event: Arc<dyn Fn(Event) + Send + Sync>,
@@ -140,9 +154,20 @@ struct Watched {
     last_audit: Option<Instant>,
 }
 
-/// Epoll data of the wake-up eventfd (child ids never reach it: they start at 1 and pool ids
-/// have only the top bit set below it).
+/// Epoll data of the wake-up eventfd, the only fd in the supervisor's epoll set.
 const WAKE: u64 = u64::MAX;
+
+/// `AUDIT_ARCH_*` of this build's own syscalls: the only architecture a doorbell rings in.
+#[cfg(target_arch = "x86_64")]
+const NATIVE_AUDIT_ARCH: u32 = AUDIT_ARCH_X86_64;
+#[cfg(target_arch = "aarch64")]
+const NATIVE_AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// Whether `n` is the child's doorbell (see the module docs), not a violation.
+fn is_doorbell(n: &Notification) -> bool {
+    use portcullis_ipc::service::{DOORBELL_SYSCALL, DOORBELL_TAG};
+    n.arch == NATIVE_AUDIT_ARCH && i64::from(n.nr) == DOORBELL_SYSCALL && n.args[0] == DOORBELL_TAG
+}
 
 pub(crate) struct Supervisor {
     epoll: Epoll,
@@ -180,8 +205,8 @@ impl Supervisor {
         Ok(supervisor)
     }
 
-    /// Starts watching a child.
-    pub(crate) fn watch(&self, watch: Watch) -> std::io::Result<()> {
+    /// Starts watching a child: its own thread reads its listener until the child is gone.
+    pub(crate) fn watch(self: &Arc<Self>, watch: Watch) -> std::io::Result<()> {
         let Watch {
             child,
             kind,
@@ -190,19 +215,17 @@ impl Supervisor {
             mode,
             wall_deadline,
             on_event,
+            doorbell,
         } = watch;
-        let listener = Arc::new(listener);
-        let mut watched = lock(&self.watched);
-        self.epoll.add(
-            listener.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, child),
-        )?;
-        watched.insert(
+        if let Err(e) = seccomp_notify::set_sync_wakeup(listener.as_fd()) {
+            // Linux before 6.6: the doorbell works with ordinary wake-ups.
+            tracing::debug!(child, error = %e, "no synchronous seccomp wake-ups");
+        }
+        lock(&self.watched).insert(
             child,
             Watched {
                 kind,
                 pid,
-                listener: Some(listener),
                 mode,
                 wall_deadline,
                 on_event: Arc::from(on_event),
@@ -211,7 +234,14 @@ impl Supervisor {
                 last_audit: None,
             },
         );
-        drop(watched);
+        let supervisor = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name(format!("portcullis-child-{child}"))
+            .spawn(move || supervisor.serve_child(child, &listener, &doorbell));
+        if let Err(e) = spawned {
+            lock(&self.watched).remove(&child);
+            return Err(e);
+        }
         if let Some(deadline) = wall_deadline {
             lock(&self.deadlines).insert((deadline, child));
             let _ = self.wake.write(1);
@@ -219,14 +249,12 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops watching a child (its handle was dropped or it ended) and closes its listener.
+    /// Stops watching a child (its handle was dropped or it ended). Its thread ends, closing
+    /// the listener, once no task of the child is left (the owner kills it first).
     pub(crate) fn forget(&self, child: u64) {
         let Some(w) = lock(&self.watched).remove(&child) else {
             return;
         };
-        if let Some(listener) = &w.listener {
-            let _ = self.epoll.delete(listener.as_fd());
-        }
         if let Some(deadline) = w.wall_deadline {
             lock(&self.deadlines).remove(&(deadline, child));
         }
@@ -259,55 +287,52 @@ impl Supervisor {
             }
         };
         for event in &events[..n] {
-            let child = event.data();
-            if child == WAKE {
+            if event.data() == WAKE {
                 let _ = self.wake.read();
-                continue;
-            }
-            let flags = event.events();
-            if flags.contains(EpollFlags::EPOLLIN) {
-                self.notified(child);
-            } else if flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
-                // No task uses the filter any more: the child is gone. Close the listener now;
-                // the child's owner forgets the rest when it drops its handle.
-                self.close_listener(child);
             }
         }
         self.expire(Instant::now());
     }
 
-    fn close_listener(&self, child: u64) {
-        let mut watched = lock(&self.watched);
-        if let Some(w) = watched.get_mut(&child) {
-            if let Some(listener) = w.listener.take() {
-                let _ = self.epoll.delete(listener.as_fd());
+    /// The child's thread: reads each notification of its listener and serves it, until the
+    /// listener hangs up (no task of the child is left) or fails.
+    fn serve_child(&self, child: u64, listener: &OwnedFd, doorbell: &Doorbell) {
+        loop {
+            let notification = match seccomp_notify::receive(listener.as_fd()) {
+                Ok(n) => n,
+                // The caller died or was interrupted before the read, or every task is gone.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    if seccomp_notify::hung_up(listener.as_fd()) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(child, error = %e, "reading a seccomp notification failed; closing the listener");
+                    return;
+                }
+            };
+            if is_doorbell(&notification) {
+                doorbell.ring();
+                // ENOENT: the ringing thread is gone (killed); nothing to answer.
+                let _ = seccomp_notify::answer_value(listener.as_fd(), notification.id, 0);
+            } else {
+                self.violated(child, listener, &notification);
             }
         }
     }
 
-    /// Reads and handles one notification of `child`.
-    fn notified(&self, child: u64) {
-        let (listener, mode, on_event) = {
+    /// Handles a syscall of `child` outside its allowlist.
+    fn violated(&self, child: u64, listener: &OwnedFd, notification: &Notification) {
+        let (mode, on_event) = {
             let watched = lock(&self.watched);
             let Some(w) = watched.get(&child) else {
+                // Forgotten: the owner is killing it. The call stays stopped until it dies.
                 return;
             };
-            let Some(listener) = w.listener.clone() else {
-                return;
-            };
-            (listener, w.mode, Arc::clone(&w.on_event))
+            (w.mode, Arc::clone(&w.on_event))
         };
-        let notification = match seccomp_notify::receive(listener.as_fd()) {
-            Ok(n) => n,
-            // The caller died or was interrupted between poll and read.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return,
-            Err(e) => {
-                tracing::error!(child, error = %e, "reading a seccomp notification failed; closing the listener");
-                self.close_listener(child);
-                return;
-            }
-        };
-        let violation = Violation::from_notification(&notification, mode);
+        let violation = Violation::from_notification(notification, mode);
         // Recorded before the answer: once the child sees EPERM it may report and exit, and its
         // owner must find the violation recorded by then.
         self.audit_violation(child, &violation);

@@ -134,6 +134,23 @@ impl Channel {
         self.send_bytes(&payload, fds, deadline)
     }
 
+    /// Sends like [`Channel::send`], calling `announce` after each datagram is queued — for a
+    /// peer that reads only when told to (a child's service channel, read when the child rings
+    /// its doorbell). A message larger than the socket's buffer would otherwise block its
+    /// sender forever: the peer reads nothing until it is told, and it is told only after the
+    /// send. Announced datagram by datagram, the buffer never fills.
+    pub fn send_announced<T: Serialize + ?Sized>(
+        &self,
+        msg: &T,
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+        announce: &mut dyn FnMut(),
+    ) -> Result<(), SendError> {
+        self.check_fd_count(fds)?;
+        let payload = codec::encode(msg, self.limits.max_message_bytes)?;
+        self.send_bytes_announced(&payload, fds, deadline, announce)
+    }
+
     /// Receives one whole message and decodes it as a `T`, with the fds that came with it.
     ///
     /// `deadline: None` blocks until a message arrives; `Some(t)` never blocks past `t`. The fds
@@ -159,6 +176,16 @@ impl Channel {
         payload: &[u8],
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        self.send_bytes_announced(payload, fds, deadline, &mut || {})
+    }
+
+    fn send_bytes_announced(
+        &self,
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+        announce: &mut dyn FnMut(),
     ) -> Result<(), SendError> {
         let max = self.limits.max_message_bytes;
         if payload.len() > max {
@@ -196,6 +223,7 @@ impl Channel {
                 }
                 return Err(send_error(err));
             }
+            announce();
             if last {
                 return Ok(());
             }

@@ -10,6 +10,23 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// Most directory entries one `ReadDir` answer carries.
 pub const MAX_DIR_ENTRIES: usize = 4096;
 
+/// The service doorbell's syscall number. After writing a request to its service channel, a
+/// child makes this syscall with [`DOORBELL_TAG`] as its first argument. It is outside every
+/// allowlist, so the child's seccomp filter stops the calling thread and notifies the broker's
+/// thread for that child, which reads the channel, answers what it found and then lets the
+/// syscall return 0 without running it. The broker thread is woken, and wakes the child, on the
+/// CPU the other was running on (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`), which a socket wake-up
+/// cannot ask for. On x86-64 this is `tuxcall` (184), reserved and never implemented; elsewhere
+/// a number no architecture assigns.
+#[cfg(target_arch = "x86_64")]
+pub const DOORBELL_SYSCALL: i64 = 184;
+/// The service doorbell's syscall number (see the x86-64 definition).
+#[cfg(not(target_arch = "x86_64"))]
+pub const DOORBELL_SYSCALL: i64 = 1023;
+/// The doorbell's first argument ("portcull"): the same syscall with any other first argument is
+/// a seccomp violation like any call outside the allowlist.
+pub const DOORBELL_TAG: u64 = 0x706f_7274_6375_6c6c;
+
 /// How a child wants a file opened (open(2) semantics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenFlags {

@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::context::ChildContext;
 
-/// The child's end of its service channel. One request at a time: a second thread waits.
+/// The child's end of its service channel. One request at a time: a second thread waits. Each
+/// request is written and announced with the service doorbell, then its answer read.
 #[derive(Debug)]
 pub struct ServiceClient {
     channel: Mutex<Channel>,
@@ -38,8 +39,12 @@ impl ServiceClient {
         request: &ServiceRequest,
     ) -> io::Result<(ServiceResponse, Vec<std::os::fd::OwnedFd>)> {
         let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        // The broker reads a child's service channel when its doorbell rings (see
+        // `portcullis_ipc::service::DOORBELL_SYSCALL`), so each datagram is announced: a request
+        // larger than the socket's buffer (a POST body) is read as it is written. After the
+        // last ring a file request's answer is already queued.
         channel
-            .send(request, &[], None)
+            .send_announced(request, &[], None, &mut crate::sys::ring_doorbell)
             .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
         match channel.recv::<ServiceResponse>(None) {
             Ok(answer) => Ok(answer),
@@ -241,6 +246,12 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
             (ServiceResponse::Done, _) => Ok(()),
             (response, _) => Err(failure(response)),
         }
+    }
+
+    /// Rings the service doorbell, for tests that play a hostile child on the raw channel.
+    #[doc(hidden)]
+    pub fn ring_service_doorbell(&self) {
+        crate::sys::ring_doorbell();
     }
 
     /// The raw service channel, for tests that play a hostile child.

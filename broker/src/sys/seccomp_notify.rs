@@ -1,5 +1,5 @@
-//! seccomp user notifications, read by the broker's supervisor from a child's listener fd.
-//! seccomp_unotify(2).
+//! seccomp user notifications, read by the broker's thread for a child from the child's listener
+//! fd. seccomp_unotify(2).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -25,9 +25,9 @@ pub struct Notification {
     pub args: [u64; 6],
 }
 
-/// Receives one pending notification. `SECCOMP_IOCTL_NOTIF_RECV`. Blocks until one is pending;
-/// call it when the listener polled readable. `ENOENT`: the caller died or was interrupted
-/// before it could be read.
+/// Receives one pending notification. `SECCOMP_IOCTL_NOTIF_RECV`. Blocks until one is pending.
+/// `ENOENT`: the caller died or was interrupted before it could be read, or no task uses the
+/// filter any more ([`hung_up`] tells which).
 pub fn receive(listener: BorrowedFd<'_>) -> io::Result<Notification> {
     // SAFETY: all-zero bytes are a valid `seccomp_notif` (plain integers), and the kernel
     // requires the buffer zeroed.
@@ -61,10 +61,21 @@ pub fn receive(listener: BorrowedFd<'_>) -> io::Result<Notification> {
 /// Answers notification `id`: the syscall fails with `errno` in the child without running.
 /// `SECCOMP_IOCTL_NOTIF_SEND`. `ENOENT`: the caller is gone (nothing to answer).
 pub fn answer_error(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
+    send(listener, id, 0, -errno)
+}
+
+/// Answers notification `id`: the syscall returns `val` in the child without running.
+/// `SECCOMP_IOCTL_NOTIF_SEND`. `ENOENT`: the caller is gone (nothing to answer).
+pub fn answer_value(listener: BorrowedFd<'_>, id: u64, val: i64) -> io::Result<()> {
+    send(listener, id, val, 0)
+}
+
+fn send(listener: BorrowedFd<'_>, id: u64, val: i64, error: i32) -> io::Result<()> {
+    // No `SECCOMP_USER_NOTIF_FLAG_CONTINUE`, ever: the syscall never runs.
     let mut resp = libc::seccomp_notif_resp {
         id,
-        val: 0,
-        error: -errno,
+        val,
+        error,
         flags: 0,
     };
     // SAFETY: the ioctl reads one `seccomp_notif_resp` from `resp`, which lives across the call.
@@ -76,4 +87,41 @@ pub fn answer_error(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result
         )
     };
     cvt_int(ret).map(drop)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS`: `_IOW('!', 4, __u64)` (Linux 6.6; not in the libc crate).
+const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+
+/// Asks the kernel to wake the reader of `listener` on the notifying task's CPU, and the task on
+/// the answering thread's, for a supervisor that answers at once
+/// (`SECCOMP_IOCTL_NOTIF_SET_FLAGS` with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`). `EINVAL`: the
+/// kernel is older than 6.6.
+pub fn set_sync_wakeup(listener: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: this ioctl takes its flags by value and touches no memory of ours.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            SECCOMP_IOCTL_NOTIF_SET_FLAGS as _,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    cvt_int(ret).map(drop)
+}
+
+/// Whether no task uses the listener's filter any more (it polls `POLLHUP`); no notification
+/// can come again.
+pub fn hung_up(listener: BorrowedFd<'_>) -> bool {
+    let mut fds = [nix::poll::PollFd::new(
+        listener,
+        nix::poll::PollFlags::POLLIN,
+    )];
+    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+        Ok(_) => fds[0].revents().is_some_and(|r| {
+            r.intersects(nix::poll::PollFlags::POLLHUP | nix::poll::PollFlags::POLLERR)
+        }),
+        // Not known (EINTR): the caller reads again, which fails for good if the fd is bad.
+        Err(_) => false,
+    }
 }

@@ -28,7 +28,7 @@ pub use process::{
     clear_cloexec, crash_now, exec_fd, exit_now, is_socket, new_session, set_cloexec, set_ids,
     set_rlimit, unblock_all_signals,
 };
-pub use seccomp::install_seccomp_filter;
+pub use seccomp::{install_seccomp_filter, ring_doorbell};
 
 /// Maps a libc-style `-1` return to the thread's errno.
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {

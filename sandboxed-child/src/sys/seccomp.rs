@@ -32,3 +32,22 @@ pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<OwnedFd> {
     // With NEW_LISTENER, success returns a new fd that nothing else owns (close-on-exec).
     Ok(super::owned_fd(listener))
 }
+
+/// Rings the service doorbell: tells the broker's thread for this child that a request is
+/// waiting on the service channel, and returns once the broker has answered what it found
+/// there (a network request's answer may come later). The syscall never runs: the child's
+/// seccomp filter hands it to the broker, which lets it return 0. Restarted when a signal
+/// interrupts it. Any other result (`ENOSYS`: no broker listens any more) is left to the read
+/// of the answer, which then finds the channel closed.
+pub fn ring_doorbell() {
+    use portcullis_ipc::service::{DOORBELL_SYSCALL, DOORBELL_TAG};
+    loop {
+        // SAFETY: the doorbell syscall takes no pointers; seccomp stops it before the kernel
+        // would look at it, and it is reserved and unimplemented besides.
+        let ret = unsafe { libc::syscall(DOORBELL_SYSCALL as libc::c_long, DOORBELL_TAG) };
+        if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return;
+    }
+}

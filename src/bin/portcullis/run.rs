@@ -313,8 +313,7 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         BrokerConfig {
             prefork: 0,
             // The program has no channel to the broker (it asks for no files or network through
-            // it), so the fewest workers: each is a thread started and joined per run.
-            service_workers: 1,
+            // it), so the fewest network workers: each is a thread started per run.
             network_workers: 1,
             cgroups: if args.no_cgroup {
                 portcullis::broker::CgroupSetting::Off

@@ -139,6 +139,7 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
                 };
                 match channel
                     .send(&request, &[], None)
+                    .map(|()| ctx.ring_service_doorbell())
                     .map(|()| channel.recv::<ServiceResponse>(None))
                 {
                     Ok(Ok((response, _))) => FileResult::Ok(format!("{response:?}")),
@@ -198,6 +199,7 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
                 frame.extend_from_slice(&[1, 0, 0, 0, 0, 0]);
                 let channel = ctx.raw_service_channel();
                 let _ = channel.send_raw_datagram(&frame, &[]);
+                ctx.ring_service_doorbell();
                 match channel.recv::<ServiceResponse>(None) {
                     Ok((response, _)) => FileResult::Ok(format!("{response:?}")),
                     Err(e) => FileResult::Err {

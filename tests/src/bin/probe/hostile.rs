@@ -38,7 +38,8 @@ use crate::Verdict;
 pub enum Which {
     /// The application's channel (fd 3): read when the application receives.
     App,
-    /// The service channel (fd 4): read by the broker's own file workers.
+    /// The service channel (fd 4): read by the broker's thread for this child when the child
+    /// rings its doorbell, which the attack does after writing, as the real client does.
     Service,
 }
 
@@ -64,6 +65,12 @@ pub enum Attack {
     StopReading { dir: String },
     /// Open `path` `count` times, keeping every file open.
     OpenMany { path: String, count: u32 },
+    /// Ring the service doorbell `rings` times with nothing written; then write a stat of
+    /// `path` on the raw service channel without ringing and look for an answer; then ring;
+    /// then stat `path` through the normal client.
+    Doorbell { path: String, rings: u32 },
+    /// Make the doorbell's syscall with another first argument: a seccomp violation.
+    DoorbellWrongTag,
 }
 
 /// What the hostile child reports (when the attack leaves it able to).
@@ -88,6 +95,25 @@ pub enum Report {
     },
     /// The kernel refused every datagram of the attack (`ETOOMANYREFS`): nothing was sent.
     Refused,
+    Doorbell {
+        /// Rings that returned anything but 0.
+        failed_rings: u32,
+        elapsed_ms: u64,
+        /// An answer to the unannounced request arrived within 200 ms, before any ring.
+        answered_unrung: bool,
+        /// It arrived once the doorbell rang.
+        answered_after_ring: bool,
+        /// The normal client's stat afterwards succeeded.
+        stat_ok: bool,
+    },
+}
+
+/// The service doorbell, as a hostile child may ring it: the raw syscall's result.
+fn ring(tag: u64) -> i64 {
+    use portcullis::ipc::service::DOORBELL_SYSCALL;
+    // SAFETY: the doorbell takes no pointers; the child's seccomp filter stops it before the
+    // kernel would look at it.
+    unsafe { libc::syscall(DOORBELL_SYSCALL as libc::c_long, tag) }
 }
 
 fn with_channel<R>(
@@ -97,7 +123,11 @@ fn with_channel<R>(
 ) -> R {
     match which {
         Which::App => f(ctx.raw_channel()),
-        Which::Service => f(&ctx.raw_service_channel()),
+        Which::Service => {
+            let done = f(&ctx.raw_service_channel());
+            ring(portcullis::ipc::service::DOORBELL_TAG);
+            done
+        }
     }
 }
 
@@ -253,6 +283,45 @@ pub fn hostile_child(ctx: ChildContext<Report, Vec<u8>>, attack: Attack) -> i32 
             }
             return i32::from(ctx.recv().is_err());
         }
+        Attack::Doorbell { path, rings } => {
+            use portcullis::ipc::service::{ServiceResponse, DOORBELL_TAG};
+            let start = Instant::now();
+            let failed_rings = (0..rings)
+                .map(|_| ring(DOORBELL_TAG))
+                .filter(|&r| r != 0)
+                .count();
+            let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (answered_unrung, answered_after_ring) = {
+                let channel = ctx.raw_service_channel();
+                let request = ServiceRequest::Stat { path: path.clone() };
+                if channel.send(&request, &[], None).is_err() {
+                    return 3;
+                }
+                let answered = |wait: Duration| {
+                    matches!(
+                        channel.recv::<ServiceResponse>(Some(Instant::now() + wait)),
+                        Ok((ServiceResponse::Stat(_), _))
+                    )
+                };
+                let unrung = answered(Duration::from_millis(200));
+                ring(DOORBELL_TAG);
+                (unrung, !unrung && answered(Duration::from_secs(10)))
+            };
+            let report = Report::Doorbell {
+                failed_rings: u32::try_from(failed_rings).unwrap_or(u32::MAX),
+                elapsed_ms,
+                answered_unrung,
+                answered_after_ring,
+                stat_ok: ctx.metadata(&path).is_ok(),
+            };
+            if ctx.send(&report).is_err() {
+                return 2;
+            }
+            return i32::from(ctx.recv().is_err());
+        }
+        Attack::DoorbellWrongTag => {
+            ring(portcullis::ipc::service::DOORBELL_TAG ^ 1);
+        }
     }
     // Wait for the broker to act (it kills us), or for the test to.
     std::thread::sleep(Duration::from_secs(60));
@@ -295,6 +364,8 @@ pub fn run(broker: &Broker, scenario: &str) -> Verdict {
         "flood" => under_attack(broker, flood),
         "stop-reading" => under_attack(broker, stop_reading),
         "open-many" => under_attack(broker, open_many),
+        "doorbell" => under_attack(broker, doorbell_storm),
+        "doorbell-wrong-tag" => doorbell_wrong_tag(broker),
         other => Err(format!("unknown hostile scenario {other:?}")),
     };
     let panics = PANICS.load(Ordering::SeqCst);
@@ -660,6 +731,58 @@ fn fd_message_while_fds_in_flight(broker: &Broker) -> Verdict {
              fds in flight, so this test proves nothing"
                 .to_owned(),
         ),
+    }
+}
+
+/// 100,000 rings of the service doorbell with nothing written: each answers 0 and nothing
+/// else; a request written without a ring is not read (it waits for the child's own ring, so it
+/// delays only that child); once rung it is answered; the normal client still works.
+fn doorbell_storm(broker: &Broker) -> Result<String, String> {
+    let tree = Tree::new("hostile-doorbell")?;
+    let profile = Profile {
+        fs: vec![grant(&tree.path("granted"), READ_LIST)],
+        net: Vec::new(),
+        limits: Limits::default(),
+    };
+    let rings = 100_000;
+    let attack = Attack::Doorbell {
+        path: tree.path("granted/a.txt"),
+        rings,
+    };
+    let child = spawn_hostile(broker, &attack, Some(profile))?;
+    let report = child.recv_timeout(Duration::from_secs(60));
+    let _ = child.send(&Vec::new());
+    let end = child.wait_timeout(Duration::from_secs(20));
+    match (report, end) {
+        (
+            Ok(Report::Doorbell {
+                failed_rings: 0,
+                elapsed_ms,
+                answered_unrung: false,
+                answered_after_ring: true,
+                stat_ok: true,
+            }),
+            Some(ChildEnd::Exited { code: 0 }),
+        ) => Ok(format!(
+            "{rings} empty rings in {elapsed_ms} ms, each answered 0; an unannounced request \
+             waited for its ring, then was answered"
+        )),
+        other => Err(format!("doorbell child: {other:?}")),
+    }
+}
+
+/// The doorbell's syscall with the wrong tag is what any call outside the allowlist is: a
+/// seccomp violation that ends the child (the tag's pair is `doorbell` above).
+fn doorbell_wrong_tag(broker: &Broker) -> Verdict {
+    let child = spawn_hostile(broker, &Attack::DoorbellWrongTag, None)?;
+    match child.wait_timeout(Duration::from_secs(20)) {
+        Some(ChildEnd::SeccompViolation { violation: Some(v) })
+            if v.args[0] == portcullis::ipc::service::DOORBELL_TAG ^ 1 =>
+        {
+            println!("doorbell with a wrong tag: killed, violation {v}");
+            Ok(())
+        }
+        other => Err(format!("wrong-tag child ended {other:?}")),
     }
 }
 

@@ -131,15 +131,27 @@ type FetchAnswer = Result<(u16, usize, String, bool), String>;
 type FetchCase<'a> = (String, &'a dyn Fn(&FetchAnswer) -> bool);
 
 /// The fetch child: performs each request through the broker and reports status, body length,
-/// the body's start and whether it was cut.
+/// the body's start and whether it was cut. `post:BYTES:URL` POSTs a body of BYTES bytes.
 pub fn fetch_child(ctx: ChildContext<FetchAnswer, String>, _: ()) -> i32 {
     use portcullis::ipc::service::{FetchMethod, FetchRequest};
     while let Ok(url) = ctx.recv() {
-        let request = FetchRequest {
-            url,
-            method: FetchMethod::Get,
-            body: Vec::new(),
-            content_type: None,
+        let post = url
+            .strip_prefix("post:")
+            .and_then(|rest| rest.split_once(':'))
+            .and_then(|(bytes, url)| Some((bytes.parse::<usize>().ok()?, url.to_owned())));
+        let request = match post {
+            Some((bytes, url)) => FetchRequest {
+                url,
+                method: FetchMethod::Post,
+                body: vec![b'x'; bytes],
+                content_type: Some("text/plain".into()),
+            },
+            None => FetchRequest {
+                url,
+                method: FetchMethod::Get,
+                body: Vec::new(),
+                content_type: None,
+            },
         };
         let answer = ctx
             .fetch(request)
@@ -289,6 +301,12 @@ pub fn fetch_on_loopback(broker: &Broker) -> Verdict {
                 url("127.0.0.2", "/hello"),
                 &|a| matches!(a, Err(e) if e.ends_with("denied: not-granted")),
             ),
+            // A 2 MiB request, ten times the socket's buffer: the broker reads it as it is
+            // written (each datagram rings the doorbell), decides, and answers.
+            (
+                format!("post:{}:{}", 2 << 20, url("127.0.0.2", "/hello")),
+                &|a| matches!(a, Err(e) if e.ends_with("denied: not-granted")),
+            ),
             (
                 format!("https://127.0.0.1:{port}/hello"),
                 &|a| matches!(a, Err(e) if e.ends_with("denied: not-granted")),
@@ -403,12 +421,12 @@ fn still_pending(child: &portcullis::Child<String, FetchAnswer>) -> bool {
     )
 }
 
-/// More fetches than the broker has file workers hang against a server that never answers;
-/// meanwhile a bystander's brokered opens are all answered: a slow fetch holds a network
-/// worker, never a file worker. Then the server lets go and every fetch returns.
+/// Three fetches hang against a server that never answers; meanwhile a bystander's brokered
+/// opens are all answered: a slow fetch holds a network worker, never the thread that serves a
+/// child's files (its own, nor another's). Then the server lets go and every fetch returns.
 pub fn slow_fetch_leaves_file_workers_free(broker: &Broker) -> Verdict {
     let hole = BlackHole::start()?;
-    let hanging = portcullis::BrokerConfig::default().service_workers + 1;
+    let hanging = 3;
     let fetchers = (0..hanging)
         .map(|_| spawn_fetcher(broker, hole.port))
         .collect::<Result<Vec<_>, _>>()?;
