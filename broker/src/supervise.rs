@@ -422,3 +422,70 @@ impl Supervisor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_ipc::service::{DOORBELL_SYSCALL, DOORBELL_TAG};
+
+    fn call(arch: u32, nr: i64, first: u64) -> Notification {
+        Notification {
+            id: 1,
+            pid: 2,
+            arch,
+            nr: i32::try_from(nr).unwrap(),
+            instruction_pointer: 0,
+            args: [first, 0, 0, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn only_the_native_call_with_its_tag_is_the_doorbell() {
+        assert!(is_doorbell(&call(
+            NATIVE_AUDIT_ARCH,
+            DOORBELL_SYSCALL,
+            DOORBELL_TAG
+        )));
+        // Denied: another tag, another number, the x32 and i386 forms of the same number.
+        assert!(!is_doorbell(&call(
+            NATIVE_AUDIT_ARCH,
+            DOORBELL_SYSCALL,
+            DOORBELL_TAG ^ 1
+        )));
+        assert!(!is_doorbell(&call(NATIVE_AUDIT_ARCH, DOORBELL_SYSCALL, 0)));
+        assert!(!is_doorbell(&call(
+            NATIVE_AUDIT_ARCH,
+            DOORBELL_SYSCALL + 1,
+            DOORBELL_TAG
+        )));
+        let x32 = DOORBELL_SYSCALL | i64::from(X32_SYSCALL_BIT);
+        assert!(!is_doorbell(&call(NATIVE_AUDIT_ARCH, x32, DOORBELL_TAG)));
+        assert!(!is_doorbell(&call(
+            AUDIT_ARCH_I386,
+            DOORBELL_SYSCALL,
+            DOORBELL_TAG
+        )));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_doorbell_is_a_syscall_no_allowlist_has() {
+        // If an allowlist ever named it, the call would run (ENOSYS) instead of reaching the
+        // broker, and the child would wait for answers nobody announced.
+        let named = ScmpSyscall::from(i32::try_from(DOORBELL_SYSCALL).unwrap())
+            .get_name_by_arch(ScmpArch::X8664)
+            .unwrap();
+        assert_eq!(named, "tuxcall");
+        use crate::seccomp::{exec_rules, ExecShape, RootShape, CHILD_ALLOWLIST};
+        assert!(CHILD_ALLOWLIST.iter().all(|r| r.name != named));
+        for root in [RootShape::Empty, RootShape::ReadOnly, RootShape::ReadWrite] {
+            for processes in [false, true] {
+                let rules = exec_rules(ExecShape { processes, root });
+                assert!(
+                    rules.iter().all(|r| r.name != named),
+                    "{root:?} names the doorbell"
+                );
+            }
+        }
+    }
+}
