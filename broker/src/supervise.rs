@@ -140,10 +140,15 @@ pub(crate) struct Watch {
     pub doorbell: Doorbell,
 }
 
+/// Longest [`Supervisor::forget`] waits for a child's thread to end (the child being killed).
+const FORGET_WAIT: Duration = Duration::from_secs(1);
+
 /// Violation records written one by one per child before the rest are counted.
 pub const AUDIT_BURST: u32 = 16;
 
 struct Watched {
+    /// The child's thread (see [`Supervisor::watch`]); `None` until it is started.
+    thread: Option<std::thread::JoinHandle<()>>,
     kind: String,
     pid: u32,
     mode: OnViolation,
@@ -224,6 +229,7 @@ impl Supervisor {
         lock(&self.watched).insert(
             child,
             Watched {
+                thread: None,
                 kind,
                 pid,
                 mode,
@@ -238,9 +244,16 @@ impl Supervisor {
         let spawned = std::thread::Builder::new()
             .name(format!("portcullis-child-{child}"))
             .spawn(move || supervisor.serve_child(child, &listener, &doorbell));
-        if let Err(e) = spawned {
-            lock(&self.watched).remove(&child);
-            return Err(e);
+        match spawned {
+            Ok(thread) => {
+                if let Some(w) = lock(&self.watched).get_mut(&child) {
+                    w.thread = Some(thread);
+                }
+            }
+            Err(e) => {
+                lock(&self.watched).remove(&child);
+                return Err(e);
+            }
         }
         if let Some(deadline) = wall_deadline {
             lock(&self.deadlines).insert((deadline, child));
@@ -250,13 +263,24 @@ impl Supervisor {
     }
 
     /// Stops watching a child (its handle was dropped or it ended). Its thread ends, closing
-    /// the listener, once no task of the child is left (the owner kills it first).
+    /// the listener and the child's service channel, once no task of the child is left (the
+    /// owner kills it first); this waits for that, at most [`FORGET_WAIT`], so the fds are gone
+    /// when the child's handle is.
     pub(crate) fn forget(&self, child: u64) {
         let Some(w) = lock(&self.watched).remove(&child) else {
             return;
         };
         if let Some(deadline) = w.wall_deadline {
             lock(&self.deadlines).remove(&(deadline, child));
+        }
+        if let Some(thread) = w.thread {
+            let until = Instant::now() + FORGET_WAIT;
+            while !thread.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 
