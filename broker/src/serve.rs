@@ -125,13 +125,37 @@ pub(crate) struct Doorbell {
 }
 
 impl Doorbell {
-    /// Serves the child's channel: everything queued on it, one request at a time, unless
-    /// another thread holds the child's turn (a network worker, which then serves it before it
-    /// lets go) or its service has ended. Called by the child's serving thread while the child's
-    /// doorbell syscall waits; returns when the file requests it found are answered.
-    pub(crate) fn ring(&self) {
-        if take_turn(&self.served.turn) {
-            self.core.serve_turn(&self.served, Some(&self.network));
+    /// Serves the child's channel: the request the ring announced, unless another thread holds
+    /// the child's turn (a network worker, which then serves it before it lets go) or its
+    /// service has ended. Called by the child's serving thread while the child's doorbell
+    /// syscall waits; returns when the file request it found is answered. `release` answers the
+    /// doorbell: it is called if an answer does not fit in the socket (a long directory
+    /// listing), so the child can read it while it is sent.
+    ///
+    /// A ring that finds no whole request (a hostile child's, or one datagram of a long
+    /// request) costs a token of the child's request rate like a request does; without one,
+    /// the ring is answered only once a token has come back and been taken (waiting at most
+    /// 100 ms), so a child cannot keep its broker thread busy faster than its profile allows.
+    pub(crate) fn ring(&self, release: &mut dyn FnMut()) {
+        if !take_turn(&self.served.turn) {
+            return;
+        }
+        if self
+            .core
+            .serve_turn(&self.served, Some(&self.network), release)
+        {
+            return;
+        }
+        let per_token = 1.0 / f64::from(self.served.profile.limits.requests_per_second.max(1));
+        let per_token = Duration::from_secs_f64(per_token.min(0.1));
+        let until = Instant::now() + Duration::from_millis(100);
+        loop {
+            let now = Instant::now();
+            let since_start = now.saturating_duration_since(self.core.started);
+            if lock(&self.served.limiter).try_acquire(since_start) || now >= until {
+                return;
+            }
+            std::thread::sleep(per_token);
         }
     }
 }
@@ -232,6 +256,9 @@ impl Service {
         let mut map = lock(&self.core.served);
         if let Some(served) = map.remove(&child) {
             served.turn.store(RETIRED, Ordering::Release);
+            // The child's next read sees the end at once rather than waiting on a channel its
+            // thread still holds.
+            served.channel.shut_down();
             flush_rate_audit(&served, &self.core.audit);
         }
     }
@@ -276,8 +303,10 @@ fn take_turn(turn: &AtomicU8) -> bool {
 
 /// What one request did to the child's turn.
 enum Turn {
-    /// Answered, or nothing was waiting: the holder may let go.
+    /// Answered: the holder may let go.
     Served,
+    /// No whole request was waiting: the holder may let go.
+    Nothing,
     /// A network worker holds the turn now.
     HandedOff,
     /// The child's service ended (closed, broke the protocol, or did not take its answer).
@@ -293,15 +322,16 @@ impl NetWorker {
     fn run(self) {
         while let Ok(job) = self.jobs.recv() {
             let answer = perform_network(&self.core, &job.served, &job.request, &job.target);
-            let answered = self
-                .core
-                .answer(&job.served, &job.request, job.received, answer);
+            let answered =
+                self.core
+                    .answer(&job.served, &job.request, job.received, answer, &mut || {});
             self.core.network_pending.fetch_sub(1, Ordering::AcqRel);
             if !answered {
                 self.core.retire(&job.served);
             } else if self.core.more_to_serve(&job.served) {
-                // Network requests met while holding the turn are performed here, inline.
-                self.core.serve_turn(&job.served, None);
+                // Network requests met while holding the turn are performed here, inline. The
+                // child is not stopped in its doorbell meanwhile: nothing to release.
+                self.core.serve_turn(&job.served, None, &mut || {});
             }
         }
     }
@@ -310,16 +340,27 @@ impl NetWorker {
 impl Core {
     /// Serves the child whose turn the caller holds, one request at a time, until nothing more
     /// arrived, a network request was handed off, or its service ended. `network: None` means
-    /// the caller is a network worker and performs network requests itself.
-    fn serve_turn(&self, served: &Arc<Served>, network: Option<&Sender<NetJob>>) {
+    /// the caller is a network worker and performs network requests itself. `release`: see
+    /// [`Doorbell::ring`]. True if a whole request was read.
+    fn serve_turn(
+        &self,
+        served: &Arc<Served>,
+        network: Option<&Sender<NetJob>>,
+        release: &mut dyn FnMut(),
+    ) -> bool {
+        let mut read = false;
         loop {
-            match self.serve_one(served, network) {
-                Turn::Served => {}
-                Turn::HandedOff => return,
-                Turn::Finished => return self.retire(served),
+            match self.serve_one(served, network, release) {
+                Turn::Served => read = true,
+                Turn::Nothing => {}
+                Turn::HandedOff => return true,
+                Turn::Finished => {
+                    self.retire(served);
+                    return true;
+                }
             }
             if !self.more_to_serve(served) {
-                return;
+                return read;
             }
         }
     }
@@ -347,6 +388,7 @@ impl Core {
     /// Stops serving a child whose service ended.
     fn retire(&self, served: &Served) {
         served.turn.store(RETIRED, Ordering::Release);
+        served.channel.shut_down();
         let mut map = lock(&self.served);
         if map.remove(&served.child).is_some() {
             flush_rate_audit(served, &self.audit);
@@ -355,14 +397,19 @@ impl Core {
     }
 
     /// Reads and answers one request, or hands it to a network worker.
-    fn serve_one(&self, served: &Arc<Served>, network: Option<&Sender<NetJob>>) -> Turn {
+    fn serve_one(
+        &self,
+        served: &Arc<Served>,
+        network: Option<&Sender<NetJob>>,
+        release: &mut dyn FnMut(),
+    ) -> Turn {
         // One request per ring (the client writes one, then rings); a ring with nothing queued
         // (a hostile child's) answers nothing.
         let request = match served.channel.try_recv::<ServiceRequest>() {
             // A request carries no fds; any the child attached are closed here.
             Ok((request, _fds)) => request,
-            // Nothing (more) waiting: an event for data another turn already read.
-            Err(RecvError::TimedOut) => return Turn::Served,
+            // Nothing whole waiting: an empty ring, or one datagram of a longer request.
+            Err(RecvError::TimedOut) => return Turn::Nothing,
             // The child attached fds this process had no room for; a client never does.
             Err(RecvError::FdsDropped) => {
                 tracing::warn!(
@@ -395,13 +442,13 @@ impl Core {
                         Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                             self.network_pending.fetch_sub(1, Ordering::AcqRel);
                             let busy = failed(describe(&job.request).0, Failure::Busy);
-                            return self.answered(served, &job.request, received, busy);
+                            return self.answered(served, &job.request, received, busy, release);
                         }
                     }
                 }
             },
         };
-        self.answered(served, &request, received, answer)
+        self.answered(served, &request, received, answer, release)
     }
 
     fn answered(
@@ -410,8 +457,9 @@ impl Core {
         request: &ServiceRequest,
         received: Instant,
         answer: Answer,
+        release: &mut dyn FnMut(),
     ) -> Turn {
-        if self.answer(served, request, received, answer) {
+        if self.answer(served, request, received, answer, release) {
             Turn::Served
         } else {
             Turn::Finished
@@ -419,12 +467,14 @@ impl Core {
     }
 
     /// Audits and sends one answer. False when the child did not take it (its service ends).
+    /// `release`: see [`Doorbell::ring`].
     fn answer(
         &self,
         served: &Served,
         request: &ServiceRequest,
         received: Instant,
         answer: Answer,
+        release: &mut dyn FnMut(),
     ) -> bool {
         let (response, fd, op, outcome) = answer;
         let fd_ref = fd.as_ref().map(AsFd::as_fd);
@@ -442,14 +492,19 @@ impl Core {
             ),
             _ => self.send_timeout,
         };
-        let deadline = Some(Instant::now() + timeout);
+        let deadline = Instant::now() + timeout;
         // The record is written before the answer leaves: once a child sees a decision, its
         // audit record exists.
         let suppressed = match outcome.1 {
             Some(reason) if reason == Denied::RateLimited.as_str() => {
                 match rate_limited_audit(served) {
                     Some(suppressed) => suppressed,
-                    None => return served.channel.send(&response, fds, deadline).is_ok(),
+                    None => {
+                        return served
+                            .channel
+                            .send_releasing(&response, fds, deadline, release)
+                            .is_ok()
+                    }
                 }
             }
             _ => 0,
@@ -468,7 +523,10 @@ impl Core {
                 latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
             });
         }
-        served.channel.send(&response, fds, deadline).is_ok()
+        served
+            .channel
+            .send_releasing(&response, fds, deadline, release)
+            .is_ok()
     }
 
     /// Takes a token and decides. File operations are performed here; an allowed network

@@ -1668,6 +1668,7 @@ impl ChildState {
                 self.wall_timeout = true;
                 self.killed_by_broker = true;
             }
+            Event::SupervisionLost => self.killed_by_broker = true,
         }
     }
 }

@@ -19,18 +19,22 @@
 //! native architecture. The child makes it after writing a service request; its thread serves the
 //! child's channel ([`crate::serve::Doorbell::ring`]) and answers the syscall with 0, never
 //! running it. The listener is switched to synchronous wake-ups
-//! (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): the kernel wakes the thread blocked in
-//! `SECCOMP_IOCTL_NOTIF_RECV` on the CPU the child was running on, and the child on the thread's,
-//! so neither waits for another CPU to wake. That is why each child has a thread blocked on its
-//! listener rather than one thread polling them all: an epoll wake-up drops that hint. On an
-//! older kernel the doorbell works the same, with ordinary wake-ups.
+//! (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): the kernel wakes the thread waiting on it
+//! (in `poll`, then `SECCOMP_IOCTL_NOTIF_RECV`) on the CPU the child was running on, and the
+//! child on the thread's, so neither waits for another CPU to wake. That is why each child has a
+//! thread of its own rather than one thread waiting on them all: an epoll wake-up drops that
+//! hint. On an older kernel the doorbell works the same, with ordinary wake-ups. The `poll`
+//! sees the listener hang up when the child's last task ends (a blocked `NOTIF_RECV` is woken by
+//! that only from Linux 6.11), which ends the thread; any other failure to listen has the child
+//! killed ([`Event::SupervisionLost`]): unwatched, its forbidden calls would fail unreported.
 //!
 //! **Wall clock.** A child spawned with a wall-clock limit is killed at its deadline; its end is
 //! reported as a wall timeout.
 //!
 //! Must never: answer a notification with "continue" (the syscall would run unchecked), take a
 //! call for the doorbell on anything but its number, tag and the native architecture, or keep a
-//! child's listener after the child ended (its thread ends when the filter has no task left).
+//! child's listener after the child ended (its thread ends when the filter has no task left),
+//! or leave a child running that no thread listens to.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
@@ -125,6 +129,8 @@ pub(crate) enum Event {
     Violation(Violation),
     /// The child's wall-clock deadline passed; the owner must kill it.
     WallTimeout,
+    /// The broker can no longer read the child's listener; the owner must kill it.
+    SupervisionLost,
 }
 
 /// A child to watch.
@@ -318,28 +324,57 @@ impl Supervisor {
         self.expire(Instant::now());
     }
 
-    /// The child's thread: reads each notification of its listener and serves it, until the
-    /// listener hangs up (no task of the child is left) or fails.
+    /// The child's thread: waits for each notification of its listener and serves it, until
+    /// the listener hangs up (no task of the child is left). If it cannot go on for any other
+    /// reason, the child is killed: a child nobody watches would have every call outside its
+    /// allowlist fail with `ENOSYS` unreported, and its requests unanswered.
     fn serve_child(&self, child: u64, listener: &OwnedFd, doorbell: &Doorbell) {
+        // Errors in a row that did not block (poll's EPOLLERR, an interrupted lock in the
+        // kernel): a few are retried, a stream of them is a listener gone wrong.
+        let mut failures = 0u32;
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(child, error = %e, "{what} failed; killing the child");
+            let on_event = lock(&self.watched)
+                .get(&child)
+                .map(|w| Arc::clone(&w.on_event));
+            if let Some(on_event) = on_event {
+                on_event(Event::SupervisionLost);
+            }
+        };
         loop {
-            let notification = match seccomp_notify::receive(listener.as_fd()) {
-                Ok(n) => n,
-                // The caller died or was interrupted before the read, or every task is gone.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    if seccomp_notify::hung_up(listener.as_fd()) {
-                        return;
-                    }
+            // poll first: before Linux 6.11 a thread blocked in `SECCOMP_IOCTL_NOTIF_RECV` is
+            // not woken when the last task of the filter exits, only poll sees the hang-up.
+            // poll's wake-up keeps the synchronous flag (epoll's would not).
+            match seccomp_notify::wait(listener.as_fd()) {
+                Ok(seccomp_notify::Ready::HungUp) => return,
+                Ok(seccomp_notify::Ready::Notification) => {}
+                Ok(seccomp_notify::Ready::Error) | Err(_) if failures < 16 => {
+                    failures += 1;
                     continue;
                 }
-                Err(e) => {
-                    tracing::error!(child, error = %e, "reading a seccomp notification failed; closing the listener");
-                    return;
+                Ok(seccomp_notify::Ready::Error) => {
+                    return failed("waiting on the seccomp listener", &"POLLERR");
                 }
+                Err(e) => return failed("waiting on the seccomp listener", &e),
+            }
+            let notification = match seccomp_notify::receive(listener.as_fd()) {
+                Ok(n) => n,
+                // The caller died or was interrupted between the wait and the read.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return failed("reading a seccomp notification", &e),
             };
+            failures = 0;
             if is_doorbell(&notification) {
-                doorbell.ring();
-                // ENOENT: the ringing thread is gone (killed); nothing to answer.
-                let _ = seccomp_notify::answer_value(listener.as_fd(), notification.id, 0);
+                let mut answered = false;
+                let mut release = || {
+                    if !answered {
+                        answered = true;
+                        // ENOENT: the ringing thread is gone (killed); nothing to answer.
+                        let _ = seccomp_notify::answer_value(listener.as_fd(), notification.id, 0);
+                    }
+                };
+                doorbell.ring(&mut release);
+                release();
             } else {
                 self.violated(child, listener, &notification);
             }

@@ -148,7 +148,31 @@ impl Channel {
     ) -> Result<(), SendError> {
         self.check_fd_count(fds)?;
         let payload = codec::encode(msg, self.limits.max_message_bytes)?;
-        self.send_bytes_announced(&payload, fds, deadline, announce)
+        self.send_bytes_with(&payload, fds, deadline, announce, &mut || {})
+    }
+
+    /// Sends like [`Channel::send`] with a deadline, calling `on_full` the first time the
+    /// socket has no room, before waiting for it — for a sender that holds its peer stopped
+    /// (the broker answering a child stopped in its doorbell): the peer must be let go to read
+    /// a message larger than the socket's buffer, or both would wait for each other until the
+    /// deadline.
+    pub fn send_releasing<T: Serialize + ?Sized>(
+        &self,
+        msg: &T,
+        fds: &[BorrowedFd<'_>],
+        deadline: Instant,
+        on_full: &mut dyn FnMut(),
+    ) -> Result<(), SendError> {
+        self.check_fd_count(fds)?;
+        let payload = codec::encode(msg, self.limits.max_message_bytes)?;
+        self.send_bytes_with(&payload, fds, Some(deadline), &mut || {}, on_full)
+    }
+
+    /// Shuts the socket down both ways: the peer's reads see the end of the stream and its
+    /// writes fail, while this end stays open (another thread may still hold it).
+    pub fn shut_down(&self) {
+        // Fails only on a socket already shut down or not connected: nothing left to end.
+        let _ = shutdown(&self.fd, Shutdown::Both);
     }
 
     /// Receives one whole message and decodes it as a `T`, with the fds that came with it.
@@ -177,15 +201,18 @@ impl Channel {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
-        self.send_bytes_announced(payload, fds, deadline, &mut || {})
+        self.send_bytes_with(payload, fds, deadline, &mut || {}, &mut || {})
     }
 
-    fn send_bytes_announced(
+    /// Sends `payload` datagram by datagram, calling `announce` after each is queued and
+    /// `on_full` whenever the socket has no room, before waiting for it.
+    fn send_bytes_with(
         &self,
         payload: &[u8],
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
         announce: &mut dyn FnMut(),
+        on_full: &mut dyn FnMut(),
     ) -> Result<(), SendError> {
         let max = self.limits.max_message_bytes;
         if payload.len() > max {
@@ -212,7 +239,7 @@ impl Channel {
                 IoSlice::new(chunk),
             ];
             let sent = self
-                .send_datagram(&iov, chunk_fds, deadline)
+                .send_datagram_with(&iov, chunk_fds, deadline, on_full)
                 .and_then(|sent| check_whole_datagram(sent, 1 + chunk.len()));
             if let Err(err) = sent {
                 if offset > 0 {
@@ -314,6 +341,17 @@ impl Channel {
         fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<usize, WaitError> {
+        self.send_datagram_with(iov, fds, deadline, &mut || {})
+    }
+
+    /// [`Channel::send_datagram`], calling `on_full` before each wait for room.
+    fn send_datagram_with(
+        &self,
+        iov: &[IoSlice<'_>],
+        fds: &[BorrowedFd<'_>],
+        deadline: Option<Instant>,
+        on_full: &mut dyn FnMut(),
+    ) -> Result<usize, WaitError> {
         // Room for a few fds on the stack (the common case: none or one), else on the heap.
         let mut small = [MaybeUninit::<u8>::uninit(); SMALL_CONTROL_BYTES];
         let mut large = Vec::new();
@@ -345,7 +383,10 @@ impl Channel {
                 Ok(sent) => return Ok(sent),
                 Err(Errno::INTR) => continue,
                 // With no deadline this only happens on a non-blocking fd; wait without limit.
-                Err(Errno::AGAIN) => wait::wait_ready(self.fd.as_fd(), PollFlags::OUT, deadline)?,
+                Err(Errno::AGAIN) => {
+                    on_full();
+                    wait::wait_ready(self.fd.as_fd(), PollFlags::OUT, deadline)?;
+                }
                 Err(errno) => return Err(WaitError::Io(errno.into())),
             }
         }

@@ -24,9 +24,9 @@ scenarios! {
     // A child that opens 10,000 brokered files: its own open_fds limit stops it (EMFILE), not
     // the broker.
     ten_thousand_brokered_opens_stop_at_the_childs_limit => "hostile-suite-open-many",
-    // 100,000 empty rings of the service doorbell, and a request written without one: nothing
-    // but its own child waits; and its pair, the doorbell's syscall with a wrong tag, is a
-    // seccomp violation.
+    // 1,000 empty rings of the service doorbell, held to the child's request rate, and a
+    // request written without one: nothing but its own child waits; and its pair, the
+    // doorbell's syscall with a wrong tag, is a seccomp violation.
     doorbell_storm_serves_only_what_was_written => "hostile-suite-doorbell",
     doorbell_with_a_wrong_tag_is_a_violation => "hostile-suite-doorbell-wrong-tag",
 }

@@ -30,9 +30,9 @@ scenarios! {
     net_fetch_on_loopback => "net-fetch",
     net_fetch_https_verifies_the_certificate => "net-fetch-https",
     // Network requests have their own bounded pool: fetches hanging on a server that never
-    // answers leave the file workers free for a bystander; with the pool and its queue full,
+    // answers leave file serving free for a bystander; with the pool and its queue full,
     // one more fetch is answered `busy` at once.
-    net_slow_fetch_leaves_file_workers_free => "net-slow-fetch",
+    net_slow_fetch_leaves_file_serving_free => "net-slow-fetch",
     net_network_queue_full_is_busy => "net-queue-full",
     // Network: no socket of any family.
     denied_socket_inet => "socket-inet",

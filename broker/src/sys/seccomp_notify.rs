@@ -25,9 +25,9 @@ pub struct Notification {
     pub args: [u64; 6],
 }
 
-/// Receives one pending notification. `SECCOMP_IOCTL_NOTIF_RECV`. Blocks until one is pending.
-/// `ENOENT`: the caller died or was interrupted before it could be read, or no task uses the
-/// filter any more ([`hung_up`] tells which).
+/// Receives one pending notification. `SECCOMP_IOCTL_NOTIF_RECV`. Blocks until one is pending
+/// (call it after [`wait`]). `ENOENT`: the caller died or was interrupted before it could be
+/// read, or (Linux 6.11 on) no task uses the filter any more.
 pub fn receive(listener: BorrowedFd<'_>) -> io::Result<Notification> {
     // SAFETY: all-zero bytes are a valid `seccomp_notif` (plain integers), and the kernel
     // requires the buffer zeroed.
@@ -110,18 +110,38 @@ pub fn set_sync_wakeup(listener: BorrowedFd<'_>) -> io::Result<()> {
     cvt_int(ret).map(drop)
 }
 
-/// Whether no task uses the listener's filter any more (it polls `POLLHUP`); no notification
-/// can come again.
-pub fn hung_up(listener: BorrowedFd<'_>) -> bool {
-    let mut fds = [nix::poll::PollFd::new(
-        listener,
-        nix::poll::PollFlags::POLLIN,
-    )];
-    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
-        Ok(_) => fds[0].revents().is_some_and(|r| {
-            r.intersects(nix::poll::PollFlags::POLLHUP | nix::poll::PollFlags::POLLERR)
-        }),
-        // Not known (EINTR): the caller reads again, which fails for good if the fd is bad.
-        Err(_) => false,
+/// What [`wait`] found on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// A notification is pending.
+    Notification,
+    /// No task uses the filter any more (`POLLHUP`): no notification can come again.
+    HungUp,
+    /// `POLLERR` without a hang-up: the kernel could not tell (its lock wait was interrupted).
+    Error,
+}
+
+/// Blocks until `listener` has a notification pending or hangs up. poll(2): unlike a blocked
+/// `SECCOMP_IOCTL_NOTIF_RECV` before Linux 6.11, it wakes when the filter's last task exits, and
+/// unlike epoll its wake-up keeps `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`'s same-CPU hint. Retries
+/// on `EINTR`.
+pub fn wait(listener: BorrowedFd<'_>) -> io::Result<Ready> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(listener, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {
+                let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+                return Ok(if revents.contains(PollFlags::POLLHUP) {
+                    Ready::HungUp
+                } else if revents.contains(PollFlags::POLLIN) {
+                    Ready::Notification
+                } else {
+                    Ready::Error
+                });
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }

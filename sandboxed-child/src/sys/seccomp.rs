@@ -35,10 +35,11 @@ pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<OwnedFd> {
 
 /// Rings the service doorbell: tells the broker's thread for this child that a request is
 /// waiting on the service channel, and returns once the broker has answered what it found
-/// there (a network request's answer may come later). The syscall never runs: the child's
-/// seccomp filter hands it to the broker, which lets it return 0. Restarted when a signal
-/// interrupts it. Any other result (`ENOSYS`: no broker listens any more) is left to the read
-/// of the answer, which then finds the channel closed.
+/// there (a network request's answer, or the rest of one too long for the socket, may come
+/// later). The syscall never runs: the child's seccomp filter hands it to the broker, which lets
+/// it return 0. Restarted when a signal interrupts it. Any other result is left to the read of
+/// the answer: a broker that can no longer listen kills the child, and one that is gone has
+/// closed the channel.
 pub fn ring_doorbell() {
     use portcullis_ipc::service::{DOORBELL_SYSCALL, DOORBELL_TAG};
     loop {

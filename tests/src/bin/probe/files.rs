@@ -360,6 +360,14 @@ fn denied(result: &FileResult, reason: &str) -> bool {
 pub fn traversal_battery(broker: &Broker) -> Verdict {
     let tree = Tree::new("battery")?;
     let t = |rel: &str| tree.path(rel);
+    // A listing of ~270 KB, larger than the socket's buffer: its answer is sent while the
+    // child reads it (the broker lets the child's doorbell return first).
+    let long_names = 4096;
+    std::fs::create_dir_all(t("data/long")).map_err(|e| e.to_string())?;
+    for i in 0..long_names {
+        let name = format!("{i:04}-{}", "n".repeat(60));
+        std::fs::write(t(&format!("data/long/{name}")), "").map_err(|e| e.to_string())?;
+    }
     let profile = Profile {
         fs: vec![
             grant(&t("granted"), READ_LIST),
@@ -397,6 +405,10 @@ pub fn traversal_battery(broker: &Broker) -> Verdict {
     expect(FileOp::Read(t("granted/sub/b.txt")), &is_ok("B"));
     expect(FileOp::Stat(t("granted/a.txt")), &is_ok("File 1"));
     expect(FileOp::ReadDir(t("granted/sub")), &is_ok("b.txt"));
+    expect(
+        FileOp::ReadDir(t("data/long")),
+        &|r: &FileResult| matches!(r, FileResult::Ok(names) if names.split(',').count() == long_names),
+    );
     // `..` at every position of granted/sub/b.txt, and a plain escape.
     let parts = ["granted", "sub", "b.txt"];
     for at in 0..=parts.len() {

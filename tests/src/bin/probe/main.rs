@@ -479,7 +479,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "net-connect" => net::connect_on_loopback(broker),
         "net-fetch" => net::fetch_on_loopback(broker),
         "net-fetch-https" => net::fetch_https_on_loopback(broker),
-        "net-slow-fetch" => net::slow_fetch_leaves_file_workers_free(broker),
+        "net-slow-fetch" => net::slow_fetch_leaves_file_serving_free(broker),
         "net-queue-full" => net::network_queue_full_is_busy(broker),
         "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
         "messages-kept-across-panic" => messages_kept_across_panic(broker),

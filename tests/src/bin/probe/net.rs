@@ -424,7 +424,7 @@ fn still_pending(child: &portcullis::Child<String, FetchAnswer>) -> bool {
 /// Three fetches hang against a server that never answers; meanwhile a bystander's brokered
 /// opens are all answered: a slow fetch holds a network worker, never the thread that serves a
 /// child's files (its own, nor another's). Then the server lets go and every fetch returns.
-pub fn slow_fetch_leaves_file_workers_free(broker: &Broker) -> Verdict {
+pub fn slow_fetch_leaves_file_serving_free(broker: &Broker) -> Verdict {
     let hole = BlackHole::start()?;
     let hanging = 3;
     let fetchers = (0..hanging)
