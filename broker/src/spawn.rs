@@ -2071,6 +2071,6 @@ impl<Down, Up> Drop for Child<Down, Up> {
         }
         lock(&self.shared.ends).remove(&self.id);
         self.shared.service.deregister(self.id);
-        self.shared.supervisor.forget(self.id);
+        self.shared.supervisor.forget(self.id, ended);
     }
 }

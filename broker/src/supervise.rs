@@ -269,17 +269,19 @@ impl Supervisor {
     }
 
     /// Stops watching a child (its handle was dropped or it ended). Its thread ends, closing
-    /// the listener and the child's service channel, once no task of the child is left (the
-    /// owner kills it first); this waits for that, at most [`FORGET_WAIT`], so the fds are gone
-    /// when the child's handle is.
-    pub(crate) fn forget(&self, child: u64) {
+    /// the listener and the child's service channel, once no task of the child is left. For a
+    /// child that has `ended` already that is a moment away, and this waits for it (at most
+    /// [`FORGET_WAIT`]) so the fds are gone when the child's handle is; a child being killed
+    /// now is not waited for (dropping a thousand live children would wait for each kill in
+    /// turn): its thread ends, and closes them, when the kill lands.
+    pub(crate) fn forget(&self, child: u64, ended: bool) {
         let Some(w) = lock(&self.watched).remove(&child) else {
             return;
         };
         if let Some(deadline) = w.wall_deadline {
             lock(&self.deadlines).remove(&(deadline, child));
         }
-        if let Some(thread) = w.thread {
+        if let Some(thread) = w.thread.filter(|_| ended) {
             let until = Instant::now() + FORGET_WAIT;
             while !thread.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_micros(200));
