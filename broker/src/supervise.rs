@@ -146,6 +146,10 @@ pub(crate) struct Watch {
     pub doorbell: Doorbell,
 }
 
+/// Stack of a child's thread: it decodes one small request at a time, performs one file
+/// operation and writes one audit record; 256 KiB leaves room for a debug build.
+const CHILD_THREAD_STACK: usize = 256 * 1024;
+
 /// Longest [`Supervisor::forget`] waits for a child's thread to end (the child being killed).
 const FORGET_WAIT: Duration = Duration::from_secs(1);
 
@@ -249,6 +253,7 @@ impl Supervisor {
         let supervisor = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name(format!("portcullis-child-{child}"))
+            .stack_size(CHILD_THREAD_STACK)
             .spawn(move || supervisor.serve_child(child, &listener, &doorbell));
         match spawned {
             Ok(thread) => {
