@@ -248,18 +248,12 @@ impl Service {
         }
     }
 
-    /// Stops serving a child (it ended or its handle was dropped). A worker in the middle of
+    /// Stops serving a child (it ended or its handle was dropped). A thread in the middle of
     /// one of its requests finishes that one and serves it no more.
     pub(crate) fn deregister(&self, child: u64) {
-        // Flushing under the map's lock: when this returns, every record is written, even if
-        // a worker was removing the child at the same moment.
-        let mut map = lock(&self.core.served);
-        if let Some(served) = map.remove(&child) {
-            served.turn.store(RETIRED, Ordering::Release);
-            // The child's next read sees the end at once rather than waiting on a channel its
-            // thread still holds.
-            served.channel.shut_down();
-            flush_rate_audit(&served, &self.core.audit);
+        let served = lock(&self.core.served).get(&child).cloned();
+        if let Some(served) = served {
+            self.core.retire(&served);
         }
     }
 
@@ -385,7 +379,10 @@ impl Core {
         }
     }
 
-    /// Stops serving a child whose service ended.
+    /// Stops serving a child whose service ended (or whose handle was dropped). Its channel is
+    /// shut down, so the child's next read sees the end at once rather than waiting on a channel
+    /// its thread still holds. The rate audit is flushed under the map's lock: when this
+    /// returns, every record is written, even if another thread was retiring it at that moment.
     fn retire(&self, served: &Served) {
         served.turn.store(RETIRED, Ordering::Release);
         served.channel.shut_down();
@@ -393,7 +390,6 @@ impl Core {
         if map.remove(&served.child).is_some() {
             flush_rate_audit(served, &self.audit);
         }
-        drop(map);
     }
 
     /// Reads and answers one request, or hands it to a network worker.

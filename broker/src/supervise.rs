@@ -177,6 +177,8 @@ const WAKE: u64 = u64::MAX;
 const NATIVE_AUDIT_ARCH: u32 = AUDIT_ARCH_X86_64;
 #[cfg(target_arch = "aarch64")]
 const NATIVE_AUDIT_ARCH: u32 = 0xC000_00B7;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("the service doorbell needs this architecture's AUDIT_ARCH_* (supervise.rs)");
 
 /// Whether `n` is the child's doorbell (see the module docs), not a violation.
 fn is_doorbell(n: &Notification) -> bool {
