@@ -5,6 +5,7 @@
 //! broker serves each on its doorbell; compared, in alternating rounds, with the same number of
 //! raw 1-byte `SOCK_SEQPACKET` ping-pong pairs between plain processes. Reports the median
 //! requests per second of each and `brokered_over_raw`; the last stdout line is one JSON object.
+//! Each round's figures go to stderr.
 
 mod common;
 
@@ -107,9 +108,12 @@ fn main() {
     brokered_round(&children, &path);
     raw_round(&pairs);
     let (mut raws, mut brokered) = (Vec::new(), Vec::new());
-    for _ in 0..options.rounds {
-        raws.push(raw_round(&pairs));
-        brokered.push(brokered_round(&children, &path));
+    for round in 1..=options.rounds {
+        let (raw, brokered_rps) = (raw_round(&pairs), brokered_round(&children, &path));
+        // Round by round on stderr: the host's speed drifts within a run (see BENCHMARKS.md).
+        eprintln!("round {round}: raw {raw:.0} rps, brokered {brokered_rps:.0} rps");
+        raws.push(raw);
+        brokered.push(brokered_rps);
     }
     for (fd, pid) in pairs {
         common::end_raw_echo_peer(fd, pid);

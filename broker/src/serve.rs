@@ -19,6 +19,16 @@
 //! the holder before it lets go, so no request is lost. A request written without ringing waits
 //! until the next ring: it delays only the child that wrote it.
 //!
+//! The mailbox: a child running a registered entry shares a sealed two-page memfd with its
+//! thread (`portcullis_ipc::mailbox`). A request that fits is written there instead of on the
+//! channel and the doorbell carries its length and a sequence number; the thread copies it out
+//! once and decodes only its copy. An answer with no fd that fits goes back the same way, its
+//! length the doorbell's return value; an fd, a long answer and a network answer go on the
+//! channel (return value 0). A stat is then one syscall for the child instead of three, an open
+//! two. A ring repeating the last sequence number (its syscall restarted after a signal) gets
+//! the same answer without being served twice. A mailbox ring that finds the turn held by a
+//! network worker (finishing the previous answer) is answered `EBUSY` and rung again.
+//!
 //! Network requests (connect, fetch) are decided by the child's thread and, when allowed, handed
 //! with the child's turn to a small pool of network workers through a bounded queue
 //! ([`NETWORK_WORKERS`], [`NETWORK_QUEUE`]): a slow name lookup or a black-holed connection holds
@@ -33,6 +43,7 @@
 //! RESOLVE_NO_XDEV`), made on the directory fd at the moment of the open. A symlink swapped in
 //! between the decision and the open is refused by that same call; there is no window.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -41,11 +52,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use nix::sys::stat::{fstat, SFlag};
+use portcullis_child::mailbox::Mailbox;
 use portcullis_ipc::service::{
     Denied, DirEntry, Failure, FileKind, FileStat, OpenFlags, ServiceRequest, ServiceResponse,
     MAX_DIR_ENTRIES,
 };
-use portcullis_ipc::{Channel, RecvError};
+use portcullis_ipc::{mailbox, Channel, RecvError};
 use portcullis_policy::{Access, Decision, DenyReason, OpenMode, Profile, RateLimiter};
 
 use crate::audit::{bounded_target, AuditRecord, AuditSink};
@@ -122,6 +134,19 @@ pub(crate) struct Doorbell {
     core: Arc<Core>,
     served: Arc<Served>,
     network: Sender<NetJob>,
+    /// The child's mailbox, if it has one: only this doorbell's thread touches it.
+    mailbox: Option<Mailbox>,
+    /// The last mailbox request served: its sequence number and what the ring returned.
+    last: Cell<(u64, u64)>,
+}
+
+/// What a ring is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rung {
+    /// The syscall returns this: the length of an answer in the mailbox, or 0 (on the channel).
+    Value(u64),
+    /// `EBUSY`: a network worker holds the child's turn; ring again.
+    Busy,
 }
 
 impl Doorbell {
@@ -136,7 +161,18 @@ impl Doorbell {
     /// request) costs a token of the child's request rate like a request does; without one,
     /// the ring is answered only once a token has come back and been taken (waiting at most
     /// 100 ms), so a child cannot keep its broker thread busy faster than its profile allows.
-    pub(crate) fn ring(&self, release: &mut dyn FnMut()) {
+    pub(crate) fn ring(&self, len: u64, seq: u64, release: &mut dyn FnMut()) -> Rung {
+        match &self.mailbox {
+            Some(mailbox) if len > 0 => self.ring_mailbox(mailbox, len, seq, release),
+            _ => {
+                self.ring_channel(release);
+                Rung::Value(0)
+            }
+        }
+    }
+
+    /// A ring for what the channel holds.
+    fn ring_channel(&self, release: &mut dyn FnMut()) {
         if !take_turn(&self.served.turn) {
             return;
         }
@@ -146,6 +182,64 @@ impl Doorbell {
         {
             return;
         }
+        self.throttle();
+    }
+
+    /// A ring for the request of `len` bytes in the mailbox, numbered `seq`.
+    fn ring_mailbox(
+        &self,
+        mailbox: &Mailbox,
+        len: u64,
+        seq: u64,
+        release: &mut dyn FnMut(),
+    ) -> Rung {
+        let (last_seq, last_value) = self.last.get();
+        if seq == last_seq {
+            // The same ring again (its syscall was restarted after a signal): the answer it
+            // missed, not a second performing. Costs a token like an empty ring.
+            self.throttle();
+            return Rung::Value(last_value);
+        }
+        match self
+            .served
+            .turn
+            .compare_exchange(IDLE, SERVING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            // Its service ended: the channel is shut, so the child's read of it says so.
+            Err(RETIRED) => return Rung::Value(0),
+            Err(_) => return Rung::Busy,
+        }
+        let (turn, value) = match mailbox::take_request::<ServiceRequest>(mailbox.words(), len) {
+            Ok(request) => self.core.serve_request(
+                &self.served,
+                Some(&self.network),
+                request,
+                Some(mailbox),
+                release,
+            ),
+            Err(violation) => {
+                (self.served.on_violation)(violation);
+                (Turn::Finished, 0)
+            }
+        };
+        match turn {
+            Turn::Finished => self.core.retire(&self.served),
+            Turn::HandedOff => {}
+            Turn::Served | Turn::Nothing => {
+                if self.core.more_to_serve(&self.served) {
+                    self.core
+                        .serve_turn(&self.served, Some(&self.network), release);
+                }
+            }
+        }
+        self.last.set((seq, value));
+        Rung::Value(value)
+    }
+
+    /// After a ring that brought no request: waits until the child's request rate has a token
+    /// for it (at most 100 ms).
+    fn throttle(&self) {
         let per_token = 1.0 / f64::from(self.served.profile.limits.requests_per_second.max(1));
         let per_token = Duration::from_secs_f64(per_token.min(0.1));
         let until = Instant::now() + Duration::from_millis(100);
@@ -174,6 +268,9 @@ pub(crate) struct Registration {
     pub channel: Channel,
     pub profile: Profile,
     pub on_violation: Box<dyn Fn(portcullis_ipc::ProtocolViolation) + Send + Sync>,
+    /// Give the child a mailbox (a child running a registered entry; an executed program has
+    /// no use for one).
+    pub mailbox: bool,
 }
 
 /// An allowed network request on its way to a network worker, with the child's turn.
@@ -219,8 +316,9 @@ impl Service {
     }
 
     /// Starts serving a child: pre-opens every grant's directory. The returned doorbell serves
-    /// the child's channel whenever the child rings it.
-    pub(crate) fn register(&self, r: Registration) -> Doorbell {
+    /// the child whenever it rings; the fd is the child's mailbox, to send it with its start
+    /// message (when one was asked for and could be made).
+    pub(crate) fn register(&self, r: Registration) -> (Doorbell, Option<OwnedFd>) {
         let roots = r
             .profile
             .fs
@@ -241,11 +339,23 @@ impl Service {
             on_violation: r.on_violation,
         });
         lock(&self.core.served).insert(r.child, Arc::clone(&served));
-        Doorbell {
+        // Without a mailbox the child sends everything on its channel: slower, not less safe.
+        let (mailbox, child_mailbox) = match r.mailbox.then(Mailbox::create) {
+            Some(Ok((mailbox, fd))) => (Some(mailbox), Some(fd)),
+            Some(Err(e)) => {
+                tracing::warn!(child = r.child, error = %e, "no service mailbox");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        let doorbell = Doorbell {
             core: Arc::clone(&self.core),
             served,
             network: self.network.clone(),
-        }
+            mailbox,
+            last: Cell::new((0, 0)),
+        };
+        (doorbell, child_mailbox)
     }
 
     /// Stops serving a child (it ended or its handle was dropped). A thread in the middle of
@@ -316,9 +426,17 @@ impl NetWorker {
     fn run(self) {
         while let Ok(job) = self.jobs.recv() {
             let answer = perform_network(&self.core, &job.served, &job.request, &job.target);
-            let answered =
-                self.core
-                    .answer(&job.served, &job.request, job.received, answer, &mut || {});
+            let answered = self
+                .core
+                .answer(
+                    &job.served,
+                    &job.request,
+                    job.received,
+                    answer,
+                    None,
+                    &mut || {},
+                )
+                .is_some();
             self.core.network_pending.fetch_sub(1, Ordering::AcqRel);
             if !answered {
                 self.core.retire(&job.served);
@@ -392,7 +510,7 @@ impl Core {
         }
     }
 
-    /// Reads and answers one request, or hands it to a network worker.
+    /// Reads and answers one request from the channel, or hands it to a network worker.
     fn serve_one(
         &self,
         served: &Arc<Served>,
@@ -420,6 +538,21 @@ impl Core {
             }
             Err(RecvError::Closed | RecvError::Io(_)) => return Turn::Finished,
         };
+        self.serve_request(served, network, request, None, release)
+            .0
+    }
+
+    /// Decides and answers one request (in `mailbox` when it fits there), or hands it to a
+    /// network worker. Also returns what the doorbell returns: the length of an answer left in
+    /// the mailbox, else 0.
+    fn serve_request(
+        &self,
+        served: &Arc<Served>,
+        network: Option<&Sender<NetJob>>,
+        request: ServiceRequest,
+        mailbox: Option<&Mailbox>,
+        release: &mut dyn FnMut(),
+    ) -> (Turn, u64) {
         let received = Instant::now();
         let answer = match self.decide(served, &request, received) {
             Step::Answer(answer) => answer,
@@ -434,17 +567,24 @@ impl Core {
                         received,
                     };
                     match queue.try_send(job) {
-                        Ok(()) => return Turn::HandedOff,
+                        Ok(()) => return (Turn::HandedOff, 0),
                         Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                             self.network_pending.fetch_sub(1, Ordering::AcqRel);
                             let busy = failed(describe(&job.request).0, Failure::Busy);
-                            return self.answered(served, &job.request, received, busy, release);
+                            return self.answered(
+                                served,
+                                &job.request,
+                                received,
+                                busy,
+                                mailbox,
+                                release,
+                            );
                         }
                     }
                 }
             },
         };
-        self.answered(served, &request, received, answer, release)
+        self.answered(served, &request, received, answer, mailbox, release)
     }
 
     fn answered(
@@ -453,54 +593,66 @@ impl Core {
         request: &ServiceRequest,
         received: Instant,
         answer: Answer,
+        mailbox: Option<&Mailbox>,
         release: &mut dyn FnMut(),
-    ) -> Turn {
-        if self.answer(served, request, received, answer, release) {
-            Turn::Served
-        } else {
-            Turn::Finished
+    ) -> (Turn, u64) {
+        match self.answer(served, request, received, answer, mailbox, release) {
+            Some(value) => (Turn::Served, value),
+            None => (Turn::Finished, 0),
         }
     }
 
-    /// Audits and sends one answer. False when the child did not take it (its service ends).
-    /// `release`: see [`Doorbell::ring`].
+    /// Audits and sends one answer: into `mailbox` when it carries no fd and fits there (the
+    /// answer's length is returned), else on the channel (0). `None` when the child did not
+    /// take it (its service ends). `release`: see [`Doorbell::ring`].
     fn answer(
         &self,
         served: &Served,
         request: &ServiceRequest,
         received: Instant,
         answer: Answer,
+        mailbox: Option<&Mailbox>,
         release: &mut dyn FnMut(),
-    ) -> bool {
+    ) -> Option<u64> {
         let (response, fd, op, outcome) = answer;
-        let fd_ref = fd.as_ref().map(AsFd::as_fd);
-        let fds = fd_ref.as_slice();
-        // A fetched body may be megabytes, which a busy child takes a while to read: its answer
-        // may take as long as the profile lets a fetch take. It holds a network worker, never the
-        // child's serving thread, meanwhile; every other answer is small and gets the short
-        // deadline.
-        let timeout = match &response {
-            // Capped at a day: a policy may say u64::MAX ms, and `Instant + Duration` panics
-            // on overflow.
-            ServiceResponse::Fetched(_) => self.send_timeout.max(
-                Duration::from_millis(served.profile.limits.fetch_timeout_ms)
-                    .min(Duration::from_secs(86_400)),
-            ),
-            _ => self.send_timeout,
+        let deliver = |release: &mut dyn FnMut()| -> Option<u64> {
+            if fd.is_none() {
+                if let Some(len) = mailbox.and_then(|m| mailbox::put_answer(m.words(), &response)) {
+                    return Some(len as u64);
+                }
+            }
+            let fd_ref = fd.as_ref().map(AsFd::as_fd);
+            // A fetched body may be megabytes, which a busy child takes a while to read: its
+            // answer may take as long as the profile lets a fetch take. It holds a network
+            // worker, never the child's serving thread, meanwhile; every other answer is small
+            // and gets the short deadline.
+            let timeout = match &response {
+                // Capped at a day: a policy may say u64::MAX ms, and `Instant + Duration`
+                // panics on overflow.
+                ServiceResponse::Fetched(_) => self.send_timeout.max(
+                    Duration::from_millis(served.profile.limits.fetch_timeout_ms)
+                        .min(Duration::from_secs(86_400)),
+                ),
+                _ => self.send_timeout,
+            };
+            served
+                .channel
+                .send_releasing(
+                    &response,
+                    fd_ref.as_slice(),
+                    Instant::now() + timeout,
+                    release,
+                )
+                .is_ok()
+                .then_some(0)
         };
-        let deadline = Instant::now() + timeout;
         // The record is written before the answer leaves: once a child sees a decision, its
         // audit record exists.
         let suppressed = match outcome.1 {
             Some(reason) if reason == Denied::RateLimited.as_str() => {
                 match rate_limited_audit(served) {
                     Some(suppressed) => suppressed,
-                    None => {
-                        return served
-                            .channel
-                            .send_releasing(&response, fds, deadline, release)
-                            .is_ok()
-                    }
+                    None => return deliver(release),
                 }
             }
             _ => 0,
@@ -519,10 +671,7 @@ impl Core {
                 latency_us: u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX),
             });
         }
-        served
-            .channel
-            .send_releasing(&response, fds, deadline, release)
-            .is_ok()
+        deliver(release)
     }
 
     /// Takes a token and decides. File operations are performed here; an allowed network

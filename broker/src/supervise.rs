@@ -47,7 +47,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use serde::Serialize;
 
 use crate::audit::{AuditRecord, AuditSink};
-use crate::serve::Doorbell;
+use crate::serve::{Doorbell, Rung};
 use crate::sys::seccomp_notify::{self, Notification};
 
 /// What the broker does when a child makes a syscall outside its allowlist: the child's policy
@@ -375,15 +375,28 @@ impl Supervisor {
             failures = 0;
             if is_doorbell(&notification) {
                 let mut answered = false;
-                let mut release = || {
+                let [_, len, seq, ..] = notification.args;
+                let rung = doorbell.ring(len, seq, &mut || {
                     if !answered {
                         answered = true;
                         // ENOENT: the ringing thread is gone (killed); nothing to answer.
                         let _ = seccomp_notify::answer_value(listener.as_fd(), notification.id, 0);
                     }
-                };
-                doorbell.ring(&mut release);
-                release();
+                });
+                if !answered {
+                    let id = notification.id;
+                    // ENOENT, as above.
+                    let _ = match rung {
+                        Rung::Value(value) => seccomp_notify::answer_value(
+                            listener.as_fd(),
+                            id,
+                            i64::try_from(value).unwrap_or(0),
+                        ),
+                        Rung::Busy => {
+                            seccomp_notify::answer_error(listener.as_fd(), id, libc::EBUSY)
+                        }
+                    };
+                }
             } else {
                 self.violated(child, listener, &notification);
             }

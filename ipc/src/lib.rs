@@ -9,6 +9,9 @@
 //!   both the sending and the receiving side.
 //! - **Encode/decode:** messages are serde types encoded with postcard; a message must decode
 //!   completely, with no trailing bytes.
+//! - **The service mailbox's layout** ([`mailbox`]): where a short request and a short answer
+//!   sit in the shared area a child and its broker thread both map, and copying them in and out
+//!   with the same caps and decoding (mapping the area is the caller's).
 //!
 //! # What it must never do
 //!
@@ -45,6 +48,7 @@ mod error;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod mailbox;
 pub mod service;
 mod wait;
 

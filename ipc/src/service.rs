@@ -18,6 +18,11 @@ pub const MAX_DIR_ENTRIES: usize = 4096;
 /// CPU the other was running on (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`), which a socket wake-up
 /// cannot ask for. On x86-64 this is `tuxcall` (184), reserved and never implemented; elsewhere
 /// a number no architecture assigns.
+///
+/// Its second and third arguments name a request in the child's mailbox
+/// ([`crate::mailbox`]): its length and its sequence number; a length of 0 means the request is
+/// on the service channel. It returns the length of the answer left in the mailbox, or 0 when
+/// the answer is on the channel.
 #[cfg(target_arch = "x86_64")]
 pub const DOORBELL_SYSCALL: i64 = 184;
 /// The service doorbell's syscall number (see the x86-64 definition).

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::context::ChildContext;
 use crate::files::ServiceClient;
 use crate::lockdown::{lock_down, LockdownPlan};
+use crate::mailbox::Mailbox;
 use crate::protocol::{ChildToBroker, ExecArgs, StartChild, EXEC_ENTRY, MAX_PANIC_MESSAGE_BYTES};
 use crate::{sys, EXIT_LOCKDOWN_FAILED};
 
@@ -126,10 +127,13 @@ impl Entries {
         let Some(entry) = self.map.get(&start.entry) else {
             sys::exit_now(EXIT_UNKNOWN_ENTRY);
         };
-        let service = Arc::new(ServiceClient::new(Channel::from_fd(
-            sys::owned_fd(crate::SERVICE_FD),
-            limits,
-        )));
+        // The start message of an entry carries one fd: the service mailbox. A child that
+        // cannot map it sends every request on the channel.
+        let mailbox = fds.into_iter().next().and_then(|fd| Mailbox::open(fd).ok());
+        let service = Arc::new(ServiceClient::new(
+            Channel::from_fd(sys::owned_fd(crate::SERVICE_FD), limits),
+            mailbox,
+        ));
         let status = entry(channel, service, &start.args);
         sys::exit_now(status)
     }

@@ -1,6 +1,7 @@
 //! Files through the broker: the child has no filesystem of its own, so every path goes to the
-//! broker over the service channel, which checks it against the child's policy and, when
-//! allowed, opens it beneath a pre-opened directory and passes the fd back.
+//! broker (through the service mailbox when it fits, else over the service channel), which
+//! checks it against the child's policy and, when allowed, opens it beneath a pre-opened
+//! directory and passes the fd back on the channel.
 //!
 //! A denial arrives as `io::ErrorKind::PermissionDenied` whose message is one of a closed set of
 //! reasons (`portcullis: denied: not-granted`, …); the broker never sends its own error text.
@@ -8,29 +9,46 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use portcullis_ipc::service::{
     DirEntry, Failure, FetchRequest, FetchResponse, FileStat, OpenFlags, ServiceRequest,
     ServiceResponse, MAX_PATH_BYTES,
 };
-use portcullis_ipc::{Channel, RecvError};
+use portcullis_ipc::{mailbox, Channel, RecvError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::context::ChildContext;
+use crate::mailbox::Mailbox;
 
-/// The child's end of its service channel. One request at a time: a second thread waits. Each
-/// request is written and announced with the service doorbell, then its answer read.
+/// The child's end of its service channel and its mailbox. One request at a time: a second
+/// thread waits. A request that fits the mailbox is written there and the doorbell is rung
+/// with its length; any other is written to the channel and announced with the doorbell. The
+/// doorbell's return value says where the answer is.
 #[derive(Debug)]
 pub struct ServiceClient {
     channel: Mutex<Channel>,
+    /// Used only under `channel`'s lock. `None` for a child started without one (a plugin
+    /// program that took its inherited channels): everything goes on the channel then.
+    mailbox: Option<Mailbox>,
+    /// The last mailbox request's number (under `channel`'s lock).
+    seq: AtomicU64,
 }
 
+/// How long a child waits between rings the broker answered `EBUSY` (a network worker still
+/// finishing the previous answer), and how many it makes before it gives up.
+const BUSY_PAUSE: Duration = Duration::from_micros(50);
+const BUSY_RINGS: u32 = 200_000;
+
 impl ServiceClient {
-    pub(crate) fn new(channel: Channel) -> Self {
+    pub(crate) fn new(channel: Channel, mailbox: Option<Mailbox>) -> Self {
         Self {
             channel: Mutex::new(channel),
+            mailbox,
+            seq: AtomicU64::new(0),
         }
     }
 
@@ -39,13 +57,32 @@ impl ServiceClient {
         request: &ServiceRequest,
     ) -> io::Result<(ServiceResponse, Vec<std::os::fd::OwnedFd>)> {
         let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
-        // The broker reads a child's service channel when its doorbell rings (see
-        // `portcullis_ipc::service::DOORBELL_SYSCALL`), so each datagram is announced: a request
-        // larger than the socket's buffer (a POST body) is read as it is written. After the
-        // last ring a file request's answer is already queued.
-        channel
-            .send_announced(request, &[], None, &mut crate::sys::ring_doorbell)
-            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+        let in_mailbox = self
+            .mailbox
+            .as_ref()
+            .and_then(|m| Some((m, mailbox::put_request(m.words(), request)?)));
+        if let Some((mailbox, len)) = in_mailbox {
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            match ring_mailbox(len as u64, seq) {
+                // 0: the answer is on the channel (it carries an fd, or is long).
+                Ok(0) => {}
+                Ok(len) => {
+                    let answer = mailbox::take_answer(mailbox.words(), len)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    return Ok((answer, Vec::new()));
+                }
+                // A broker that can no longer serve has closed the channel: its read says so.
+                Err(_) => {}
+            }
+        } else {
+            // The broker reads a child's service channel when its doorbell rings (see
+            // `portcullis_ipc::service::DOORBELL_SYSCALL`), so each datagram is announced: a
+            // request larger than the socket's buffer (a POST body) is read as it is written.
+            // After the last ring a file request's answer is already queued.
+            channel
+                .send_announced(request, &[], None, &mut crate::sys::ring_doorbell)
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+        }
         match channel.recv::<ServiceResponse>(None) {
             Ok(answer) => Ok(answer),
             // The answer carried an fd (an open file, a socket) and this process's fd table is
@@ -55,6 +92,17 @@ impl ServiceClient {
             Err(e) => Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
         }
     }
+}
+
+/// Rings for the mailbox request `seq` of `len` bytes, again while the broker answers `EBUSY`.
+fn ring_mailbox(len: u64, seq: u64) -> io::Result<u64> {
+    for _ in 0..BUSY_RINGS {
+        match crate::sys::ring_doorbell_with(len, seq) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(BUSY_PAUSE),
+            other => return other,
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EBUSY))
 }
 
 /// Options for [`ChildContext::open`], like `std::fs::OpenOptions`.
@@ -252,6 +300,19 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
     #[doc(hidden)]
     pub fn ring_service_doorbell(&self) {
         crate::sys::ring_doorbell();
+    }
+
+    /// Rings the doorbell for a request of `len` bytes in the mailbox numbered `seq`, for tests
+    /// that play a hostile child: what the broker answered (see `portcullis_ipc::mailbox`).
+    #[doc(hidden)]
+    pub fn ring_service_doorbell_with(&self, len: u64, seq: u64) -> io::Result<u64> {
+        crate::sys::ring_doorbell_with(len, seq)
+    }
+
+    /// The service mailbox, for tests that play a hostile child (`None` without one).
+    #[doc(hidden)]
+    pub fn raw_service_mailbox(&self) -> Option<&Mailbox> {
+        self.service.mailbox.as_ref()
     }
 
     /// The raw service channel, for tests that play a hostile child.

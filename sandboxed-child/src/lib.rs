@@ -2,8 +2,10 @@
 //!
 //! Owns: the per-child lockdown executor ([`lockdown::lock_down`]), the registry of entry
 //! functions a zygote can start ([`Entries`]), the typed client a child uses to talk to the
-//! broker ([`ChildContext`]), and, for an exec-mode program, the executor of its read-only
-//! minimal root and Landlock ruleset ([`program_root`]; the plan comes from the broker as data).
+//! broker ([`ChildContext`]), the shared memory of its service mailbox ([`mailbox`]: made and
+//! sealed by the broker with this code, mapped by both; no trust decision rests on its bytes),
+//! and, for an exec-mode program, the executor of its read-only minimal root and Landlock
+//! ruleset ([`program_root`]; the plan comes from the broker as data).
 //!
 //! Must never: decide what a child may do (it links no policy, and mounts exactly the binds it
 //! is handed), build a seccomp filter (it only
@@ -18,6 +20,7 @@ pub mod context;
 pub mod entry;
 pub mod files;
 pub mod lockdown;
+pub mod mailbox;
 pub mod program_root;
 pub mod protocol;
 pub mod seccomp_program;

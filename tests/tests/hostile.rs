@@ -29,4 +29,10 @@ scenarios! {
     // doorbell's syscall with a wrong tag, is a seccomp violation.
     doorbell_storm_serves_only_what_was_written => "hostile-suite-doorbell",
     doorbell_with_a_wrong_tag_is_a_violation => "hostile-suite-doorbell-wrong-tag",
+    // A mailbox request longer than the mailbox's request half, and one of garbage bytes: each
+    // ends its sender as a protocol violation, found by the child's broker thread.
+    mailbox_garbage_ends_only_the_sender => "hostile-suite-mailbox",
+    // A mailbox request rung twice with one sequence number is performed once (the repeat gets
+    // the same answer); with a new number it is performed again (and fails: it exists).
+    mailbox_ring_repeated_is_served_once => "hostile-suite-mailbox-replay",
 }

@@ -5,6 +5,7 @@ use std::io;
 
 mod caps;
 mod fds;
+pub mod mailbox;
 mod mounts;
 mod prctl;
 mod process;
@@ -28,7 +29,7 @@ pub use process::{
     clear_cloexec, crash_now, exec_fd, exit_now, is_socket, new_session, set_cloexec, set_ids,
     set_rlimit, unblock_all_signals,
 };
-pub use seccomp::{install_seccomp_filter, ring_doorbell};
+pub use seccomp::{install_seccomp_filter, ring_doorbell, ring_doorbell_with};
 
 /// Maps a libc-style `-1` return to the thread's errno.
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {

@@ -41,14 +41,27 @@ pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<OwnedFd> {
 /// the answer: a broker that can no longer listen kills the child, and one that is gone has
 /// closed the channel.
 pub fn ring_doorbell() {
+    let _ = ring_doorbell_with(0, 0);
+}
+
+/// Rings the service doorbell for a request of `len` bytes in the mailbox, numbered `seq` (see
+/// `portcullis_ipc::mailbox`); `len` 0 means the request is on the service channel. Returns
+/// what the broker answered: the length of the answer in the mailbox, or 0 when the answer is
+/// on the channel. Restarted when a signal interrupts it (the broker answers a repeated `seq`
+/// without serving it again).
+pub fn ring_doorbell_with(len: u64, seq: u64) -> io::Result<u64> {
     use portcullis_ipc::service::{DOORBELL_SYSCALL, DOORBELL_TAG};
     loop {
         // SAFETY: the doorbell syscall takes no pointers; seccomp stops it before the kernel
         // would look at it, and it is reserved and unimplemented besides.
-        let ret = unsafe { libc::syscall(DOORBELL_SYSCALL as libc::c_long, DOORBELL_TAG) };
-        if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
+        let ret =
+            unsafe { libc::syscall(DOORBELL_SYSCALL as libc::c_long, DOORBELL_TAG, len, seq) };
+        if ret >= 0 {
+            return Ok(u64::try_from(ret).unwrap_or(0));
         }
-        return;
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
     }
 }

@@ -320,7 +320,7 @@ pub const READ_LIST: Rights = Rights {
     delete: false,
     list: true,
 };
-const ALL: Rights = Rights {
+pub const ALL: Rights = Rights {
     read: true,
     write: true,
     create: true,

@@ -71,6 +71,20 @@ pub enum Attack {
     Doorbell { path: String, rings: u32 },
     /// Make the doorbell's syscall with another first argument: a seccomp violation.
     DoorbellWrongTag,
+    /// Ring the doorbell for a mailbox request that breaks the protocol.
+    Mailbox(MailboxAttack),
+    /// Write a `CreateDir` of `path` in the mailbox and ring for it, ring again with the same
+    /// sequence number, then ring with a new one.
+    MailboxReplay { path: String },
+}
+
+/// How a mailbox request breaks the protocol.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum MailboxAttack {
+    /// A length past the request half of the mailbox.
+    Oversized,
+    /// 64 bytes that are no request.
+    Garbage,
 }
 
 /// What the hostile child reports (when the attack leaves it able to).
@@ -106,14 +120,45 @@ pub enum Report {
         /// The normal client's stat afterwards succeeded.
         stat_ok: bool,
     },
+    /// The answers to the same mailbox request: first ring, the same ring again, a new ring.
+    MailboxReplay {
+        first: String,
+        repeated: String,
+        next: String,
+        /// The doorbell returned the same length for the first ring and its repeat.
+        same_length: bool,
+    },
 }
 
-/// The service doorbell, as a hostile child may ring it: the raw syscall's result.
+/// The service doorbell, as a hostile child may ring it for what its channel holds: the raw
+/// syscall's result. (Its second and third arguments, 0, say "on the channel"; left to chance,
+/// they would name a mailbox request.)
 fn ring(tag: u64) -> i64 {
     use portcullis::ipc::service::DOORBELL_SYSCALL;
     // SAFETY: the doorbell takes no pointers; the child's seccomp filter stops it before the
     // kernel would look at it.
-    unsafe { libc::syscall(DOORBELL_SYSCALL as libc::c_long, tag) }
+    unsafe { libc::syscall(DOORBELL_SYSCALL as libc::c_long, tag, 0_u64, 0_u64) }
+}
+
+/// Rings for the mailbox request `seq`, already written, and reads the answer it names.
+fn mailbox_call(
+    ctx: &ChildContext<Report, Vec<u8>>,
+    len: usize,
+    seq: u64,
+) -> (String, Option<u64>) {
+    use portcullis::ipc::mailbox::take_answer;
+    use portcullis::ipc::service::ServiceResponse;
+    let Some(mailbox) = ctx.raw_service_mailbox() else {
+        return ("no mailbox".to_owned(), None);
+    };
+    match ctx.ring_service_doorbell_with(len as u64, seq) {
+        Ok(0) => ("answered on the channel".to_owned(), Some(0)),
+        Ok(n) => match take_answer::<ServiceResponse>(mailbox.words(), n) {
+            Ok(answer) => (format!("{answer:?}"), Some(n)),
+            Err(e) => (format!("undecodable answer: {e}"), Some(n)),
+        },
+        Err(e) => (format!("ring failed: {e}"), None),
+    }
 }
 
 fn with_channel<R>(
@@ -324,6 +369,55 @@ pub fn hostile_child(ctx: ChildContext<Report, Vec<u8>>, attack: Attack) -> i32 
         Attack::DoorbellWrongTag => {
             ring(portcullis::ipc::service::DOORBELL_TAG ^ 1);
         }
+        Attack::Mailbox(attack) => {
+            use portcullis::ipc::mailbox::REQUEST_BYTES;
+            use portcullis::ipc::service::DOORBELL_SYSCALL;
+            let Some(mailbox) = ctx.raw_service_mailbox() else {
+                return 4;
+            };
+            let len = match attack {
+                MailboxAttack::Oversized => REQUEST_BYTES + 1,
+                MailboxAttack::Garbage => {
+                    for word in &mailbox.words()[..8] {
+                        word.store(u64::MAX, Ordering::Relaxed);
+                    }
+                    64
+                }
+            };
+            // Raw, once: the client's wrapper would ring again after EINTR.
+            // SAFETY: the doorbell takes no pointers.
+            unsafe {
+                libc::syscall(
+                    DOORBELL_SYSCALL as libc::c_long,
+                    portcullis::ipc::service::DOORBELL_TAG,
+                    len as u64,
+                    1_000_u64,
+                );
+            }
+        }
+        Attack::MailboxReplay { path } => {
+            use portcullis::ipc::mailbox::put_request;
+            let Some(mailbox) = ctx.raw_service_mailbox() else {
+                return 4;
+            };
+            let request = ServiceRequest::CreateDir { path };
+            let Some(len) = put_request(mailbox.words(), &request) else {
+                return 4;
+            };
+            let (first, first_len) = mailbox_call(&ctx, len, 1_000);
+            let (repeated, repeated_len) = mailbox_call(&ctx, len, 1_000);
+            let (next, _) = mailbox_call(&ctx, len, 1_001);
+            let report = Report::MailboxReplay {
+                first,
+                repeated,
+                next,
+                same_length: first_len.is_some() && first_len == repeated_len,
+            };
+            if ctx.send(&report).is_err() {
+                return 2;
+            }
+            return i32::from(ctx.recv().is_err());
+        }
     }
     // Wait for the broker to act (it kills us), or for the test to.
     std::thread::sleep(Duration::from_secs(60));
@@ -368,6 +462,15 @@ pub fn run(broker: &Broker, scenario: &str) -> Verdict {
         "open-many" => under_attack(broker, open_many),
         "doorbell" => under_attack(broker, doorbell_storm),
         "doorbell-wrong-tag" => doorbell_wrong_tag(broker),
+        "mailbox" => repeated(broker, |b| {
+            violation(b, Attack::Mailbox(MailboxAttack::Oversized), None)
+        })
+        .and_then(|()| {
+            repeated(broker, |b| {
+                violation(b, Attack::Mailbox(MailboxAttack::Garbage), None)
+            })
+        }),
+        "mailbox-replay" => mailbox_replay(broker),
         other => Err(format!("unknown hostile scenario {other:?}")),
     };
     let panics = PANICS.load(Ordering::SeqCst);
@@ -433,13 +536,27 @@ fn under_attack(
     attack: impl FnOnce(&Broker) -> Result<String, String> + Send,
 ) -> Verdict {
     let bystander = crate::spawn_echo(broker)?;
+    let verdict = beside(broker, &bystander, attack);
+    // Ended and reaped before its handle is dropped, which then waits for its broker thread: its
+    // fds are closed before the next scenario in this process counts its baseline.
+    bystander.kill();
+    let _ = bystander.wait_timeout(Duration::from_secs(10));
+    verdict
+}
+
+/// [`under_attack`] with its bystander.
+fn beside(
+    broker: &Broker,
+    bystander: &portcullis::Child<crate::Down, crate::Up>,
+    attack: impl FnOnce(&Broker) -> Result<String, String> + Send,
+) -> Verdict {
     for n in 0..50 {
-        echo_once(&bystander, n)?;
+        echo_once(bystander, n)?;
     }
     crate::settle_pool(broker)?;
     let baseline_fds = crate::open_fd_count();
     let mut before: Vec<Duration> = (0..500)
-        .map(|n| echo_once(&bystander, n))
+        .map(|n| echo_once(bystander, n))
         .collect::<Result<_, _>>()?;
     let baseline = median(&mut before);
 
@@ -455,7 +572,7 @@ fn under_attack(
         let mut n = 0_u32;
         let mut failure = None;
         while !done.load(Ordering::SeqCst) {
-            match echo_once(&bystander, n) {
+            match echo_once(bystander, n) {
                 Ok(d) => during.push(d),
                 Err(e) => {
                     failure = Some(e);
@@ -479,7 +596,7 @@ fn under_attack(
     println!("  attack: {detail}");
 
     // The bystander still answers correctly after the attack.
-    echo_once(&bystander, u32::MAX)?;
+    echo_once(bystander, u32::MAX)?;
 
     // Fds: back at the baseline once the attacker is reaped and the pool is full again
     // (closing a reaped child's listener and cgroup happen just after its end is reported).
@@ -552,6 +669,7 @@ fn violation(broker: &Broker, attack: Attack, profile: Option<Profile>) -> Resul
         Attack::Garbage(Which::Service)
             | Attack::TebibyteLength(Which::Service)
             | Attack::ThousandFds(Which::Service)
+            | Attack::Mailbox(_)
     );
     // App-channel attacks are found when the application receives; service-channel ones by the
     // child's broker thread on its own, when the attacker rings.
@@ -787,6 +905,41 @@ fn doorbell_wrong_tag(broker: &Broker) -> Verdict {
             Ok(())
         }
         other => Err(format!("wrong-tag child ended {other:?}")),
+    }
+}
+
+/// A mailbox request rung twice with one sequence number is performed once: the repeat (a
+/// syscall restarted after a signal) gets the first answer again. Its pair: the same request
+/// with a new number is performed, and fails, the directory being there already.
+fn mailbox_replay(broker: &Broker) -> Verdict {
+    use crate::files::ALL;
+    let tree = Tree::new("hostile-mailbox-replay")?;
+    let profile = Profile {
+        fs: vec![grant(&tree.path("granted"), ALL)],
+        net: Vec::new(),
+        limits: Limits::default(),
+    };
+    let dir = tree.path("granted/made");
+    let attack = Attack::MailboxReplay { path: dir.clone() };
+    let child = spawn_hostile(broker, &attack, Some(profile))?;
+    let report = child.recv_timeout(Duration::from_secs(20));
+    let _ = child.send(&Vec::new());
+    let end = child.wait_timeout(Duration::from_secs(20));
+    let made = std::path::Path::new(&dir).is_dir();
+    match (report, end) {
+        (
+            Ok(Report::MailboxReplay {
+                first,
+                repeated,
+                next,
+                same_length: true,
+            }),
+            Some(ChildEnd::Exited { code: 0 }),
+        ) if made && first == "Done" && repeated == "Done" && next.starts_with("Failed") => {
+            println!("mailbox replay: first {first}, repeated {repeated}, new number {next}");
+            Ok(())
+        }
+        other => Err(format!("mailbox replay child: {other:?}, made {made}")),
     }
 }
 
