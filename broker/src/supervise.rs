@@ -20,12 +20,13 @@
 //! child's channel ([`crate::serve::Doorbell::ring`]) and answers the syscall with 0, never
 //! running it. The listener is switched to synchronous wake-ups
 //! (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): the kernel wakes the thread waiting on it
-//! (in `poll`, then `SECCOMP_IOCTL_NOTIF_RECV`) on the CPU the child was running on, and the
-//! child on the thread's, so neither waits for another CPU to wake. That is why each child has a
-//! thread of its own rather than one thread waiting on them all: an epoll wake-up drops that
-//! hint. On an older kernel the doorbell works the same, with ordinary wake-ups. The `poll`
-//! sees the listener hang up when the child's last task ends (a blocked `NOTIF_RECV` is woken by
-//! that only from Linux 6.11), which ends the thread; any other failure to listen has the child
+//! (in `SECCOMP_IOCTL_NOTIF_RECV`, or in `poll` before it) on the CPU the child was running on,
+//! and the child on the thread's, so neither waits for another CPU to wake. That is why each
+//! child has a thread of its own rather than one thread waiting on them all: an epoll wake-up
+//! drops that hint. On an older kernel the doorbell works the same, with ordinary wake-ups. When
+//! the child's last task ends, a blocked `NOTIF_RECV` fails with ENOENT from Linux 6.11 on, and
+//! the listener hangs up, which ends the thread; before 6.11 only a `poll` sees the hang-up, so
+//! there the thread waits in `poll` before each read. Any other failure to listen has the child
 //! killed ([`Event::SupervisionLost`]): unwatched, its forbidden calls would fail unreported.
 //!
 //! **Wall clock.** A child spawned with a wall-clock limit is killed at its deadline; its end is
@@ -179,6 +180,28 @@ const NATIVE_AUDIT_ARCH: u32 = AUDIT_ARCH_X86_64;
 const NATIVE_AUDIT_ARCH: u32 = 0xC000_00B7;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("the service doorbell needs this architecture's AUDIT_ARCH_* (supervise.rs)");
+
+/// Whether a thread blocked in `SECCOMP_IOCTL_NOTIF_RECV` is woken (with ENOENT) when the
+/// filter's last task exits: Linux 6.11 and later. Read once from the running kernel's release.
+fn recv_ends_with_filter() -> bool {
+    static ENDS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENDS.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|release| kernel_version(&release))
+            .is_some_and(|version| version >= (6, 11))
+    })
+}
+
+/// `6.18.44-fc-v657` → (6, 18).
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?;
+    let digits = minor.find(|c: char| !c.is_ascii_digit()).unwrap_or(minor.len());
+    let minor = minor[..digits].parse().ok()?;
+    Some((major, minor))
+}
 
 /// Whether `n` is the child's doorbell (see the module docs), not a violation.
 fn is_doorbell(n: &Notification) -> bool {
@@ -350,26 +373,40 @@ impl Supervisor {
                 on_event(Event::SupervisionLost);
             }
         };
+        let recv_ends = recv_ends_with_filter();
         loop {
-            // poll first: before Linux 6.11 a thread blocked in `SECCOMP_IOCTL_NOTIF_RECV` is
-            // not woken when the last task of the filter exits, only poll sees the hang-up.
-            // poll's wake-up keeps the synchronous flag (epoll's would not).
-            match seccomp_notify::wait(listener.as_fd()) {
-                Ok(seccomp_notify::Ready::HungUp) => return,
-                Ok(seccomp_notify::Ready::Notification) => {}
-                Ok(seccomp_notify::Ready::Error) | Err(_) if failures < 16 => {
-                    failures += 1;
-                    continue;
+            // Before Linux 6.11 a thread blocked in `SECCOMP_IOCTL_NOTIF_RECV` is not woken when
+            // the last task of the filter exits; only poll sees the hang-up, so it waits in poll
+            // first (whose wake-up keeps the synchronous flag; epoll's would not). From 6.11 the
+            // blocked read itself fails with ENOENT then, and the poll (~0.5 µs a ring) is left
+            // out.
+            if !recv_ends {
+                match seccomp_notify::wait(listener.as_fd()) {
+                    Ok(seccomp_notify::Ready::HungUp) => return,
+                    Ok(seccomp_notify::Ready::Notification) => {}
+                    Ok(seccomp_notify::Ready::Error) | Err(_) if failures < 16 => {
+                        failures += 1;
+                        continue;
+                    }
+                    Ok(seccomp_notify::Ready::Error) => {
+                        return failed("waiting on the seccomp listener", &"POLLERR");
+                    }
+                    Err(e) => return failed("waiting on the seccomp listener", &e),
                 }
-                Ok(seccomp_notify::Ready::Error) => {
-                    return failed("waiting on the seccomp listener", &"POLLERR");
-                }
-                Err(e) => return failed("waiting on the seccomp listener", &e),
             }
             let notification = match seccomp_notify::receive(listener.as_fd()) {
                 Ok(n) => n,
-                // The caller died or was interrupted between the wait and the read.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                // The child is gone (its filter has no task left), or the caller died or was
+                // interrupted before the read.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    match seccomp_notify::hung_up(listener.as_fd()) {
+                        Ok(true) => return,
+                        Ok(false) => continue,
+                        Err(e) => return failed("waiting on the seccomp listener", &e),
+                    }
+                }
+                // A signal reached this thread while it waited: nothing was read.
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) => return failed("reading a seccomp notification", &e),
             };
             failures = 0;
@@ -518,6 +555,18 @@ mod tests {
             instruction_pointer: 0,
             args: [first, 0, 0, 0, 0, 0],
         }
+    }
+
+    #[test]
+    fn kernel_releases_are_read_to_major_and_minor() {
+        assert_eq!(kernel_version("6.18.44-fc-v657\n"), Some((6, 18)));
+        assert_eq!(kernel_version("6.11.0"), Some((6, 11)));
+        assert_eq!(kernel_version("5.15.0-91-generic"), Some((5, 15)));
+        assert_eq!(kernel_version("6.10rc3"), Some((6, 10)));
+        assert_eq!(kernel_version("4.4"), Some((4, 4)));
+        assert_eq!(kernel_version("garbage"), None);
+        assert_eq!(kernel_version(""), None);
+        assert!((6, 10) < (6, 11) && (5, 19) < (6, 11) && (7, 0) > (6, 11));
     }
 
     #[test]

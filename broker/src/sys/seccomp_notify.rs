@@ -121,6 +121,19 @@ pub enum Ready {
     Error,
 }
 
+/// True when the filter behind `listener` has no task left: poll(2) without waiting.
+pub fn hung_up(listener: BorrowedFd<'_>) -> io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(listener, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => Ok(fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))),
+        Err(nix::Error::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Blocks until `listener` has a notification pending or hangs up. poll(2): unlike a blocked
 /// `SECCOMP_IOCTL_NOTIF_RECV` before Linux 6.11, it wakes when the filter's last task exits, and
 /// unlike epoll its wake-up keeps `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`'s same-CPU hint. Retries
