@@ -20,7 +20,8 @@
 //! until the next ring: it delays only the child that wrote it.
 //!
 //! The mailbox: a child running a registered entry shares a sealed two-page memfd with its
-//! thread (`portcullis_ipc::mailbox`). A request that fits is written there instead of on the
+//! thread (`portcullis_ipc::mailbox`), made and sent by that thread as the first message on the
+//! service channel. A request that fits is written there instead of on the
 //! channel and the doorbell carries its length and a sequence number; the thread copies it out
 //! once and decodes only its copy. An answer with no fd that fits goes back the same way, its
 //! length the doorbell's return value; an fd, a long answer and a network answer go on the
@@ -134,6 +135,8 @@ pub(crate) struct Doorbell {
     core: Arc<Core>,
     served: Arc<Served>,
     network: Sender<NetJob>,
+    /// Make the child a mailbox and send it, before serving it ([`Doorbell::offer_mailbox`]).
+    offer: bool,
     /// The child's mailbox, if it has one: only this doorbell's thread touches it.
     mailbox: Option<Mailbox>,
     /// The last mailbox request served: its sequence number and what the ring returned.
@@ -161,6 +164,35 @@ impl Doorbell {
     /// request) costs a token of the child's request rate like a request does; without one,
     /// the ring is answered only once a token has come back and been taken (waiting at most
     /// 100 ms), so a child cannot keep its broker thread busy faster than its profile allows.
+    /// Makes the child's mailbox and sends it as the first message on its service channel
+    /// ([`ServiceResponse::Mailbox`]), when the registration asked for one. Called by the
+    /// child's thread before it serves anything, so a spawn does not wait for it; a child whose
+    /// mailbox could not be made is sent the offer without one.
+    pub(crate) fn offer_mailbox(&mut self) {
+        if !std::mem::take(&mut self.offer) {
+            return;
+        }
+        let (mailbox, fd) = match Mailbox::create() {
+            Ok((mailbox, fd)) => (Some(mailbox), Some(fd)),
+            Err(e) => {
+                // Slower for this child, not less safe: it sends everything on its channel.
+                tracing::warn!(child = self.served.child, error = %e, "no service mailbox");
+                (None, None)
+            }
+        };
+        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
+        let deadline = Instant::now() + self.core.send_timeout;
+        match self
+            .served
+            .channel
+            .send(&ServiceResponse::Mailbox, &fds, Some(deadline))
+        {
+            Ok(()) => self.mailbox = mailbox,
+            // A child that does not take its first message is served no more.
+            Err(_) => self.core.retire(&self.served),
+        }
+    }
+
     pub(crate) fn ring(&self, len: u64, seq: u64, release: &mut dyn FnMut()) -> Rung {
         match &self.mailbox {
             Some(mailbox) if len > 0 => self.ring_mailbox(mailbox, len, seq, release),
@@ -316,9 +348,9 @@ impl Service {
     }
 
     /// Starts serving a child: pre-opens every grant's directory. The returned doorbell serves
-    /// the child whenever it rings; the fd is the child's mailbox, to send it with its start
-    /// message (when one was asked for and could be made).
-    pub(crate) fn register(&self, r: Registration) -> (Doorbell, Option<OwnedFd>) {
+    /// the child whenever it rings, from the child's own thread, which first offers the child
+    /// its mailbox ([`Doorbell::offer_mailbox`]).
+    pub(crate) fn register(&self, r: Registration) -> Doorbell {
         let roots = r
             .profile
             .fs
@@ -339,23 +371,14 @@ impl Service {
             on_violation: r.on_violation,
         });
         lock(&self.core.served).insert(r.child, Arc::clone(&served));
-        // Without a mailbox the child sends everything on its channel: slower, not less safe.
-        let (mailbox, child_mailbox) = match r.mailbox.then(Mailbox::create) {
-            Some(Ok((mailbox, fd))) => (Some(mailbox), Some(fd)),
-            Some(Err(e)) => {
-                tracing::warn!(child = r.child, error = %e, "no service mailbox");
-                (None, None)
-            }
-            None => (None, None),
-        };
-        let doorbell = Doorbell {
+        Doorbell {
             core: Arc::clone(&self.core),
             served,
             network: self.network.clone(),
-            mailbox,
+            offer: r.mailbox,
+            mailbox: None,
             last: Cell::new((0, 0)),
-        };
-        (doorbell, child_mailbox)
+        }
     }
 
     /// Stops serving a child (it ended or its handle was dropped). A thread in the middle of

@@ -917,7 +917,7 @@ impl Broker {
             mailbox: start.entry != portcullis_child::protocol::EXEC_ENTRY,
         };
         let wall_deadline = limits.wall.map(|wall| Instant::now() + wall);
-        let (doorbell, mailbox) = shared.service.register(registration);
+        let doorbell = shared.service.register(registration);
         // Into its cgroup before it can read the start message: nothing the child was not built
         // with runs outside its limits. A pooled child is in one already, with a default
         // profile's limits.
@@ -965,10 +965,7 @@ impl Broker {
                 return Err(SpawnError::TakeListener(source));
             }
         };
-        // An entry's start message carries its mailbox after the caller's fds.
-        let mut start_fds = start_fds.to_vec();
-        start_fds.extend(mailbox.as_ref().map(AsFd::as_fd));
-        if let Err(e) = child.channel.send(start, &start_fds, Some(deadline)) {
+        if let Err(e) = child.channel.send(start, start_fds, Some(deadline)) {
             child.kill();
             return Err(SpawnError::Start(e));
         }

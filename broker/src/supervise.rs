@@ -198,7 +198,9 @@ fn kernel_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.trim().split(['.', '-']);
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?;
-    let digits = minor.find(|c: char| !c.is_ascii_digit()).unwrap_or(minor.len());
+    let digits = minor
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(minor.len());
     let minor = minor[..digits].parse().ok()?;
     Some((major, minor))
 }
@@ -279,7 +281,12 @@ impl Supervisor {
         let spawned = std::thread::Builder::new()
             .name(format!("portcullis-child-{child}"))
             .stack_size(CHILD_THREAD_STACK)
-            .spawn(move || supervisor.serve_child(child, &listener, &doorbell));
+            .spawn(move || {
+                // Before any notification is read: a child's first service call waits for it.
+                let mut doorbell = doorbell;
+                doorbell.offer_mailbox();
+                supervisor.serve_child(child, &listener, &doorbell);
+            });
         match spawned {
             Ok(thread) => {
                 if let Some(w) = lock(&self.watched).get_mut(&child) {

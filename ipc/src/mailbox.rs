@@ -3,7 +3,8 @@
 //!
 //! The broker makes it for each child that runs a registered entry: a sealed memfd of
 //! [`MAILBOX_BYTES`] (it can never shrink or grow, so a mapping of it never faults past its
-//! end), mapped by both. A request that encodes into [`REQUEST_BYTES`] is written at the start;
+//! end), mapped by both; it is the first message on the child's service channel
+//! ([`crate::service::ServiceResponse::Mailbox`]). A request that encodes into [`REQUEST_BYTES`] is written at the start;
 //! the child rings its doorbell with the length and a sequence number (see
 //! [`crate::service::DOORBELL_SYSCALL`]). The broker copies those bytes out once and decodes
 //! only its copy, so a child rewriting the area meanwhile changes nothing but what it asked.

@@ -273,4 +273,8 @@ pub enum ServiceResponse {
     Denied(Denied),
     /// The OS refused an allowed operation.
     Failed(Failure),
+    /// Never an answer: the first message on a child's service channel when the child runs a
+    /// registered entry. The child's mailbox ([`crate::mailbox`]) is attached, or nothing if the
+    /// broker could not make one (the child then sends everything on the channel).
+    Mailbox,
 }

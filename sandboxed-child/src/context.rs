@@ -116,7 +116,7 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
         let service = Channel::from_fd(crate::sys::owned_fd(crate::SERVICE_FD), limits);
         Ok(Self::new(
             Arc::new(channel),
-            Arc::new(ServiceClient::new(service, None)),
+            Arc::new(ServiceClient::new(service, false)),
         ))
     }
 

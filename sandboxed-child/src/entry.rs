@@ -12,7 +12,6 @@ use serde::Serialize;
 use crate::context::ChildContext;
 use crate::files::ServiceClient;
 use crate::lockdown::{lock_down, LockdownPlan};
-use crate::mailbox::Mailbox;
 use crate::protocol::{ChildToBroker, ExecArgs, StartChild, EXEC_ENTRY, MAX_PANIC_MESSAGE_BYTES};
 use crate::{sys, EXIT_LOCKDOWN_FAILED};
 
@@ -127,12 +126,11 @@ impl Entries {
         let Some(entry) = self.map.get(&start.entry) else {
             sys::exit_now(EXIT_UNKNOWN_ENTRY);
         };
-        // The start message of an entry carries one fd: the service mailbox. A child that
-        // cannot map it sends every request on the channel.
-        let mailbox = fds.into_iter().next().and_then(|fd| Mailbox::open(fd).ok());
+        drop(fds);
+        // The broker's thread for this child offers it a mailbox first on the service channel.
         let service = Arc::new(ServiceClient::new(
             Channel::from_fd(sys::owned_fd(crate::SERVICE_FD), limits),
-            mailbox,
+            true,
         ));
         let status = entry(channel, service, &start.args);
         sys::exit_now(status)

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use portcullis_ipc::service::{
@@ -31,10 +31,12 @@ use crate::mailbox::Mailbox;
 #[derive(Debug)]
 pub struct ServiceClient {
     channel: Mutex<Channel>,
-    /// Used only under `channel`'s lock. `None` for a child started without one (a plugin
-    /// program that took its inherited channels): everything goes on the channel then.
-    mailbox: Option<Mailbox>,
-    /// The last mailbox request's number (under `channel`'s lock).
+    /// The mailbox the broker offered (the first message on the channel, read on the first
+    /// call): `None` inside until then, and for good if the offer came without one. Never set
+    /// for a child started without an offer (a plugin program that took its inherited
+    /// channels): everything goes on the channel then.
+    mailbox: OnceLock<Option<Mailbox>>,
+    /// The last mailbox request's number (used under `channel`'s lock).
     seq: AtomicU64,
 }
 
@@ -44,7 +46,12 @@ const BUSY_PAUSE: Duration = Duration::from_micros(50);
 const BUSY_RINGS: u32 = 200_000;
 
 impl ServiceClient {
-    pub(crate) fn new(channel: Channel, mailbox: Option<Mailbox>) -> Self {
+    /// `offered`: the broker sends a mailbox offer first on `channel`.
+    pub(crate) fn new(channel: Channel, offered: bool) -> Self {
+        let mailbox = OnceLock::new();
+        if !offered {
+            let _ = mailbox.set(None);
+        }
         Self {
             channel: Mutex::new(channel),
             mailbox,
@@ -52,15 +59,34 @@ impl ServiceClient {
         }
     }
 
+    /// The channel, locked, with the broker's offer taken off it.
+    fn lock(&self) -> io::Result<(MutexGuard<'_, Channel>, Option<&Mailbox>)> {
+        let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(mailbox) = self.mailbox.get() {
+            return Ok((channel, mailbox.as_ref()));
+        }
+        let mailbox = match channel.recv::<ServiceResponse>(None) {
+            // Unusable (wrong size, unsealed) is as good as none: the channel carries all.
+            Ok((ServiceResponse::Mailbox, fds)) => {
+                fds.into_iter().next().and_then(|fd| Mailbox::open(fd).ok())
+            }
+            Ok((other, _)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("portcullis: the broker's first message was {other:?}"),
+                ))
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
+        };
+        Ok((channel, self.mailbox.get_or_init(|| mailbox).as_ref()))
+    }
+
     fn call(
         &self,
         request: &ServiceRequest,
     ) -> io::Result<(ServiceResponse, Vec<std::os::fd::OwnedFd>)> {
-        let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
-        let in_mailbox = self
-            .mailbox
-            .as_ref()
-            .and_then(|m| Some((m, mailbox::put_request(m.words(), request)?)));
+        let (channel, mailbox) = self.lock()?;
+        let in_mailbox = mailbox.and_then(|m| Some((m, mailbox::put_request(m.words(), request)?)));
         if let Some((mailbox, len)) = in_mailbox {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
             match ring_mailbox(len as u64, seq) {
@@ -312,15 +338,20 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
     /// The service mailbox, for tests that play a hostile child (`None` without one).
     #[doc(hidden)]
     pub fn raw_service_mailbox(&self) -> Option<&Mailbox> {
-        self.service.mailbox.as_ref()
+        self.service.lock().ok().and_then(|(_, mailbox)| mailbox)
     }
 
-    /// The raw service channel, for tests that play a hostile child.
+    /// The raw service channel (the broker's mailbox offer taken off it), for tests that play
+    /// a hostile child.
     #[doc(hidden)]
     pub fn raw_service_channel(&self) -> std::sync::MutexGuard<'_, Channel> {
-        self.service
-            .channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        match self.service.lock() {
+            Ok((channel, _)) => channel,
+            Err(_) => self
+                .service
+                .channel
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The service mailbox, mapped: see `portcullis_ipc::mailbox` for what travels through it. The
-//! broker makes one per child that runs a registered entry and sends it with the start message;
-//! the child maps it and closes the fd.
+//! broker's thread for a child that runs a registered entry makes one and sends it as the first
+//! message on the child's service channel; the child maps it on its first service call and
+//! closes the fd.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
