@@ -20,8 +20,8 @@
 //! until the next ring: it delays only the child that wrote it.
 //!
 //! The mailbox: a child running a registered entry shares a sealed two-page memfd with its
-//! thread (`portcullis_ipc::mailbox`), made and sent by that thread as the first message on the
-//! service channel. A request that fits is written there instead of on the
+//! thread (`portcullis_ipc::mailbox`), made when the child first asks for it and installed in
+//! the child with the answer to that ring (`SECCOMP_IOCTL_NOTIF_ADDFD`). A request that fits is written there instead of on the
 //! channel and the doorbell carries its length and a sequence number; the thread copies it out
 //! once and decodes only its copy. An answer with no fd that fits goes back the same way, its
 //! length the doorbell's return value; an fd, a long answer and a network answer go on the
@@ -135,10 +135,12 @@ pub(crate) struct Doorbell {
     core: Arc<Core>,
     served: Arc<Served>,
     network: Sender<NetJob>,
-    /// Make the child a mailbox and send it, before serving it ([`Doorbell::offer_mailbox`]).
+    /// The child may have a mailbox (it runs a registered entry), made when it first asks.
     offer: bool,
-    /// The child's mailbox, if it has one: only this doorbell's thread touches it.
+    /// The child's mailbox, once made: only this doorbell's thread touches it.
     mailbox: Option<Mailbox>,
+    /// The child's fd of its mailbox, until it is installed in the child.
+    handing: Option<OwnedFd>,
     /// The last mailbox request served: its sequence number and what the ring returned.
     last: Cell<(u64, u64)>,
 }
@@ -153,49 +155,59 @@ pub(crate) enum Rung {
 }
 
 impl Doorbell {
-    /// Serves the child's channel: the request the ring announced, unless another thread holds
-    /// the child's turn (a network worker, which then serves it before it lets go) or its
-    /// service has ended. Called by the child's serving thread while the child's doorbell
-    /// syscall waits; returns when the file request it found is answered. `release` answers the
-    /// doorbell: it is called if an answer does not fit in the socket (a long directory
-    /// listing), so the child can read it while it is sent.
+    /// The child's fd of its mailbox, to install in the child in answer to its ask
+    /// (`portcullis_ipc::mailbox::ASK`): the mailbox is made on the first ask. Else the errno
+    /// to answer the ask with: `EPERM` for a child that has none (an executed program),
+    /// `EEXIST` once it has its fd (an ask again costs a token, like an empty ring), or why it
+    /// could not be made (the child then sends everything on its channel: slower, not less
+    /// safe).
+    pub(crate) fn mailbox_fd(&mut self) -> Result<BorrowedFd<'_>, i32> {
+        if !self.offer {
+            self.throttle();
+            return Err(libc::EPERM);
+        }
+        if self.mailbox.is_some() && self.handing.is_none() {
+            self.throttle();
+            return Err(libc::EEXIST);
+        }
+        if self.mailbox.is_none() {
+            match Mailbox::create() {
+                Ok((mailbox, fd)) => {
+                    self.mailbox = Some(mailbox);
+                    self.handing = Some(fd);
+                }
+                Err(e) => {
+                    tracing::warn!(child = self.served.child, error = %e, "no service mailbox");
+                    self.offer = false;
+                    return Err(e.raw_os_error().unwrap_or(libc::ENOMEM));
+                }
+            }
+        }
+        self.handing.as_ref().map(AsFd::as_fd).ok_or(libc::EEXIST)
+    }
+
+    /// The child's fd of its mailbox is installed in the child: serve mailbox rings from now on.
+    pub(crate) fn mailbox_handed(&mut self) {
+        self.handing = None;
+    }
+
+    /// Serves what a ring announced: a request of `len` bytes in the mailbox numbered `seq`, or
+    /// with `len` 0 what the channel holds (unless another thread holds the child's turn — a
+    /// network worker, which then serves it before it lets go — or its service has ended).
+    /// Called by the child's serving thread while the child's doorbell syscall waits; returns
+    /// when the request it found is answered, with what the syscall returns. `release` answers
+    /// the doorbell with 0: it is called if an answer does not fit in the socket (a long
+    /// directory listing), so the child can read it while it is sent.
     ///
     /// A ring that finds no whole request (a hostile child's, or one datagram of a long
     /// request) costs a token of the child's request rate like a request does; without one,
     /// the ring is answered only once a token has come back and been taken (waiting at most
     /// 100 ms), so a child cannot keep its broker thread busy faster than its profile allows.
-    /// Makes the child's mailbox and sends it as the first message on its service channel
-    /// ([`ServiceResponse::Mailbox`]), when the registration asked for one. Called by the
-    /// child's thread before it serves anything, so a spawn does not wait for it; a child whose
-    /// mailbox could not be made is sent the offer without one.
-    pub(crate) fn offer_mailbox(&mut self) {
-        if !std::mem::take(&mut self.offer) {
-            return;
-        }
-        let (mailbox, fd) = match Mailbox::create() {
-            Ok((mailbox, fd)) => (Some(mailbox), Some(fd)),
-            Err(e) => {
-                // Slower for this child, not less safe: it sends everything on its channel.
-                tracing::warn!(child = self.served.child, error = %e, "no service mailbox");
-                (None, None)
-            }
-        };
-        let fds: Vec<BorrowedFd<'_>> = fd.iter().map(AsFd::as_fd).collect();
-        let deadline = Instant::now() + self.core.send_timeout;
-        match self
-            .served
-            .channel
-            .send(&ServiceResponse::Mailbox, &fds, Some(deadline))
-        {
-            Ok(()) => self.mailbox = mailbox,
-            // A child that does not take its first message is served no more.
-            Err(_) => self.core.retire(&self.served),
-        }
-    }
-
     pub(crate) fn ring(&self, len: u64, seq: u64, release: &mut dyn FnMut()) -> Rung {
         match &self.mailbox {
-            Some(mailbox) if len > 0 => self.ring_mailbox(mailbox, len, seq, release),
+            Some(mailbox) if len > 0 && self.handing.is_none() => {
+                self.ring_mailbox(mailbox, len, seq, release)
+            }
             _ => {
                 self.ring_channel(release);
                 Rung::Value(0)
@@ -206,6 +218,8 @@ impl Doorbell {
     /// A ring for what the channel holds.
     fn ring_channel(&self, release: &mut dyn FnMut()) {
         if !take_turn(&self.served.turn) {
+            // The holder serves what it finds; this ring brought no work of its own.
+            self.throttle();
             return;
         }
         if self
@@ -238,9 +252,17 @@ impl Doorbell {
             .compare_exchange(IDLE, SERVING, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {}
-            // Its service ended: the channel is shut, so the child's read of it says so.
-            Err(RETIRED) => return Rung::Value(0),
-            Err(_) => return Rung::Busy,
+            // Neither is served, so each costs a token like an empty ring. Its service ended:
+            // the channel is shut, so the child's read of it says so. A network worker holds
+            // the turn: ring again.
+            Err(RETIRED) => {
+                self.throttle();
+                return Rung::Value(0);
+            }
+            Err(_) => {
+                self.throttle();
+                return Rung::Busy;
+            }
         }
         let (turn, value) = match mailbox::take_request::<ServiceRequest>(mailbox.words(), len) {
             Ok(request) => self.core.serve_request(
@@ -377,6 +399,7 @@ impl Service {
             network: self.network.clone(),
             offer: r.mailbox,
             mailbox: None,
+            handing: None,
             last: Cell::new((0, 0)),
         }
     }

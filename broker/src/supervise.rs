@@ -50,6 +50,7 @@ use serde::Serialize;
 use crate::audit::{AuditRecord, AuditSink};
 use crate::serve::{Doorbell, Rung};
 use crate::sys::seccomp_notify::{self, Notification};
+use portcullis_ipc::mailbox;
 
 /// What the broker does when a child makes a syscall outside its allowlist: the child's policy
 /// profile says (`limits.on_violation`).
@@ -181,6 +182,28 @@ const NATIVE_AUDIT_ARCH: u32 = 0xC000_00B7;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("the service doorbell needs this architecture's AUDIT_ARCH_* (supervise.rs)");
 
+/// Answers a child's ask for its mailbox (`portcullis_ipc::mailbox::ASK`): installs its fd of
+/// the mailbox in the child with the answer, or answers why not (the child then sends
+/// everything on its channel). The fd is never in flight on a socket, where it would count
+/// against the fds the child's host user may have in flight.
+fn hand_over_mailbox(listener: &OwnedFd, doorbell: &mut Doorbell, id: u64) {
+    let handed = match doorbell.mailbox_fd() {
+        Ok(fd) => seccomp_notify::answer_with_fd(listener.as_fd(), id, fd).map_err(|e| {
+            // ENOENT: the ask was interrupted (nothing installed); the child asks again.
+            e.raw_os_error().unwrap_or(libc::EIO)
+        }),
+        Err(errno) => Err(errno),
+    };
+    match handed {
+        Ok(_) => doorbell.mailbox_handed(),
+        Err(libc::ENOENT) => {}
+        // EINVAL: a kernel before 5.14 (no SECCOMP_ADDFD_FLAG_SEND).
+        Err(errno) => {
+            let _ = seccomp_notify::answer_error(listener.as_fd(), id, errno);
+        }
+    }
+}
+
 /// Whether a thread blocked in `SECCOMP_IOCTL_NOTIF_RECV` is woken (with ENOENT) when the
 /// filter's last task exits: Linux 6.11 and later. Read once from the running kernel's release.
 fn recv_ends_with_filter() -> bool {
@@ -282,10 +305,8 @@ impl Supervisor {
             .name(format!("portcullis-child-{child}"))
             .stack_size(CHILD_THREAD_STACK)
             .spawn(move || {
-                // Before any notification is read: a child's first service call waits for it.
                 let mut doorbell = doorbell;
-                doorbell.offer_mailbox();
-                supervisor.serve_child(child, &listener, &doorbell);
+                supervisor.serve_child(child, &listener, &mut doorbell);
             });
         match spawned {
             Ok(thread) => {
@@ -367,7 +388,7 @@ impl Supervisor {
     /// the listener hangs up (no task of the child is left). If it cannot go on for any other
     /// reason, the child is killed: a child nobody watches would have every call outside its
     /// allowlist fail with `ENOSYS` unreported, and its requests unanswered.
-    fn serve_child(&self, child: u64, listener: &OwnedFd, doorbell: &Doorbell) {
+    fn serve_child(&self, child: u64, listener: &OwnedFd, doorbell: &mut Doorbell) {
         // Errors in a row that did not block (poll's EPOLLERR, an interrupted lock in the
         // kernel): a few are retried, a stream of them is a listener gone wrong.
         let mut failures = 0u32;
@@ -412,12 +433,12 @@ impl Supervisor {
                         Err(e) => return failed("waiting on the seccomp listener", &e),
                     }
                 }
-                // A signal reached this thread while it waited: nothing was read.
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) => return failed("reading a seccomp notification", &e),
             };
             failures = 0;
-            if is_doorbell(&notification) {
+            if is_doorbell(&notification) && notification.args[1] == mailbox::ASK {
+                hand_over_mailbox(listener, doorbell, notification.id);
+            } else if is_doorbell(&notification) {
                 let mut answered = false;
                 let [_, len, seq, ..] = notification.args;
                 let rung = doorbell.ring(len, seq, &mut || {

@@ -1,10 +1,14 @@
 //! The service mailbox: a small shared memory area through which a child's short service
 //! requests and short answers travel instead of its service channel.
 //!
-//! The broker makes it for each child that runs a registered entry: a sealed memfd of
-//! [`MAILBOX_BYTES`] (it can never shrink or grow, so a mapping of it never faults past its
-//! end), mapped by both; it is the first message on the child's service channel
-//! ([`crate::service::ServiceResponse::Mailbox`]). A request that encodes into [`REQUEST_BYTES`] is written at the start;
+//! The broker makes it for a child that runs a registered entry when the child first asks (a
+//! doorbell ring with the length [`ASK`]): a sealed memfd of [`MAILBOX_BYTES`] (it can never
+//! shrink or grow, so a mapping of it never faults past its end), mapped by both. The broker
+//! installs the child's fd of it directly in the child's fd table with the answer to that ring
+//! (`SECCOMP_IOCTL_NOTIF_ADDFD`), so it is never an fd in flight on a socket, and a child that
+//! never asks costs nothing.
+//!
+//! A request that encodes into [`REQUEST_BYTES`] is written at the start of the mailbox and
 //! the child rings its doorbell with the length and a sequence number (see
 //! [`crate::service::DOORBELL_SYSCALL`]). The broker copies those bytes out once and decodes
 //! only its copy, so a child rewriting the area meanwhile changes nothing but what it asked.
@@ -31,6 +35,10 @@ pub const MAILBOX_BYTES: usize = 8192;
 pub const REQUEST_BYTES: usize = 4096;
 /// Longest answer the mailbox carries (the second half); a longer one goes on the channel.
 pub const ANSWER_BYTES: usize = MAILBOX_BYTES - REQUEST_BYTES;
+/// The doorbell's length argument that asks for the mailbox instead of naming a request: the
+/// ring returns an fd of the mailbox, installed in the child, or fails (no mailbox: send
+/// everything on the channel).
+pub const ASK: u64 = u64::MAX;
 /// Words (8 bytes) in a mailbox.
 pub const MAILBOX_WORDS: usize = MAILBOX_BYTES / WORD;
 

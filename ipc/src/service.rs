@@ -22,7 +22,8 @@ pub const MAX_DIR_ENTRIES: usize = 4096;
 /// Its second and third arguments name a request in the child's mailbox
 /// ([`crate::mailbox`]): its length and its sequence number; a length of 0 means the request is
 /// on the service channel. It returns the length of the answer left in the mailbox, or 0 when
-/// the answer is on the channel.
+/// the answer is on the channel. A length of [`crate::mailbox::ASK`] asks for the mailbox
+/// itself: the call returns an fd of it, installed in the child by the broker.
 #[cfg(target_arch = "x86_64")]
 pub const DOORBELL_SYSCALL: i64 = 184;
 /// The service doorbell's syscall number (see the x86-64 definition).
@@ -273,8 +274,4 @@ pub enum ServiceResponse {
     Denied(Denied),
     /// The OS refused an allowed operation.
     Failed(Failure),
-    /// Never an answer: the first message on a child's service channel when the child runs a
-    /// registered entry. The child's mailbox ([`crate::mailbox`]) is attached, or nothing if the
-    /// broker could not make one (the child then sends everything on the channel).
-    Mailbox,
 }

@@ -127,7 +127,7 @@ impl Entries {
             sys::exit_now(EXIT_UNKNOWN_ENTRY);
         };
         drop(fds);
-        // The broker's thread for this child offers it a mailbox first on the service channel.
+        // The broker's thread for this child hands it a mailbox when it first asks.
         let service = Arc::new(ServiceClient::new(
             Channel::from_fd(sys::owned_fd(crate::SERVICE_FD), limits),
             true,

@@ -31,10 +31,9 @@ use crate::mailbox::Mailbox;
 #[derive(Debug)]
 pub struct ServiceClient {
     channel: Mutex<Channel>,
-    /// The mailbox the broker offered (the first message on the channel, read on the first
-    /// call): `None` inside until then, and for good if the offer came without one. Never set
-    /// for a child started without an offer (a plugin program that took its inherited
-    /// channels): everything goes on the channel then.
+    /// The child's mailbox, asked for on the first call (`None` inside if the broker gave
+    /// none). Set to `None` at once for a child that has none to ask for (a plugin program that
+    /// took its inherited channels): everything goes on the channel then.
     mailbox: OnceLock<Option<Mailbox>>,
     /// The last mailbox request's number (used under `channel`'s lock).
     seq: AtomicU64,
@@ -46,46 +45,31 @@ const BUSY_PAUSE: Duration = Duration::from_micros(50);
 const BUSY_RINGS: u32 = 200_000;
 
 impl ServiceClient {
-    /// `offered`: the broker sends a mailbox offer first on `channel`.
-    pub(crate) fn new(channel: Channel, offered: bool) -> Self {
-        let mailbox = OnceLock::new();
-        if !offered {
-            let _ = mailbox.set(None);
+    /// `mailbox`: the broker's thread for this child will hand it a mailbox when asked.
+    pub(crate) fn new(channel: Channel, mailbox: bool) -> Self {
+        let cell = OnceLock::new();
+        if !mailbox {
+            let _ = cell.set(None);
         }
         Self {
             channel: Mutex::new(channel),
-            mailbox,
+            mailbox: cell,
             seq: AtomicU64::new(0),
         }
     }
 
-    /// The channel, locked, with the broker's offer taken off it.
-    fn lock(&self) -> io::Result<(MutexGuard<'_, Channel>, Option<&Mailbox>)> {
+    /// The channel, locked, and the mailbox (asked for on the first call).
+    fn lock(&self) -> (MutexGuard<'_, Channel>, Option<&Mailbox>) {
         let channel = self.channel.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(mailbox) = self.mailbox.get() {
-            return Ok((channel, mailbox.as_ref()));
-        }
-        let mailbox = match channel.recv::<ServiceResponse>(None) {
-            // Unusable (wrong size, unsealed) is as good as none: the channel carries all.
-            Ok((ServiceResponse::Mailbox, fds)) => {
-                fds.into_iter().next().and_then(|fd| Mailbox::open(fd).ok())
-            }
-            Ok((other, _)) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("portcullis: the broker's first message was {other:?}"),
-                ))
-            }
-            Err(e) => return Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
-        };
-        Ok((channel, self.mailbox.get_or_init(|| mailbox).as_ref()))
+        let mailbox = self.mailbox.get_or_init(ask_for_mailbox).as_ref();
+        (channel, mailbox)
     }
 
     fn call(
         &self,
         request: &ServiceRequest,
     ) -> io::Result<(ServiceResponse, Vec<std::os::fd::OwnedFd>)> {
-        let (channel, mailbox) = self.lock()?;
+        let (channel, mailbox) = self.lock();
         let in_mailbox = mailbox.and_then(|m| Some((m, mailbox::put_request(m.words(), request)?)));
         if let Some((mailbox, len)) = in_mailbox {
             let seq = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -97,8 +81,9 @@ impl ServiceClient {
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     return Ok((answer, Vec::new()));
                 }
-                // A broker that can no longer serve has closed the channel: its read says so.
-                Err(_) => {}
+                // Not served (busy past every retry, or a broker no longer listening): nothing
+                // is queued for it on the channel, so do not wait there.
+                Err(e) => return Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
             }
         } else {
             // The broker reads a child's service channel when its doorbell rings (see
@@ -118,6 +103,17 @@ impl ServiceClient {
             Err(e) => Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
         }
     }
+}
+
+/// Asks the broker for this child's mailbox: the doorbell with the length `ASK` returns an fd
+/// of it, installed in this process by the broker. Any failure means no mailbox.
+fn ask_for_mailbox() -> Option<Mailbox> {
+    let fd = crate::sys::ring_doorbell_with(mailbox::ASK, 0).ok()?;
+    // Only the broker's install answers this ring with a value, and it is an fd number.
+    let fd = i32::try_from(fd)
+        .ok()
+        .filter(|&fd| fd > libc::STDERR_FILENO)?;
+    Mailbox::open(crate::sys::owned_fd(fd)).ok()
 }
 
 /// Rings for the mailbox request `seq` of `len` bytes, again while the broker answers `EBUSY`.
@@ -335,23 +331,19 @@ impl<Up: Serialize, Down: DeserializeOwned> ChildContext<Up, Down> {
         crate::sys::ring_doorbell_with(len, seq)
     }
 
-    /// The service mailbox, for tests that play a hostile child (`None` without one).
+    /// The service mailbox (asked for if not yet), for tests that play a hostile child
+    /// (`None` without one).
     #[doc(hidden)]
     pub fn raw_service_mailbox(&self) -> Option<&Mailbox> {
-        self.service.lock().ok().and_then(|(_, mailbox)| mailbox)
+        self.service.lock().1
     }
 
-    /// The raw service channel (the broker's mailbox offer taken off it), for tests that play
-    /// a hostile child.
+    /// The raw service channel, for tests that play a hostile child.
     #[doc(hidden)]
     pub fn raw_service_channel(&self) -> std::sync::MutexGuard<'_, Channel> {
-        match self.service.lock() {
-            Ok((channel, _)) => channel,
-            Err(_) => self
-                .service
-                .channel
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        }
+        self.service
+            .channel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -1,7 +1,6 @@
-//! The service mailbox, mapped: see `portcullis_ipc::mailbox` for what travels through it. The
-//! broker's thread for a child that runs a registered entry makes one and sends it as the first
-//! message on the child's service channel; the child maps it on its first service call and
-//! closes the fd.
+//! The service mailbox, mapped: see `portcullis_ipc::mailbox` for what travels through it. A
+//! child that runs a registered entry asks for it on its first service call; its broker thread
+//! makes one and installs an fd of it in the child; the child maps it and closes the fd.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

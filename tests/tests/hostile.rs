@@ -33,6 +33,7 @@ scenarios! {
     // ends its sender as a protocol violation, found by the child's broker thread.
     mailbox_garbage_ends_only_the_sender => "hostile-suite-mailbox",
     // A mailbox request rung twice with one sequence number is performed once (the repeat gets
-    // the same answer); with a new number it is performed again (and fails: it exists).
+    // the same answer); with a new number it is performed again (and fails: it exists). A
+    // second ask for the mailbox is refused (EEXIST).
     mailbox_ring_repeated_is_served_once => "hostile-suite-mailbox-replay",
 }

@@ -35,3 +35,12 @@ fn fd_message_succeeds_while_another_child_holds_fds_in_flight() {
         "hostile-suite-fd-message-while-fds-in-flight",
     );
 }
+
+/// 128 idle children hold no fd in flight (a child's service mailbox is installed in it only
+/// when it asks, never queued on a socket): an fd-carrying message still arrives beside them,
+/// as before them (the pair). Discriminating under an unprivileged broker, whose children share
+/// its uid; CI runs the suite both ways.
+#[test]
+fn idle_children_hold_no_fds_in_flight() {
+    portcullis_tests::run_scenario(env!("CARGO_BIN_EXE_probe"), "hostile-suite-idle-children");
+}

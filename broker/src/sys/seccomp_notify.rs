@@ -70,6 +70,32 @@ pub fn answer_value(listener: BorrowedFd<'_>, id: u64, val: i64) -> io::Result<(
     send(listener, id, val, 0)
 }
 
+/// Answers notification `id` by installing a copy of `fd` in the child's fd table
+/// (close-on-exec): the syscall returns the copy's number, atomically with the install.
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` with `SECCOMP_ADDFD_FLAG_SEND` (Linux 5.14; `EINVAL` before).
+/// `ENOENT`: the caller is gone or was interrupted (nothing was installed).
+pub fn answer_with_fd(listener: BorrowedFd<'_>, id: u64, fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let srcfd =
+        u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    let mut addfd = libc::seccomp_notif_addfd {
+        id,
+        flags: u32::try_from(libc::SECCOMP_ADDFD_FLAG_SEND).unwrap_or(0),
+        srcfd,
+        newfd: 0,
+        newfd_flags: u32::try_from(libc::O_CLOEXEC).unwrap_or(0),
+    };
+    // SAFETY: the ioctl reads one `seccomp_notif_addfd` from `addfd`, which lives across the
+    // call; the request number encodes that struct's size.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD as _,
+            &mut addfd as *mut libc::seccomp_notif_addfd,
+        )
+    };
+    cvt_int(ret)
+}
+
 fn send(listener: BorrowedFd<'_>, id: u64, val: i64, error: i32) -> io::Result<()> {
     // No `SECCOMP_USER_NOTIF_FLAG_CONTINUE`, ever: the syscall never runs.
     let mut resp = libc::seccomp_notif_resp {

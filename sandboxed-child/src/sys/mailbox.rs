@@ -46,17 +46,19 @@ impl Drop for Mapping {
     }
 }
 
+/// `MFD_NOEXEC_SEAL` (Linux 6.3; not in the libc crate): never executable, sealed so.
+const MFD_NOEXEC_SEAL: libc::c_uint = 0x0008;
+
 /// Makes a mailbox: a memfd of `MAILBOX_BYTES`, sealed, and this process's mapping of it. The fd
 /// is for the child (close-on-exec).
 pub fn create() -> io::Result<(Mapping, OwnedFd)> {
-    // SAFETY: the name is a NUL-terminated literal; the flags ask for nothing but close-on-exec
-    // and sealing.
-    let fd = unsafe {
-        libc::memfd_create(
-            c"portcullis-mailbox".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // Not executable where the kernel can say so (and required where `vm.memfd_noexec` = 2);
+    // before Linux 6.3 the flag is unknown (EINVAL) and the memfd is made without it.
+    let mut fd = memfd(flags | MFD_NOEXEC_SEAL);
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        fd = memfd(flags);
+    }
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -73,6 +75,12 @@ pub fn create() -> io::Result<(Mapping, OwnedFd)> {
     }
     let mapping = map(fd.as_fd())?;
     Ok((mapping, fd))
+}
+
+fn memfd(flags: libc::c_uint) -> libc::c_int {
+    // SAFETY: the name is a NUL-terminated literal; the flags ask for close-on-exec, sealing and
+    // at most no-exec.
+    unsafe { libc::memfd_create(c"portcullis-mailbox".as_ptr(), flags) }
 }
 
 /// Maps the mailbox the broker sent, after checking it is one: exactly `MAILBOX_BYTES`, with

@@ -74,7 +74,7 @@ pub enum Attack {
     /// Ring the doorbell for a mailbox request that breaks the protocol.
     Mailbox(MailboxAttack),
     /// Write a `CreateDir` of `path` in the mailbox and ring for it, ring again with the same
-    /// sequence number, then ring with a new one.
+    /// sequence number, then ring with a new one; then ask for the mailbox a second time.
     MailboxReplay { path: String },
 }
 
@@ -127,6 +127,8 @@ pub enum Report {
         next: String,
         /// The doorbell returned the same length for the first ring and its repeat.
         same_length: bool,
+        /// What asking for the mailbox a second time got.
+        ask_again: String,
     },
 }
 
@@ -412,6 +414,10 @@ pub fn hostile_child(ctx: ChildContext<Report, Vec<u8>>, attack: Attack) -> i32 
                 repeated,
                 next,
                 same_length: first_len.is_some() && first_len == repeated_len,
+                ask_again: match ctx.ring_service_doorbell_with(portcullis::ipc::mailbox::ASK, 0) {
+                    Ok(fd) => format!("fd {fd}"),
+                    Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(0)),
+                },
             };
             if ctx.send(&report).is_err() {
                 return 2;
@@ -471,6 +477,7 @@ pub fn run(broker: &Broker, scenario: &str) -> Verdict {
             })
         }),
         "mailbox-replay" => mailbox_replay(broker),
+        "idle-children" => idle_children_hold_no_fds_in_flight(broker),
         other => Err(format!("unknown hostile scenario {other:?}")),
     };
     let panics = PANICS.load(Ordering::SeqCst);
@@ -798,6 +805,43 @@ fn bystander_fd_message(broker: &Broker) -> Result<(Result<(), String>, [u32; 2]
     outcome
 }
 
+/// 128 idle children (more than a child's `RLIMIT_NOFILE` of 96) hold no fd in flight: a
+/// child's service mailbox is installed in it only when it asks (`SECCOMP_IOCTL_NOTIF_ADDFD`),
+/// never queued on a socket. Queued, it would count against the fds its host user may have in
+/// flight, and under an unprivileged broker (one uid for the broker and every child) 128 unread
+/// mailboxes would make the next child's fd-carrying message fail with `ETOOMANYREFS`; the
+/// pair: before them, the same message is sent the same way and arrives.
+fn idle_children_hold_no_fds_in_flight(broker: &Broker) -> Verdict {
+    let memfd_message = |broker: &Broker| -> Verdict {
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+        let child = broker
+            .spawn::<(), crate::memfd::MemfdUp, _>("memfd", &flags)
+            .map_err(|e| format!("spawn the memfd child: {e}"))?;
+        match child.recv_with_fds(Some(Duration::from_secs(20))) {
+            Ok((crate::memfd::MemfdUp::Sealed { .. }, fds)) if fds.len() == 1 => Ok(()),
+            other => Err(format!(
+                "{other:?}; the memfd child ended {:?}",
+                child.wait_timeout(Duration::from_secs(5))
+            )),
+        }
+    };
+    memfd_message(broker).map_err(|e| format!("before the idle children: {e}"))?;
+    let idle = (0..128)
+        .map(|_| broker.spawn::<crate::Down, crate::Up, _>("echo", &()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("spawn an idle child: {e}"))?;
+    let after = memfd_message(broker);
+    for child in &idle {
+        child.kill();
+    }
+    for child in &idle {
+        let _ = child.wait_timeout(Duration::from_secs(20));
+    }
+    after.map_err(|e| format!("with 128 idle children: {e}"))?;
+    println!("an fd-carrying message arrived before and beside 128 idle children");
+    Ok(())
+}
+
 /// The rest of the denial of service above: an application message that carries an fd (a
 /// renderer's screenshot memfd) while another child keeps 1,000 fds in flight. The kernel
 /// counts fds in flight per host *user*, so it is decided by whether the two children share a
@@ -933,10 +977,19 @@ fn mailbox_replay(broker: &Broker) -> Verdict {
                 repeated,
                 next,
                 same_length: true,
+                ask_again,
             }),
             Some(ChildEnd::Exited { code: 0 }),
-        ) if made && first == "Done" && repeated == "Done" && next.starts_with("Failed") => {
-            println!("mailbox replay: first {first}, repeated {repeated}, new number {next}");
+        ) if made
+            && first == "Done"
+            && repeated == "Done"
+            && next.starts_with("Failed")
+            && ask_again == format!("errno {}", libc::EEXIST) =>
+        {
+            println!(
+                "mailbox replay: first {first}, repeated {repeated}, new number {next}; \
+                 asked for the mailbox again: {ask_again} (EEXIST)"
+            );
             Ok(())
         }
         other => Err(format!("mailbox replay child: {other:?}, made {made}")),
