@@ -21,9 +21,9 @@
 //!
 //! The mailbox: a child running a registered entry shares a sealed two-page memfd with its
 //! thread (`portcullis_ipc::mailbox`), made when the child first asks for it and installed in
-//! the child with the answer to that ring (`SECCOMP_IOCTL_NOTIF_ADDFD`). A request that fits is written there instead of on the
-//! channel and the doorbell carries its length and a sequence number; the thread copies it out
-//! once and decodes only its copy. An answer with no fd that fits goes back the same way, its
+//! the child with the answer to that ring (`SECCOMP_IOCTL_NOTIF_ADDFD`). A request that fits is
+//! written there instead of on the channel and the doorbell carries its length and a sequence
+//! number; the thread copies it out once and decodes only its copy. An answer with no fd that fits goes back the same way, its
 //! length the doorbell's return value; an fd, a long answer and a network answer go on the
 //! channel (return value 0). A stat is then one syscall for the child instead of three, an open
 //! two. A ring repeating the last sequence number (its syscall restarted after a signal) gets
@@ -293,7 +293,7 @@ impl Doorbell {
 
     /// After a ring that brought no request: waits until the child's request rate has a token
     /// for it (at most 100 ms).
-    fn throttle(&self) {
+    pub(crate) fn throttle(&self) {
         let per_token = 1.0 / f64::from(self.served.profile.limits.requests_per_second.max(1));
         let per_token = Duration::from_secs_f64(per_token.min(0.1));
         let until = Instant::now() + Duration::from_millis(100);
@@ -370,8 +370,8 @@ impl Service {
     }
 
     /// Starts serving a child: pre-opens every grant's directory. The returned doorbell serves
-    /// the child whenever it rings, from the child's own thread, which first offers the child
-    /// its mailbox ([`Doorbell::offer_mailbox`]).
+    /// the child whenever it rings, from the child's own thread, and makes its mailbox when it
+    /// asks ([`Doorbell::mailbox_fd`]).
     pub(crate) fn register(&self, r: Registration) -> Doorbell {
         let roots = r
             .profile

@@ -196,9 +196,13 @@ fn hand_over_mailbox(listener: &OwnedFd, doorbell: &mut Doorbell, id: u64) {
     };
     match handed {
         Ok(_) => doorbell.mailbox_handed(),
-        Err(libc::ENOENT) => {}
-        // EINVAL: a kernel before 5.14 (no SECCOMP_ADDFD_FLAG_SEND).
+        // A failed install costs a token like an empty ring: a child cannot make its thread
+        // try again faster than its profile allows.
+        Err(libc::ENOENT) => doorbell.throttle(),
+        // EINVAL: a kernel before 5.14 (no SECCOMP_ADDFD_FLAG_SEND); EMFILE: the child's fd
+        // table is full.
         Err(errno) => {
+            doorbell.throttle();
             let _ = seccomp_notify::answer_error(listener.as_fd(), id, errno);
         }
     }
