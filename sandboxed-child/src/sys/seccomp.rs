@@ -7,9 +7,25 @@ use crate::seccomp_program::{SeccompProgram, SockFilter};
 /// Installs a seccomp filter on this thread (and so on every thread it creates later) and
 /// returns its user-notification listener: the fd on which a supervisor receives every syscall
 /// the filter answers with `SECCOMP_RET_USER_NOTIF`. seccomp(2) `SECCOMP_SET_MODE_FILTER` with
-/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`. Preconditions: `no_new_privs` is set or the caller
-/// has `CAP_SYS_ADMIN`; the process is single-threaded (no TSYNC is asked for).
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`, and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` where the
+/// kernel has it (Linux 5.19; asked first, left out on `EINVAL`): once the supervisor has read a
+/// notification, only a fatal signal ends the wait for its answer, so a signal handler cannot
+/// restart a doorbell the broker is still serving (which, for an answer larger than the socket,
+/// would leave the broker waiting for a reader that is back in the doorbell). Preconditions:
+/// `no_new_privs` is set or the caller has `CAP_SYS_ADMIN`; the process is single-threaded (no
+/// TSYNC is asked for).
 pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<OwnedFd> {
+    let killable =
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    match install_with_flags(program, killable) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            install_with_flags(program, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        }
+        other => other,
+    }
+}
+
+fn install_with_flags(program: &SeccompProgram, flags: libc::c_ulong) -> io::Result<OwnedFd> {
     let insns: &[SockFilter] = program.instructions();
     let len = u16::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let fprog = libc::sock_fprog {
@@ -23,7 +39,7 @@ pub fn install_seccomp_filter(program: &SeccompProgram) -> io::Result<OwnedFd> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            flags,
             &fprog as *const libc::sock_fprog,
         )
     })?;
