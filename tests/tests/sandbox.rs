@@ -24,6 +24,9 @@ scenarios! {
     // one fd the next open works on the same, still in-step service channel.
     files_full_fd_table_open_is_emfile => "files-fd-table-full",
     files_full_fd_table_recovers_after_close => "files-fd-table-recovers",
+    // Ten listings larger than the socket while another thread signals the listing thread
+    // every few microseconds: all complete (a doorbell the broker has read waits killably).
+    files_read_dir_under_signals_completes => "files-read-dir-under-signals",
     // Brokered network on loopback: allowed host:port and name resolution; other port, other
     // host, private address denied.
     net_connect_on_loopback => "net-connect",

@@ -49,6 +49,13 @@ pub enum FileOp {
     /// Open `path` for reading until an open fails (the fd table is full), close one of the
     /// files, open it again, read it, and stat it: [`FileResult::FdTable`].
     FillFdTable(String),
+    /// List `path` `times` times while another thread signals the listing thread every few
+    /// microseconds (a handler without `SA_RESTART`): "N entries each, S signals", or the first
+    /// error.
+    ReadDirUnderSignals {
+        path: String,
+        times: u32,
+    },
     /// Open a non-UTF-8 path through the child API (it refuses to send it).
     OpenNonUtf8(Vec<u8>),
     /// Send a service request whose path is not UTF-8, straight onto the service channel,
@@ -184,6 +191,9 @@ pub fn files_child(ctx: ChildContext<FileResult, FileOp>, _: ()) -> i32 {
                 }
             }
             FileOp::FillFdTable(path) => fill_fd_table(&ctx, &path),
+            FileOp::ReadDirUnderSignals { path, times } => {
+                read_dir_under_signals(&ctx, &path, times)
+            }
             FileOp::OpenNonUtf8(bytes) => {
                 let path = Path::new(std::ffi::OsStr::from_bytes(&bytes));
                 result(
@@ -822,6 +832,118 @@ pub fn full_fd_table_recovers_after_close(broker: &Broker) -> Verdict {
         other => Err(format!(
             "expected the open after a close to work and the channel in step, got {other:?}"
         )),
+    }
+}
+
+static SIGNALS_SEEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// See [`FileOp::ReadDirUnderSignals`].
+fn read_dir_under_signals(
+    ctx: &ChildContext<FileResult, FileOp>,
+    path: &str,
+    times: u32,
+) -> FileResult {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // SAFETY: an all-zero `sigaction` is valid; the handler only touches an atomic (it is
+    // async-signal-safe), and no SA_RESTART: an interrupted call returns EINTR.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = count_signal as *const () as usize;
+        if libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) != 0 {
+            return FileResult::Err {
+                kind: "sigaction".into(),
+                message: std::io::Error::last_os_error().to_string(),
+            };
+        }
+    }
+    // SAFETY: gettid has no preconditions.
+    let lister = unsafe { libc::syscall(libc::SYS_gettid) };
+    let done = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                // SAFETY: signals a thread of this process (PID 1 of its namespace), which
+                // handles SIGUSR1.
+                unsafe {
+                    libc::syscall(libc::SYS_tgkill, 1, lister, libc::SIGUSR1);
+                }
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+        let mut counts = Vec::new();
+        let mut failure = None;
+        for _ in 0..times {
+            match ctx.read_dir(path) {
+                Ok(entries) => counts.push(entries.len()),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        (counts, failure)
+    });
+    let signals = SIGNALS_SEEN.load(Ordering::Relaxed);
+    match outcome {
+        (_, Some(e)) => FileResult::Err {
+            kind: format!("{:?}", e.kind()),
+            message: format!("{e} (after {signals} signals)"),
+        },
+        (counts, None) => {
+            let mut distinct = counts.clone();
+            distinct.dedup();
+            FileResult::Ok(format!("{distinct:?} entries each, {signals} signals"))
+        }
+    }
+}
+
+/// While a thread keeps signalling it, a child lists a directory whose answer (~270 KB) is
+/// larger than the socket: ten listings all complete. Its filter waits killably once the broker
+/// has read a doorbell (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`), so no signal restarts a ring
+/// the broker is still answering. The pair: the same listings without signals, in the
+/// traversal battery.
+pub fn read_dir_under_signals_completes(broker: &Broker) -> Verdict {
+    let tree = Tree::new("signals")?;
+    let names = 4096;
+    std::fs::create_dir_all(tree.path("data/long")).map_err(|e| e.to_string())?;
+    for i in 0..names {
+        let name = format!("{i:04}-{}", "n".repeat(60));
+        std::fs::write(tree.path(&format!("data/long/{name}")), "").map_err(|e| e.to_string())?;
+    }
+    let child = spawn_files(
+        broker,
+        Profile {
+            fs: vec![grant(&tree.path("data"), READ_LIST)],
+            net: Vec::new(),
+            limits: Limits::default(),
+        },
+    )?;
+    let op = FileOp::ReadDirUnderSignals {
+        path: tree.path("data/long"),
+        times: 10,
+    };
+    let result = ask(&child, op)?;
+    let _ = child.send(&FileOp::Quit);
+    match result {
+        FileResult::Ok(report) if report.starts_with(&format!("[{names}] entries each")) => {
+            let signals: u32 = report
+                .rsplit(", ")
+                .next()
+                .and_then(|s| s.strip_suffix(" signals"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if signals == 0 {
+                return Err(format!("no signal arrived during the listings: {report}"));
+            }
+            println!("ten listings of {names} names under signals: {report}");
+            Ok(())
+        }
+        other => Err(format!("listings under signals: {other:?}")),
     }
 }
 

@@ -476,6 +476,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "files-rate-limit" => files::rate_limit_and_fairness(broker),
         "files-fd-table-full" => files::full_fd_table_open_is_emfile(broker),
         "files-fd-table-recovers" => files::full_fd_table_recovers_after_close(broker),
+        "files-read-dir-under-signals" => files::read_dir_under_signals_completes(broker),
         "net-connect" => net::connect_on_loopback(broker),
         "net-fetch" => net::fetch_on_loopback(broker),
         "net-fetch-https" => net::fetch_https_on_loopback(broker),
