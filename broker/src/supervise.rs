@@ -45,12 +45,12 @@ use std::time::{Duration, Instant};
 use libseccomp::{ScmpArch, ScmpSyscall};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use portcullis_ipc::mailbox;
 use serde::Serialize;
 
 use crate::audit::{AuditRecord, AuditSink};
 use crate::serve::{Doorbell, Rung};
 use crate::sys::seccomp_notify::{self, Notification};
-use portcullis_ipc::mailbox;
 
 /// What the broker does when a child makes a syscall outside its allowlist: the child's policy
 /// profile says (`limits.on_violation`).
