@@ -37,6 +37,9 @@ scenarios! {
     // one more fetch is answered `busy` at once.
     net_slow_fetch_leaves_file_serving_free => "net-slow-fetch",
     net_network_queue_full_is_busy => "net-queue-full",
+    // A mailbox ring while a network worker holds the child's turn is answered EBUSY, not
+    // served; after the fetch the same request is served (denied: no grant).
+    net_mailbox_ring_is_busy_while_a_fetch_holds_the_turn => "net-mailbox-busy",
     // Network: no socket of any family.
     denied_socket_inet => "socket-inet",
     denied_socket_netlink => "socket-netlink",

@@ -482,6 +482,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "net-fetch-https" => net::fetch_https_on_loopback(broker),
         "net-slow-fetch" => net::slow_fetch_leaves_file_serving_free(broker),
         "net-queue-full" => net::network_queue_full_is_busy(broker),
+        "net-mailbox-busy" => net::mailbox_ring_is_busy_while_a_fetch_holds_the_turn(broker),
         "is-terminal" => expect_ok(broker, P::IsTerminal, |d| d == "false"),
         "messages-kept-across-panic" => messages_kept_across_panic(broker),
         "recv-ends-when-child-holds-its-channel" => recv_ends_when_child_holds_its_channel(broker),

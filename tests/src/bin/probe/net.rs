@@ -135,6 +135,9 @@ type FetchCase<'a> = (String, &'a dyn Fn(&FetchAnswer) -> bool);
 pub fn fetch_child(ctx: ChildContext<FetchAnswer, String>, _: ()) -> i32 {
     use portcullis::ipc::service::{FetchMethod, FetchRequest};
     while let Ok(url) = ctx.recv() {
+        if let Some(url) = url.strip_prefix("busy:") {
+            return ring_while_fetching(&ctx, url);
+        }
         let post = url
             .strip_prefix("post:")
             .and_then(|rest| rest.split_once(':'))
@@ -169,6 +172,66 @@ pub fn fetch_child(ctx: ChildContext<FetchAnswer, String>, _: ()) -> i32 {
         }
     }
     0
+}
+
+/// See [`mailbox_ring_is_busy_while_a_fetch_holds_the_turn`]: fetch `url` on one thread; on
+/// the word "go", ring a mailbox stat once and report what came back; once the fetch has ended,
+/// ring again (as the client does, again while `EBUSY`) and report that.
+fn ring_while_fetching(ctx: &ChildContext<FetchAnswer, String>, url: &str) -> i32 {
+    use portcullis::ipc::mailbox::{put_request, take_answer};
+    use portcullis::ipc::service::{FetchMethod, FetchRequest, ServiceRequest, ServiceResponse};
+    // Asked for before the fetch takes the client's lock.
+    let Some(mailbox) = ctx.raw_service_mailbox() else {
+        return 4;
+    };
+    let stat = ServiceRequest::Stat {
+        path: "/nowhere".into(),
+    };
+    let ring = |seq: u64| -> Result<String, i32> {
+        let len = put_request(mailbox.words(), &stat).ok_or(0)?;
+        match ctx.ring_service_doorbell_with(len as u64, seq) {
+            Ok(0) => Ok("answered on the channel".into()),
+            Ok(n) => Ok(format!(
+                "{:?}",
+                take_answer::<ServiceResponse>(mailbox.words(), n)
+            )),
+            Err(e) => Err(e.raw_os_error().unwrap_or(0)),
+        }
+    };
+    std::thread::scope(|s| {
+        let fetch = s.spawn(|| {
+            ctx.fetch(FetchRequest {
+                url: url.to_owned(),
+                method: FetchMethod::Get,
+                body: Vec::new(),
+                content_type: None,
+            })
+            .is_ok()
+        });
+        // The fetch's connection is held by the server now: its network worker has the turn.
+        if !matches!(ctx.recv().as_deref(), Ok("go")) {
+            return 2;
+        }
+        let first = match ring(1_000_001) {
+            Err(libc::EBUSY) => "EBUSY".to_owned(),
+            Err(errno) => format!("errno {errno}"),
+            Ok(answer) => answer,
+        };
+        if ctx.send(&Err(format!("while fetching: {first}"))).is_err() {
+            return 1;
+        }
+        let _ = fetch.join();
+        let mut after = Err(libc::EBUSY);
+        for _ in 0..20_000 {
+            after = ring(1_000_002);
+            if after != Err(libc::EBUSY) {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let after = after.unwrap_or_else(|errno| format!("errno {errno}"));
+        i32::from(ctx.send(&Err(format!("after: {after}"))).is_err())
+    })
 }
 
 /// A small HTTP server on 127.0.0.1: /hello, /big (3 MiB), /slow (stalls mid-body), /redirect.
@@ -454,6 +517,35 @@ pub fn slow_fetch_leaves_file_serving_free(broker: &Broker) -> Verdict {
     }
     println!("slow fetches: {hanging} pending while the bystander opened 200 files");
     Ok(())
+}
+
+/// A mailbox ring while a network worker holds the child's turn (its fetch hangs on a server
+/// that never answers) is answered `EBUSY` without being served; once the fetch has ended, the
+/// same request with a new number is served (a stat outside every grant: denied). The client
+/// rings again on `EBUSY`; a real client meets it only in the moment between a network answer
+/// and the worker letting go of the turn.
+pub fn mailbox_ring_is_busy_while_a_fetch_holds_the_turn(broker: &Broker) -> Verdict {
+    let hole = BlackHole::start()?;
+    let child = spawn_fetcher(broker, hole.port)?;
+    child
+        .send(&format!("busy:{}", hole.url()))
+        .map_err(|e| e.to_string())?;
+    wait_until("the server holds the fetch's connection", || {
+        hole.accepted() == 1
+    })?;
+    child.send(&"go".to_owned()).map_err(|e| e.to_string())?;
+    let first = child.recv_timeout(Duration::from_secs(30));
+    hole.release();
+    let after = child.recv_timeout(Duration::from_secs(30));
+    match (&first, &after) {
+        (Ok(Err(first)), Ok(Err(after)))
+            if first == "while fetching: EBUSY" && after.contains("Denied(NotGranted)") =>
+        {
+            println!("{first}; {after}");
+            Ok(())
+        }
+        _ => Err(format!("{first:?}, then {after:?}")),
+    }
 }
 
 /// With the network workers and their queue full, one more fetch is answered `busy` at once,
