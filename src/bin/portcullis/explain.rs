@@ -354,12 +354,16 @@ struct SeccompView {
     /// What any system call outside the rules does.
     otherwise: String,
     rules: Vec<RuleView>,
+    /// The one call outside the rules that is no violation: the service doorbell, handed to
+    /// the broker (`outcome` "broker").
+    doorbell: RuleView,
 }
 
 #[derive(Debug, Serialize)]
 struct RuleView {
     syscall: &'static str,
-    /// `allow` (any arguments), `allow-if` (only with the condition) or `errno` (fails).
+    /// `allow` (any arguments), `allow-if` (only with the condition), `errno` (fails) or
+    /// `broker` (the doorbell: handed to the broker, never run).
     outcome: &'static str,
     condition: Option<String>,
     errno: Option<String>,
@@ -561,6 +565,7 @@ pub fn explain_with_mounts(
                 }
             },
             rules: CHILD_ALLOWLIST.iter().map(rule_view).collect(),
+            doorbell: doorbell_rule(),
         },
     }
 }
@@ -1275,7 +1280,36 @@ pub fn render(e: &Explanation) -> String {
     for r in failing {
         rule_row(&mut out, r);
     }
+    let _ = writeln!(out, "  Handed to the broker (1):");
+    rule_row(&mut out, &s.doorbell);
     out
+}
+
+/// The doorbell's name (`portcullis::ipc::service::DOORBELL_SYSCALL`).
+#[cfg(target_arch = "x86_64")]
+const DOORBELL_NAME: &str = "tuxcall";
+/// The doorbell's name (`portcullis::ipc::service::DOORBELL_SYSCALL`: a number no
+/// architecture assigns, so it has none).
+#[cfg(not(target_arch = "x86_64"))]
+const DOORBELL_NAME: &str = "DOORBELL_SYSCALL";
+
+/// The one call outside the allowlist that is not a violation: the service doorbell.
+fn doorbell_rule() -> RuleView {
+    use portcullis::ipc::service::DOORBELL_TAG;
+    RuleView {
+        syscall: DOORBELL_NAME,
+        outcome: "broker",
+        condition: Some(format!(
+            "only when its first argument is {DOORBELL_TAG:#x} (\"portcull\"), in this \
+             architecture's numbers; with any other it is a violation"
+        )),
+        errno: None,
+        reason: "the service doorbell: reserved and never implemented, so it never runs; it \
+                 stops the calling thread and wakes the child's own broker thread, which serves \
+                 the request the child left in its mailbox (a shared, sealed two-page memfd) or \
+                 on its service channel and only then lets the call return (a mailbox answer's \
+                 length, or an fd of the mailbox when the child asks for it)",
+    }
 }
 
 fn rule_row(out: &mut String, r: &RuleView) {
@@ -1372,6 +1406,8 @@ mod tests {
         for rule in CHILD_ALLOWLIST {
             assert!(text.contains(rule.name), "{} missing", rule.name);
         }
+        assert!(text.contains("Handed to the broker (1):"), "{text}");
+        assert!(text.contains("the service doorbell"), "{text}");
     }
 
     #[test]
@@ -1513,6 +1549,7 @@ mod tests {
             CHILD_ALLOWLIST.len()
         );
         assert_eq!(json["filesystem"].as_array().unwrap().len(), 0);
+        assert_eq!(json["seccomp"]["doorbell"]["outcome"], "broker");
     }
 
     #[test]
