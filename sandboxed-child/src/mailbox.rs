@@ -19,8 +19,8 @@ impl Mailbox {
         Ok((Mailbox(mapping), fd))
     }
 
-    /// Maps the mailbox received from the broker, if it is one (its size and its seals); the
-    /// fd is closed either way.
+    /// Maps the mailbox the broker installed in this process, if it is one (its size and its
+    /// seals); the fd is closed either way.
     pub fn open(fd: OwnedFd) -> io::Result<Mailbox> {
         sys::mailbox::open(fd.as_fd()).map(Mailbox)
     }

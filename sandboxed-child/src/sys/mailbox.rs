@@ -83,8 +83,8 @@ fn memfd(flags: libc::c_uint) -> libc::c_int {
     unsafe { libc::memfd_create(c"portcullis-mailbox".as_ptr(), flags) }
 }
 
-/// Maps the mailbox the broker sent, after checking it is one: exactly `MAILBOX_BYTES`, with
-/// its size sealed.
+/// Maps the mailbox the broker installed in this process, after checking it is one: exactly
+/// `MAILBOX_BYTES`, with its size and its seals sealed.
 pub fn open(fd: BorrowedFd<'_>) -> io::Result<Mapping> {
     // SAFETY: `fd` is a borrowed open fd; F_GET_SEALS takes no argument.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
