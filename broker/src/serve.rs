@@ -277,16 +277,8 @@ impl Doorbell {
                 (Turn::Finished, 0)
             }
         };
-        match turn {
-            Turn::Finished => self.core.retire(&self.served),
-            Turn::HandedOff => {}
-            Turn::Served | Turn::Nothing => {
-                if self.core.more_to_serve(&self.served) {
-                    self.core
-                        .serve_turn(&self.served, Some(&self.network), release);
-                }
-            }
-        }
+        self.core
+            .finish_turn(&self.served, turn, Some(&self.network), release);
         self.last.set((seq, value));
         Rung::Value(value)
     }
@@ -506,9 +498,23 @@ impl Core {
         network: Option<&Sender<NetJob>>,
         release: &mut dyn FnMut(),
     ) -> bool {
+        let first = self.serve_one(served, network, release);
+        self.finish_turn(served, first, network, release)
+    }
+
+    /// [`Core::serve_turn`] after its first request, whose outcome is `turn` (read from the
+    /// channel or the mailbox): ends or hands off the turn, or serves what else arrived on the
+    /// channel meanwhile until nothing more did. True if a whole request was read.
+    fn finish_turn(
+        &self,
+        served: &Arc<Served>,
+        mut turn: Turn,
+        network: Option<&Sender<NetJob>>,
+        release: &mut dyn FnMut(),
+    ) -> bool {
         let mut read = false;
         loop {
-            match self.serve_one(served, network, release) {
+            match turn {
                 Turn::Served => read = true,
                 Turn::Nothing => {}
                 Turn::HandedOff => return true,
@@ -520,6 +526,7 @@ impl Core {
             if !self.more_to_serve(served) {
                 return read;
             }
+            turn = self.serve_one(served, network, release);
         }
     }
 

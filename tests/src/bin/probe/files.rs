@@ -365,6 +365,18 @@ fn denied(result: &FileResult, reason: &str) -> bool {
     matches!(result, FileResult::Err { kind, message } if kind == "PermissionDenied" && message.ends_with(reason))
 }
 
+/// Makes `dir` in `tree` with 4,096 empty files of 65-byte names: a listing of ~270 KB, larger
+/// than a socket's buffer. How many names.
+fn long_listing(tree: &Tree, dir: &str) -> Result<usize, String> {
+    let names = 4096;
+    std::fs::create_dir_all(tree.path(dir)).map_err(|e| e.to_string())?;
+    for i in 0..names {
+        let name = format!("{i:04}-{}", "n".repeat(60));
+        std::fs::write(tree.path(&format!("{dir}/{name}")), "").map_err(|e| e.to_string())?;
+    }
+    Ok(names)
+}
+
 /// The traversal battery: every escape is denied with its reason, and beside each, the access
 /// the grant does give works.
 pub fn traversal_battery(broker: &Broker) -> Verdict {
@@ -372,12 +384,7 @@ pub fn traversal_battery(broker: &Broker) -> Verdict {
     let t = |rel: &str| tree.path(rel);
     // A listing of ~270 KB, larger than the socket's buffer: its answer is sent while the
     // child reads it (the broker lets the child's doorbell return first).
-    let long_names = 4096;
-    std::fs::create_dir_all(t("data/long")).map_err(|e| e.to_string())?;
-    for i in 0..long_names {
-        let name = format!("{i:04}-{}", "n".repeat(60));
-        std::fs::write(t(&format!("data/long/{name}")), "").map_err(|e| e.to_string())?;
-    }
+    let long_names = long_listing(&tree, "data/long")?;
     let profile = Profile {
         fs: vec![
             grant(&t("granted"), READ_LIST),
@@ -909,12 +916,7 @@ fn read_dir_under_signals(
 /// traversal battery.
 pub fn read_dir_under_signals_completes(broker: &Broker) -> Verdict {
     let tree = Tree::new("signals")?;
-    let names = 4096;
-    std::fs::create_dir_all(tree.path("data/long")).map_err(|e| e.to_string())?;
-    for i in 0..names {
-        let name = format!("{i:04}-{}", "n".repeat(60));
-        std::fs::write(tree.path(&format!("data/long/{name}")), "").map_err(|e| e.to_string())?;
-    }
+    let names = long_listing(&tree, "data/long")?;
     let child = spawn_files(
         broker,
         Profile {
