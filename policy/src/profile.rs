@@ -191,7 +191,7 @@ impl HostPattern {
 /// assert_eq!(limits.file_size_bytes, Limits::default().file_size_bytes);
 /// # Ok::<(), portcullis_policy::PolicyError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Sustained broker requests per second (token bucket refill rate).
     pub requests_per_second: u32,
@@ -241,6 +241,48 @@ impl Limits {
     pub const MAX_PROCESSES: u32 = 1 << 22;
     /// The largest `cpu_percent`: 1024 CPUs.
     pub const MAX_CPU_PERCENT: u32 = 100 * 1024;
+
+    /// Checks every value against the ranges a policy file may give (the loader enforces the
+    /// same ones, with the file's line and column): for limits that come another way, such as
+    /// a `portcullis serve` request. `Err` names the first value out of range.
+    pub fn check(&self) -> Result<(), String> {
+        let ranges: [(&str, u64, u64, u64); 6] = [
+            (
+                "requests_per_second",
+                self.requests_per_second.into(),
+                1,
+                u32::MAX.into(),
+            ),
+            ("burst", self.burst.into(), 1, u32::MAX.into()),
+            ("fetch_timeout_ms", self.fetch_timeout_ms, 1, u64::MAX),
+            (
+                "processes",
+                self.processes.into(),
+                1,
+                Self::MAX_PROCESSES.into(),
+            ),
+            (
+                "cpu_percent",
+                self.cpu_percent.into(),
+                1,
+                Self::MAX_CPU_PERCENT.into(),
+            ),
+            ("open_fds", self.open_fds.into(), 0, u32::MAX.into()),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(format!("{name} must be from {min} to {max}; found {value}"));
+            }
+        }
+        if self.memory_bytes != 0 && self.memory_bytes < Self::MIN_MEMORY_BYTES {
+            return Err(format!(
+                "memory_bytes must be 0 (no limit) or at least 1 MiB ({}); found {}",
+                Self::MIN_MEMORY_BYTES,
+                self.memory_bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -290,6 +332,46 @@ impl OnViolation {
         match self {
             OnViolation::Kill => "kill",
             OnViolation::Deny => "deny",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limits;
+
+    #[test]
+    fn limits_check_takes_the_loaders_ranges() {
+        assert_eq!(Limits::default().check(), Ok(()));
+        let no_memory_limit = Limits {
+            memory_bytes: 0,
+            ..Limits::default()
+        };
+        assert_eq!(no_memory_limit.check(), Ok(()));
+        let bad = [
+            Limits {
+                processes: 0,
+                ..Limits::default()
+            },
+            Limits {
+                processes: Limits::MAX_PROCESSES + 1,
+                ..Limits::default()
+            },
+            Limits {
+                cpu_percent: 0,
+                ..Limits::default()
+            },
+            Limits {
+                memory_bytes: 4096,
+                ..Limits::default()
+            },
+            Limits {
+                burst: 0,
+                ..Limits::default()
+            },
+        ];
+        for limits in bad {
+            assert!(limits.check().is_err(), "{limits:?} passed");
         }
     }
 }
