@@ -72,6 +72,13 @@ pub struct BrokerConfig {
     /// default options (Android's "unspecialised app process" pool does the same). Each costs an
     /// idle process; 0 forks every child on request.
     pub prefork: usize,
+    /// How many locked-down exec-mode children the zygote keeps forked ahead for
+    /// [`Broker::spawn_program`] and its kin: children with the exec filter of an empty root
+    /// and no processes, the rlimit baseline and default cgroup limits, waiting for a program.
+    /// A spawn of a static program (no program root) whose profile allows no processes and
+    /// gives the default rlimits takes one, so its fork, namespaces and lockdown are already
+    /// done (`portcullis serve` keeps some); other spawns fork on request. Default 0.
+    pub prefork_programs: usize,
     /// Where the audit records of brokered requests go.
     pub audit: AuditSink,
     /// When the broker runs as root: the lowest unprivileged host uid/gid its sandbox may map
@@ -122,6 +129,7 @@ impl Default for BrokerConfig {
             channel_limits: ChannelLimits::default(),
             rlimits: default_rlimits(),
             prefork: 2,
+            prefork_programs: 0,
             audit: AuditSink::default(),
             sandbox_host_id: DEFAULT_SANDBOX_HOST_ID,
             sandbox_host_ids: DEFAULT_SANDBOX_HOST_IDS,
@@ -368,6 +376,8 @@ struct Shared {
     ends: Mutex<HashMap<u64, Arc<EndSlot>>>,
     /// Pre-forked, locked-down children waiting for a start message, oldest first.
     pool: Mutex<VecDeque<Forked>>,
+    /// Pre-forked exec-mode children ([`BrokerConfig::prefork_programs`]).
+    program_pool: Mutex<VecDeque<Forked>>,
     /// The rlimits pooled children locked down with: those of a default profile. A spawn whose
     /// profile gives the same can take a pooled child.
     pool_rlimits: Vec<Rlimit>,
@@ -470,6 +480,7 @@ impl Broker {
             pending: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
             pool: Mutex::new(VecDeque::new()),
+            program_pool: Mutex::new(VecDeque::new()),
             pool_rlimits: pool_limits.rlimits,
             memory_cgroup,
             cgroups: Mutex::new(cgroups),
@@ -499,8 +510,22 @@ impl Broker {
         } else {
             compile_child_filter().map(Some)
         };
+        let program_pool = match shared.config.prefork_programs {
+            0 => Ok(None),
+            n => shared
+                .exec_filter(ExecShape::default())
+                .map(|filter| Some((filter, n))),
+        };
+        let seccomp = match (seccomp, program_pool) {
+            (Ok(seccomp), Ok(program_pool)) => Ok((seccomp, program_pool)),
+            (Err(e), _) => Err(StartError::from(e)),
+            (_, Err(SpawnError::Seccomp(e))) => Err(StartError::from(e)),
+            (_, Err(_)) => Err(StartError::Handshake {
+                what: "the exec filter of the program pool",
+            }),
+        };
         match seccomp {
-            Ok(seccomp) => {
+            Ok((seccomp, program_pool)) => {
                 let _ = init_tx.send(ZygoteInit {
                     seccomp,
                     channel_limits: (
@@ -509,6 +534,7 @@ impl Broker {
                     ),
                     pool_size: shared.config.prefork,
                     default_rlimits: shared.pool_rlimits.clone(),
+                    program_pool,
                     child_ids: if nix::unistd::geteuid().is_root() {
                         mapped_child_ids(&shared.config)
                     } else {
@@ -520,7 +546,7 @@ impl Broker {
                 // The zygote thread sees the configuration's sender gone and ends the zygote.
                 drop(init_tx);
                 let _ = reader.join();
-                return Err(e.into());
+                return Err(e);
             }
         }
         match started_rx.recv() {
@@ -560,6 +586,12 @@ impl Broker {
     /// [`BrokerConfig::prefork`]; the broker holds one channel fd for each).
     pub fn pooled_children(&self) -> usize {
         lock(&self.shared.pool).len()
+    }
+
+    /// How many pre-forked exec-mode children wait for a program right now (at most
+    /// [`BrokerConfig::prefork_programs`]).
+    pub fn pooled_programs(&self) -> usize {
+        lock(&self.shared.program_pool).len()
     }
 
     /// The cgroup controllers this broker limits children with (`memory`, `pids`, `cpu`), or
@@ -662,7 +694,7 @@ impl Broker {
         let deadline = Instant::now() + shared.config.spawn_timeout;
         let limits = shared.limits_for(options);
         let poolable = !options.keep_stderr && limits.rlimits == shared.pool_rlimits;
-        if let Some(pooled) = poolable.then(|| shared.claim_pooled()).flatten() {
+        if let Some(pooled) = poolable.then(|| shared.claim_pooled(false)).flatten() {
             match self.start_child(pooled, entry, (&start, &[]), options, &limits, deadline) {
                 Ok(child) => return Ok(child),
                 // A pre-forked child may have died while it waited: fork one instead.
@@ -715,6 +747,24 @@ impl Broker {
         self.spawn_exec(program, (argv, env), (stdio, extra), options, false)
     }
 
+    /// [`Broker::spawn_program_with_fds`] for a program the caller opened already: `file` is
+    /// executed as it is (the caller opened it with its own rights, e.g. a server for a client
+    /// that passed the fd), `name` names the child in audit records and errors. With a program
+    /// root planned for one file, `file` must be that file.
+    ///
+    /// Errors: as [`Broker::spawn_program_with_fds`].
+    pub fn spawn_program_file(
+        &self,
+        file: std::fs::File,
+        name: &str,
+        (argv, env): (&[std::ffi::OsString], &[std::ffi::OsString]),
+        stdio: [BorrowedFd<'_>; 3],
+        extra: &[BorrowedFd<'_>],
+        options: &SpawnOptions,
+    ) -> Result<Child<(), ()>, SpawnError> {
+        self.spawn_exec_file(file, name, (argv, env), (stdio, extra), options, false)
+    }
+
     /// Exec mode for a program that speaks the Portcullis protocol (a plugin): as
     /// [`Broker::spawn_program`], but the child keeps its two channels across the exec, so the
     /// program talks to the broker like any child — typed messages (`Down`/`Up`) on its
@@ -741,6 +791,31 @@ impl Broker {
     fn spawn_exec<Down, Up>(
         &self,
         program: &std::path::Path,
+        (argv, env): (&[std::ffi::OsString], &[std::ffi::OsString]),
+        (stdio, extra): ([BorrowedFd<'_>; 3], &[BorrowedFd<'_>]),
+        options: &SpawnOptions,
+        keep_channels: bool,
+    ) -> Result<Child<Down, Up>, SpawnError>
+    where
+        Down: Serialize,
+        Up: DeserializeOwned,
+    {
+        let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
+        let name = program.to_string_lossy();
+        self.spawn_exec_file(
+            file,
+            &name,
+            (argv, env),
+            (stdio, extra),
+            options,
+            keep_channels,
+        )
+    }
+
+    fn spawn_exec_file<Down, Up>(
+        &self,
+        file: std::fs::File,
+        name: &str,
         (argv, env): (&[std::ffi::OsString], &[std::ffi::OsString]),
         (stdio, extra): ([BorrowedFd<'_>; 3], &[BorrowedFd<'_>]),
         options: &SpawnOptions,
@@ -782,7 +857,6 @@ impl Broker {
             keep_channels,
             extra_fds: u32::try_from(extra.len()).unwrap_or(u32::MAX),
         };
-        let file = std::fs::File::open(program).map_err(SpawnError::Program)?;
         // The root was planned from one file's ELF headers: start that file or nothing.
         if let Some((dev, ino)) = options.program_root.as_ref().and_then(|r| r.program) {
             use std::os::unix::fs::MetadataExt;
@@ -841,6 +915,22 @@ impl Broker {
                  has none (see `portcullis doctor`)",
             ));
         }
+        let [stdin, stdout, stderr] = stdio;
+        let mut fds = vec![file.as_fd(), stdin, stdout, stderr];
+        fds.extend_from_slice(extra);
+        // The shape, root and rlimits the program pool's children locked down with.
+        let poolable = shape == ExecShape::default()
+            && options.program_root.is_none()
+            && !options.keep_stderr
+            && limits.rlimits == shared.pool_rlimits;
+        if let Some(pooled) = poolable.then(|| shared.claim_pooled(true)).flatten() {
+            match self.start_child(pooled, name, (&start, &fds), options, &limits, deadline) {
+                Ok(child) => return Ok(child),
+                // A pre-forked child may have died while it waited: fork one instead.
+                Err(SpawnError::EndedDuringLockdown { .. } | SpawnError::Start(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let filter = shared.exec_filter(shape)?;
         let forked = shared.fork_on_request(
             &limits.rlimits,
@@ -848,11 +938,7 @@ impl Broker {
             Some((filter, options.program_root.clone())),
             deadline,
         )?;
-        let [stdin, stdout, stderr] = stdio;
-        let mut fds = vec![file.as_fd(), stdin, stdout, stderr];
-        fds.extend_from_slice(extra);
-        let name = program.to_string_lossy();
-        self.start_child(forked, &name, (&start, &fds), options, &limits, deadline)
+        self.start_child(forked, name, (&start, &fds), options, &limits, deadline)
     }
 
     /// Registers a forked child with the service, sends it its start message and waits for its
@@ -1064,9 +1150,14 @@ impl Shared {
     }
 
     /// Takes a pre-forked child that is still alive, and asks the zygote for a replacement.
-    fn claim_pooled(&self) -> Option<Forked> {
+    fn claim_pooled(&self, program: bool) -> Option<Forked> {
+        let pool = if program {
+            &self.program_pool
+        } else {
+            &self.pool
+        };
         loop {
-            let forked = lock(&self.pool).pop_front()?;
+            let forked = lock(pool).pop_front()?;
             let _ = self.send_to_zygote(&ToZygote::Claimed { id: forked.id }, &[]);
             if !forked.end.is_set() {
                 return Some(forked);
@@ -1229,7 +1320,12 @@ fn zygote_thread(
                     // here or sees the end set and removes itself (`EndSlot::keep_cgroup`).
                     let mut slot = lock(&end.cgroup);
                     let cgroup = slot.take();
-                    let events = cgroup.as_ref().and_then(|c| match c.events() {
+                    // A clean exit (status 0) is an exit whatever the counters say (`classify`
+                    // reads them only for a kill or a failure): no files to read on the way to
+                    // its waiter.
+                    let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+                    let counters = cgroup.as_ref().filter(|_| !clean_exit);
+                    let events = counters.and_then(|c| match c.events() {
                         Ok(events) => Some(events),
                         Err(e) => {
                             tracing::warn!(child = id, error = %e, "reading cgroup counters failed");
@@ -1261,6 +1357,7 @@ fn zygote_thread(
         end.set(None);
     }
     lock(&shared.pool).clear();
+    lock(&shared.program_pool).clear();
     let _ = process.kill();
     let _ = process.wait();
     // Every child died with the zygote: take the broker's cgroups away, with any child group
@@ -1356,7 +1453,12 @@ impl Shared {
                     return;
                 }
                 // A child that died meanwhile is skipped when claimed (`claim_pooled`).
-                lock(&self.pool).push_back(*forked);
+                let pool = if forked.id & crate::zygote::PROGRAM_POOL_ID_BIT != 0 {
+                    &self.program_pool
+                } else {
+                    &self.pool
+                };
+                lock(pool).push_back(*forked);
             }
         }
     }

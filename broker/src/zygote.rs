@@ -78,6 +78,10 @@ pub(crate) struct ZygoteInit {
     pub pool_size: usize,
     /// The rlimits of pre-forked children (the broker's baseline).
     pub default_rlimits: Vec<Rlimit>,
+    /// The exec filter of pre-forked exec-mode children (an empty root, no processes: the
+    /// shape a static program with a default profile gets), and how many the zygote keeps
+    /// waiting; `None` for no such pool.
+    pub program_pool: Option<(SeccompProgram, usize)>,
     /// How many ids the broker mapped into the user namespace: the zygote is 0, and each child
     /// takes the next of `1..child_ids` in turn. 1: every child keeps 0.
     pub child_ids: u32,
@@ -85,6 +89,8 @@ pub(crate) struct ZygoteInit {
 
 /// Ids the zygote gives pre-forked children; the broker's own ids never have this bit.
 pub(crate) const POOL_ID_BIT: u64 = 1 << 63;
+/// With [`POOL_ID_BIT`]: a pre-forked exec-mode child (see [`ZygoteInit::program_pool`]).
+pub(crate) const PROGRAM_POOL_ID_BIT: u64 = 1 << 62;
 
 /// Zygote → broker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,6 +164,7 @@ pub(crate) fn run_if_zygote(entries: &Entries) {
             children: HashMap::new(),
             ids: HashMap::new(),
             pooled: 0,
+            pooled_programs: 0,
             next_pool_id: 0,
             next_child_id: 1,
             refill_pending: false,
@@ -291,6 +298,8 @@ struct Zygote {
     ids: HashMap<u64, libc::pid_t>,
     /// Pre-forked children the broker has not claimed yet.
     pooled: usize,
+    /// Pre-forked exec-mode children the broker has not claimed yet.
+    pooled_programs: usize,
     next_pool_id: u64,
     /// The namespace id the next child takes (see [`ZygoteInit::child_ids`]).
     next_child_id: u32,
@@ -383,34 +392,64 @@ impl Zygote {
         0
     }
 
-    /// Forks pre-forked children until the pool is full. Each locks itself down and waits for
-    /// the broker's start message; the broker gets its channel end now.
+    /// Forks pre-forked children until both pools are full (entry children with the child
+    /// filter, exec-mode children with the pool's exec filter). Each locks itself down and waits
+    /// for the broker's start message; the broker gets its channel end now.
     fn fill_pool(&mut self, entries: &Entries) -> Result<(), ()> {
-        // Pre-forked children run entries: none without the child filter.
-        if self.shared.init.seccomp.is_none() {
-            return Ok(());
+        // Pre-forked entry children run entries: none without the child filter.
+        let entry_pool = if self.shared.init.seccomp.is_some() {
+            self.shared.init.pool_size
+        } else {
+            0
+        };
+        while self.pooled < entry_pool {
+            if !self.fork_pooled(entries, false)? {
+                return Ok(());
+            }
         }
-        while self.pooled < self.shared.init.pool_size {
+        let program_pool = self.shared.init.program_pool.as_ref().map_or(0, |p| p.1);
+        while self.pooled_programs < program_pool {
+            if !self.fork_pooled(entries, true)? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Forks one pre-forked child (an exec-mode one with `program`) and hands the broker its
+    /// ends. `Ok(false)`: the fork failed (out of processes or memory), and the broker falls
+    /// back to forking on request.
+    fn fork_pooled(&mut self, entries: &Entries, program: bool) -> Result<bool, ()> {
+        {
             let (ours, theirs) = Channel::pair(self.child_channel_limits()).map_err(drop)?;
             let (our_service, their_service) =
                 Channel::pair(self.child_channel_limits()).map_err(drop)?;
             let rlimits = self.shared.init.default_rlimits.clone();
+            let filter = if program {
+                self.shared.init.program_pool.as_ref().map(|p| p.0.clone())
+            } else {
+                None
+            };
             let forked = self.fork_child(
                 entries,
                 &rlimits,
-                (false, None, None),
+                (false, filter.as_ref(), None),
                 &theirs.into_fd(),
                 &their_service.into_fd(),
             );
             let Ok(pid) = forked else {
-                // Out of processes or memory: the broker falls back to forking on request.
-                return Ok(());
+                return Ok(false);
             };
-            let id = POOL_ID_BIT | self.next_pool_id;
+            let id = if program {
+                self.pooled_programs += 1;
+                POOL_ID_BIT | PROGRAM_POOL_ID_BIT | self.next_pool_id
+            } else {
+                self.pooled += 1;
+                POOL_ID_BIT | self.next_pool_id
+            };
             self.next_pool_id += 1;
             self.children.insert(pid, id);
             self.ids.insert(id, pid);
-            self.pooled += 1;
             let pid = u32::try_from(pid).map_err(drop)?;
             self.control
                 .send(
@@ -420,7 +459,7 @@ impl Zygote {
                 )
                 .map_err(drop)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn child_channel_limits(&self) -> ChannelLimits {
@@ -446,8 +485,13 @@ impl Zygote {
                 Ok(())
             }
             ToZygote::Claimed { id } => {
-                if id & POOL_ID_BIT != 0 && self.pooled > 0 {
-                    self.pooled -= 1;
+                let count = if id & PROGRAM_POOL_ID_BIT != 0 {
+                    &mut self.pooled_programs
+                } else {
+                    &mut self.pooled
+                };
+                if id & POOL_ID_BIT != 0 && *count > 0 {
+                    *count -= 1;
                     self.refill_pending = true;
                 }
                 Ok(())

@@ -24,6 +24,9 @@ scenarios! {
     exec_fork_bomb_is_capped_by_the_pids_limit => "exec-fork-bomb",
     exec_memory_bomb_is_capped_by_the_memory_limit => "exec-memory-bomb",
     exec_directory_as_stdio_is_refused => "exec-directory-stdio",
+    // Pre-forked exec-mode children (`BrokerConfig::prefork_programs`): a default spawn takes
+    // one, other rlimits fork their own (the pair), and every one is locked down and supervised.
+    exec_program_pool_serves_default_spawns => "exec-program-pool",
 }
 
 // Program roots: a dynamic program runs in a read-only minimal root computed from its ELF

@@ -1090,3 +1090,113 @@ mod root {
         }
     }
 }
+
+/// The pids whose parent is `pid` (`/proc/PID/task/*/children`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Waits up to 10 s until `want` pre-forked exec-mode children wait; the zygote's children then.
+fn settled_program_pool(broker: &Broker, want: usize) -> Result<Vec<u32>, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while broker.pooled_programs() != want {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "{} pre-forked exec children after 10 s, expected {want}",
+                broker.pooled_programs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(children_of(broker.zygote_pid()))
+}
+
+/// `BrokerConfig::prefork_programs` (this scenario's broker keeps 2): a static program with a
+/// default profile starts in a pre-forked child (one of the zygote's children before the
+/// spawn), runs exactly as one forked on request, and the pool refills; a spawn whose rlimits
+/// differ (a CPU-time limit) gets a child forked for it (the pair); pre-forked children are
+/// locked down and supervised like any other (the whole must-fail list, and a violation named).
+pub fn program_pool(broker: &Broker) -> Verdict {
+    let program = program_file()?;
+    let spawn = |options: &SpawnOptions| -> Result<(u32, String, ChildEnd), String> {
+        let (out_r, out_w) = pipe()?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+        let argv = ["exec_probe".into(), "hello".into(), "pool".into()];
+        let child = broker
+            .spawn_program(
+                program.path(),
+                &argv,
+                &[],
+                [null.as_fd(), out_w.as_fd(), null.as_fd()],
+                options,
+            )
+            .map_err(|e| format!("spawn program: {e}"))?;
+        drop(out_w);
+        let mut out = String::new();
+        std::fs::File::from(out_r)
+            .read_to_string(&mut out)
+            .map_err(|e| e.to_string())?;
+        let end = child
+            .wait_timeout(Duration::from_secs(20))
+            .ok_or("program did not end")?;
+        Ok((child.pid(), out, end))
+    };
+    let greeting = "hello from a static program, argv[2]=pool\n";
+    for round in 0..3 {
+        let waiting = settled_program_pool(broker, 2)?;
+        let (pid, out, end) = spawn(&SpawnOptions::default())?;
+        if out != greeting || !matches!(end, ChildEnd::Exited { code: 3 }) {
+            return Err(format!("round {round}: a pooled run gave {out:?} {end:?}"));
+        }
+        if !waiting.contains(&pid) {
+            return Err(format!(
+                "round {round}: the program ran as {pid}, not in one of the waiting children \
+                 {waiting:?}"
+            ));
+        }
+    }
+    // The pair: other rlimits than the pool's, so a child forked for this spawn.
+    let waiting = settled_program_pool(broker, 2)?;
+    let cpu_limited = SpawnOptions {
+        profile: Some(Profile {
+            limits: Limits {
+                cpu_seconds: 30,
+                ..Limits::default()
+            },
+            ..Profile::default()
+        }),
+        ..SpawnOptions::default()
+    };
+    let (pid, out, end) = spawn(&cpu_limited)?;
+    if out != greeting || !matches!(end, ChildEnd::Exited { code: 3 }) {
+        return Err(format!("a forked run gave {out:?} {end:?}"));
+    }
+    if waiting.contains(&pid) {
+        return Err(format!(
+            "a spawn with a CPU limit took a pre-forked child ({pid}), whose rlimits are others"
+        ));
+    }
+    if broker.pooled_programs() != 2 {
+        return Err(format!(
+            "{} pre-forked children left after a spawn that must not take one",
+            broker.pooled_programs()
+        ));
+    }
+    // Pre-forked children are locked down and supervised like any: the whole must-fail list
+    // (each from a pre-forked child whenever the pool has refilled), a violation by name.
+    settled_program_pool(broker, 2)?;
+    must_fail_list_kill_mode(broker)?;
+    settled_program_pool(broker, 2)?;
+    socket_is_a_named_violation(broker)
+}

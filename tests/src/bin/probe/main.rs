@@ -388,8 +388,15 @@ fn main() -> ExitCode {
                 records.push(record.clone());
             }
         }));
+    let scenario = std::env::args().nth(1).unwrap_or_default();
     let config = BrokerConfig {
         audit,
+        // Pre-forked exec-mode children only where a scenario tests them.
+        prefork_programs: if scenario == "exec-program-pool" {
+            2
+        } else {
+            0
+        },
         ..BrokerConfig::default()
     };
     let broker = match Broker::start(entries(), config) {
@@ -409,7 +416,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scenario = std::env::args().nth(1).unwrap_or_default();
     let verdict = run_scenario(&broker, &scenario);
     drop(broker);
     match verdict {
@@ -517,6 +523,7 @@ fn run_scenario(broker: &Broker, scenario: &str) -> Verdict {
         "exec-fork-bomb" => exec::fork_bomb_is_capped_by_the_pids_limit(broker),
         "exec-memory-bomb" => exec::memory_bomb_is_capped_by_the_memory_limit(broker),
         "exec-directory-stdio" => exec::directory_stdio_is_refused(broker),
+        "exec-program-pool" => exec::program_pool(broker),
         root if exec::handles_root(root) => exec::run_root(broker, root),
         "limit-wall" => limits::wall_timeout(broker),
         "limit-memory" => limits::memory_bomb(broker),
