@@ -37,6 +37,10 @@
 //! child with a profile gets, and `portcullis doctor` checks that the host can sandbox, with the
 //! fix for each gap. See `docs/CLI.md`.
 //!
+//! Besides the re-exports, the library holds one module of plain data: [`serve_protocol`], the
+//! messages between `portcullis run` and a `portcullis serve` server (shared by the command and
+//! its tests).
+//!
 //! Must never: contain sandbox logic of its own; the library only re-exports, and the command
 //! asks the member crates (the broker's allowlist, limits and cgroup code) rather than keeping
 //! its own copy.
@@ -52,3 +56,5 @@ pub use {
     portcullis_broker as broker, portcullis_child as child, portcullis_ipc as ipc,
     portcullis_policy as policy,
 };
+
+pub mod serve_protocol;

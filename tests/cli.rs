@@ -1264,3 +1264,482 @@ fn run_says_when_the_sandbox_cannot_reach_a_path() {
     assert_eq!(stdout(&out), "hi\n", "{}", stderr(&out));
     assert_status(&out, 0);
 }
+
+// --- serve: runs through a long-running server of the same user ---
+
+/// A `portcullis serve` of this test, on a socket in a directory of its own; killed on drop.
+struct Server {
+    process: std::process::Child,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a server with `args` and waits until it accepts connections. `None` (a skip, or a
+    /// failure under `PORTCULLIS_TESTS_REQUIRED=1`) when it cannot start here.
+    fn start(args: &[&str]) -> Option<Server> {
+        Self::start_as(&cli(), None, args)
+    }
+
+    /// [`Server::start`] of `binary`, as `uid` (and its gid) when given, the socket's directory
+    /// then made that user's (a server refuses a directory that is not its own).
+    fn start_as(binary: &Path, uid: Option<u32>, args: &[&str]) -> Option<Server> {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run.sock");
+        let mut command = Command::new(binary);
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).expect("chown");
+            command.uid(uid).gid(uid).current_dir("/");
+        }
+        let mut process = command
+            .arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the portcullis binary runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = process.try_wait() {
+                let mut err = String::new();
+                if let Some(mut pipe) = process.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
+                }
+                assert!(!required(), "the server did not start ({status}): {err}");
+                eprintln!("skipped: the server did not start ({status}): {err}");
+                return None;
+            }
+            if connect_raw(&socket).is_some() {
+                return Some(Server {
+                    process,
+                    socket,
+                    dir,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = process.kill();
+        let _ = process.wait();
+        panic!("the server did not listen within 20 s");
+    }
+
+    fn socket(&self) -> &str {
+        self.socket.to_str().expect("a UTF-8 temp path")
+    }
+
+    /// The zygote's children: the programs running (and warm children waiting).
+    fn sandboxed_processes(&self) -> usize {
+        let zygotes = children_of(self.process.id());
+        zygotes.iter().map(|&z| children_of(z).len()).sum()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The pids whose parent is `pid` (`/proc/PID/task/*/children`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// A connection to the server at `socket`, as a channel speaking the serve protocol.
+fn connect_raw(socket: &Path) -> Option<portcullis::ipc::Channel> {
+    use nix::sys::socket::{
+        connect, socket as make_socket, AddressFamily, SockFlag, SockType, UnixAddr,
+    };
+    let fd = make_socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    let addr = UnixAddr::new(socket).ok()?;
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).ok()?;
+    Some(portcullis::ipc::Channel::from_fd(
+        fd,
+        portcullis::serve_protocol::request_limits(),
+    ))
+}
+
+/// What the server answered on `conn`, until its end: the lines and the last reply.
+fn replies(conn: &portcullis::ipc::Channel) -> (Vec<String>, portcullis::serve_protocol::RunReply) {
+    use portcullis::serve_protocol::RunReply;
+    let mut lines = Vec::new();
+    loop {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        match conn.recv::<RunReply>(Some(deadline)) {
+            Ok((RunReply::Say(line), _)) => lines.push(line),
+            Ok((end, _)) => return (lines, end),
+            Err(e) => panic!("no answer from the server: {e}"),
+        }
+    }
+}
+
+#[test]
+fn serve_runs_programs_as_a_standalone_run_does() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&["--warm", "2"]) else {
+        return;
+    };
+    let via = ["--server", server.socket()];
+    // Twice: the first takes a warm child, and so does the second once the pool is refilled.
+    for _ in 0..2 {
+        let out = run_program(&via, &program, &["hello", "world"], b"");
+        assert_said_hello(&out);
+    }
+    let out = run_program(&via, &program, &["echo"], b"through the server");
+    assert_eq!(stdout(&out), "through the server", "{}", stderr(&out));
+    assert_status(&out, 0);
+    let out = run_program(
+        &[&via[..], &["--env", "ONLY=this"]].concat(),
+        &program,
+        &["env"],
+        b"",
+    );
+    assert_eq!(stdout(&out), "ONLY=this\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    let out = run_program(&via, &program, &["passwd"], b"");
+    assert_eq!(stdout(&out), "open /etc/passwd: Permission denied\n");
+    assert_status(&out, 0);
+    // A violation: named on the client's stderr, the status 128 + SIGSYS.
+    let out = run_program(&via, &program, &["socket"], b"");
+    assert!(
+        stderr(&out).contains("portcullis: killed: seccomp violation: socket"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 128 + libc::SIGSYS);
+    let out = run_program(
+        &[&via[..], &["--on-violation", "deny"]].concat(),
+        &program,
+        &["socket"],
+        b"",
+    );
+    assert_eq!(stdout(&out), "socket: Operation not permitted\n");
+    assert!(stderr(&out).contains("syscalls denied with EPERM: socket"));
+    assert_status(&out, 0);
+    // Limits other than the warm children's: a child forked for the run, limited as asked.
+    let out = run_program(
+        &[&via[..], &["--memory", "64MiB"]].concat(),
+        &program,
+        &["membomb"],
+        b"",
+    );
+    if !cgroup_missing(&out, "serve memory bomb") {
+        assert!(
+            stderr(&out).contains("killed: out of memory"),
+            "{}",
+            stderr(&out)
+        );
+        assert_status(&out, 128 + libc::SIGKILL);
+    }
+    // A dynamic program, with its automatic root planned by the client.
+    if let Some(echo) = dynamic_program("echo") {
+        let out = run(&["run", "--server", server.socket(), "--", &echo, "dynamic"]);
+        assert_eq!(stdout(&out), "dynamic\n", "{}", stderr(&out));
+        assert_status(&out, 0);
+    }
+}
+
+#[test]
+fn serve_hides_the_clients_other_fds() {
+    use std::os::unix::process::CommandExt;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&[]) else {
+        return;
+    };
+    let file = std::fs::File::open(&program).expect("open a file to leak");
+    let leaked = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut command = Command::new(cli());
+    command
+        .args(["run", "--server", server.socket(), "--"])
+        .arg(&program)
+        .arg("fds");
+    // SAFETY: between fork and exec only dup2, which is async-signal-safe, on fds we own.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(leaked, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().expect("portcullis run ends");
+    assert_eq!(stdout(&out), "0\n1\n2\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+}
+
+/// The program must not outlive the `run` that asked for it: kill the client, and the server
+/// kills the program (which would otherwise wait for its stdin forever).
+#[test]
+fn serve_kills_the_program_when_its_run_is_killed() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&["--warm", "0"]) else {
+        return;
+    };
+    assert_eq!(server.sandboxed_processes(), 0);
+    let mut client = Command::new(cli())
+        .args(["run", "--server", server.socket(), "--"])
+        .arg(&program)
+        .arg("echo")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the portcullis binary runs");
+    let wait_for = |want: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while server.sandboxed_processes() != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} sandboxed processes, expected {want}",
+                server.sandboxed_processes()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    wait_for(1);
+    // The pair: while its client lives, the program runs on (it waits for its stdin).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.sandboxed_processes(), 1);
+    // The test keeps the program's stdin open (`wait` would close it): the program cannot end
+    // by itself, only be killed.
+    let stdin = client.stdin.take();
+    client.kill().expect("kill the client");
+    let _ = client.wait();
+    wait_for(0);
+    drop(stdin);
+}
+
+/// Bad requests get a clear refusal and leave the server serving.
+#[test]
+fn serve_refuses_bad_requests_and_keeps_serving() {
+    use portcullis::serve_protocol::{RunReply, RunRequest, PROTOCOL};
+    use std::os::fd::AsFd;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&[]) else {
+        return;
+    };
+    let file = std::fs::File::open(&program).expect("open the program");
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .expect("open /dev/null");
+    let request = |protocol: u32, limits: portcullis::policy::Limits| RunRequest {
+        protocol,
+        name: program.display().to_string(),
+        argv: vec![b"probe".to_vec(), b"hello".to_vec()],
+        env: Vec::new(),
+        limits,
+        program_root: None,
+        extra_fds: 0,
+        verbose: false,
+    };
+    let fds = [file.as_fd(), null.as_fd(), null.as_fd(), null.as_fd()];
+    let default = portcullis::policy::Limits::default();
+    // A well-formed request runs (the probe's `hello` exits 3).
+    let conn = connect_raw(&server.socket).expect("connect");
+    conn.send(&request(PROTOCOL, default), &fds, None)
+        .expect("send");
+    assert!(matches!(replies(&conn).1, RunReply::Ended { status: 3 }));
+    let refused = |conn: &portcullis::ipc::Channel, what: &str| match replies(conn).1 {
+        RunReply::Refused { message, fall_back } => {
+            assert!(message.contains(what), "{message:?} lacks {what:?}");
+            assert!(!fall_back, "{message}");
+        }
+        other => panic!("{what}: not refused: {other:?}"),
+    };
+    // Another protocol version.
+    let conn = connect_raw(&server.socket).expect("connect");
+    conn.send(&request(PROTOCOL + 1, default), &fds, None)
+        .expect("send");
+    refused(&conn, "protocol");
+    // A limit no policy file could give.
+    let conn = connect_raw(&server.socket).expect("connect");
+    let zero = portcullis::policy::Limits {
+        processes: 0,
+        ..default
+    };
+    conn.send(&request(PROTOCOL, zero), &fds, None)
+        .expect("send");
+    refused(&conn, "processes must be from 1");
+    // Fewer fds than a run needs.
+    let conn = connect_raw(&server.socket).expect("connect");
+    conn.send(&request(PROTOCOL, default), &fds[..2], None)
+        .expect("send");
+    refused(&conn, "2 fds");
+    // Bytes that are no request at all.
+    let conn = connect_raw(&server.socket).expect("connect");
+    conn.send_raw_datagram(&[0xff; 64], &[]).expect("send");
+    refused(&conn, "bad request");
+    // A client that connects and says nothing, then goes: nothing to answer, nothing lost.
+    drop(connect_raw(&server.socket).expect("connect"));
+    // The server still runs programs.
+    let out = run_program(
+        &["--server", server.socket()],
+        &program,
+        &["hello", "world"],
+        b"",
+    );
+    assert_said_hello(&out);
+}
+
+#[test]
+fn serve_refuses_a_second_server_and_replaces_a_stale_socket() {
+    let Some(mut first) = Server::start(&["--warm", "0"]) else {
+        return;
+    };
+    let out = run(&["serve", "--socket", first.socket(), "--warm", "0"]);
+    assert!(
+        stderr(&out).contains("a server is listening at"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 1);
+    // Killed, the first leaves its socket behind; the next server takes its place.
+    first.process.kill().expect("kill the server");
+    let _ = first.process.wait();
+    assert!(first.socket.exists());
+    let second = Command::new(cli())
+        .args(["serve", "--socket", first.socket(), "--warm", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the portcullis binary runs");
+    first.process = second;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while connect_raw(&first.socket).is_none() {
+        assert!(std::time::Instant::now() < deadline, "no second server");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A run named a server that is not there: an error, not a silent standalone run.
+    let missing = first.dir.path().join("none.sock");
+    let out = run(&[
+        "run",
+        "--server",
+        missing.to_str().unwrap(),
+        "--",
+        "/nonexistent",
+    ]);
+    assert_status(&out, 127);
+    let Some(program) = static_program() else {
+        return;
+    };
+    let out = run_program(
+        &["--server", missing.to_str().unwrap()],
+        &program,
+        &["hello"],
+        b"",
+    );
+    assert!(stderr(&out).contains("no server at"), "{}", stderr(&out));
+    assert_status(&out, 126);
+}
+
+/// Only the server's own user is served, and a client uses only a server of its own user: a
+/// server of another uid is refused from both ends even where the socket lets them connect.
+/// (Root only: only root can start processes of another uid.)
+#[test]
+fn serve_serves_only_its_own_user() {
+    use portcullis::serve_protocol::{RunReply, RunRequest, PROTOCOL};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can start a server of another uid");
+        return;
+    }
+    let Some(program) = static_program() else {
+        return;
+    };
+    // The binary where the other user can execute it.
+    let bin = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = bin.path().join("portcullis");
+    std::fs::copy(cli(), &copy).expect("copy the binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let Some(server) = Server::start_as(&copy, Some(NOBODY), &["--warm", "0"]) else {
+        return;
+    };
+    // The pair: the server's own user is served.
+    let out = Command::new(&copy)
+        .args(["run", "--server", server.socket(), "--"])
+        .arg(&program)
+        .args(["hello", "world"])
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the client runs");
+    assert_said_hello(&out);
+    // Root's client will not hand its terminal and program to another user's server.
+    let out = run_program(
+        &["--server", server.socket()],
+        &program,
+        &["hello", "world"],
+        b"",
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("runs as uid {NOBODY}, not as this user (0)")),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // And the server refuses root's request, sent without the client's check.
+    let file = std::fs::File::open(&program).expect("open the program");
+    let null = std::fs::File::open("/dev/null").expect("open /dev/null");
+    let conn = connect_raw(&server.socket).expect("connect");
+    let request = RunRequest {
+        protocol: PROTOCOL,
+        name: program.display().to_string(),
+        argv: vec![b"probe".to_vec(), b"hello".to_vec()],
+        env: Vec::new(),
+        limits: portcullis::policy::Limits::default(),
+        program_root: None,
+        extra_fds: 0,
+        verbose: false,
+    };
+    let fds = [file.as_fd(), null.as_fd(), null.as_fd(), null.as_fd()];
+    conn.send(&request, &fds, None).expect("send");
+    match replies(&conn).1 {
+        RunReply::Refused { message, .. } => assert!(
+            message.contains(&format!("this server serves uid {NOBODY} only")),
+            "{message}"
+        ),
+        other => panic!("another user's request was not refused: {other:?}"),
+    }
+}

@@ -1,6 +1,7 @@
 //! `portcullis`: the Portcullis command line.
 //!
-//! Owns: `run` (a program in a sandbox, exec mode), and the subcommands that inspect policies
+//! Owns: `run` (a program in a sandbox, exec mode), `serve` (a long-running broker that runs
+//! the `run`s of the user it runs as), and the subcommands that inspect policies
 //! and the host without starting a sandbox — `check` (validate a policy file), `explain` (the
 //! sandbox a child with a profile gets) and `doctor` (what this host offers, with the fix for
 //! each gap). Each subcommand is one module
@@ -18,6 +19,7 @@ mod doctor;
 mod explain;
 mod policy_file;
 mod run;
+mod serve;
 mod sys;
 mod text;
 
@@ -62,7 +64,8 @@ children through a single-threaded zygote. Each child gets empty namespaces, an 
 read-only root, no capabilities, no_new_privs, a seccomp allowlist and limits, and reaches
 files and the network only through the broker, as its policy profile allows.
 
-`run` executes a program in such a child (exec mode). The others start no sandbox: `check`
+`run` executes a program in such a child (exec mode); `serve` keeps a broker and locked-down
+children ready so that each `run` starts faster. The others start no sandbox: `check`
 validates a policy file, `explain` prints in plain words the sandbox a child with a given
 profile gets, and `doctor` checks that this host has what Portcullis needs and says how to
 fix what it lacks.",
@@ -80,6 +83,7 @@ enum Command {
     Explain(explain::ExplainArgs),
     Doctor(doctor::DoctorArgs),
     Run(Box<run::RunArgs>),
+    Serve(serve::ServeArgs),
     /// Internal: the user-namespace trial `doctor` runs in a fresh process of this binary.
     #[command(name = doctor::PROBE_SUBCOMMAND, hide = true)]
     DoctorProbe(doctor::probe::ProbeArgs),
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(args),
         Command::Doctor(args) => Ok(doctor::run(args)),
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::serve(args),
         Command::DoctorProbe(args) => Ok(doctor::probe::run(args)),
     };
     match result {

@@ -5,18 +5,22 @@
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use portcullis::broker::elf::{self, LibrarySearch};
 use portcullis::broker::mounts::{self, MountPlan};
 use portcullis::broker::{LandlockRequirement, LandlockStatus, LockdownStep, ProgramRoot};
 use portcullis::policy::{HostPattern, NetGrant, Scheme};
-use portcullis::{Broker, BrokerConfig, ChildEnd, Entries, OnViolation, SpawnError, SpawnOptions};
+use portcullis::{
+    Broker, BrokerConfig, Child, ChildEnd, Entries, OnViolation, SpawnError, SpawnOptions,
+};
 
 use crate::explain::{parse_param, resolve_profile};
+use crate::serve::{self, RunRequest};
 use crate::{status, CommandError, Done};
 
 /// Exit status when the sandbox could not start the program (as a shell's 126/127).
-const CANNOT_RUN: u8 = 126;
+pub const CANNOT_RUN: u8 = 126;
 const NOT_FOUND: u8 = 127;
 
 /// Run PROGRAM in a Portcullis sandbox.
@@ -126,6 +130,15 @@ pub struct RunArgs {
     /// Say on stderr what the program's root holds and how Landlock was applied.
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// The `portcullis serve` socket to run the program through (an error if no server of this
+    /// user listens there). Default: the server's default socket ($PORTCULLIS_SERVER, else
+    /// $XDG_RUNTIME_DIR/portcullis/run.sock, else /tmp/portcullis-UID/run.sock), used when a
+    /// server of this user listens there; otherwise the run starts a broker of its own.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_server")]
+    server: Option<PathBuf>,
+    /// Start a broker of this run's own even when a server listens (--no-cgroup implies it).
+    #[arg(long = "no-server")]
+    no_server: bool,
     /// What a syscall outside the allowlist does: kill the program (default) or fail with EPERM.
     #[arg(long = "on-violation", value_name = "ACTION", value_parser = ["kill", "deny"])]
     on_violation: Option<String>,
@@ -308,6 +321,64 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             }
         }
     }
+    let mut argv = vec![program.clone()];
+    argv.extend(program_args.iter().cloned());
+    let mut env: Vec<OsString> = args
+        .env
+        .iter()
+        .map(|(k, v)| OsString::from(format!("{k}={v}")))
+        .collect();
+    if !args.connect.is_empty() {
+        let list: Vec<String> = (3..)
+            .zip(&args.connect)
+            .map(|(fd, (host, port))| format!("{fd}={host}:{port}"))
+            .collect();
+        env.push(OsString::from(format!(
+            "PORTCULLIS_CONNECT_FDS={}",
+            list.join(",")
+        )));
+    }
+    if let Err(message) = profile.limits.check() {
+        say(&format!("bad limit: {message}"));
+        return done(status::USAGE);
+    }
+    // Opened here, with this user's rights, whoever runs it: the server gets this fd.
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) => {
+            say(&format!("cannot run {}: {e}", path.display()));
+            return done(CANNOT_RUN);
+        }
+    };
+    let request = RunRequest {
+        protocol: serve::PROTOCOL,
+        name: path.to_string_lossy().into_owned(),
+        argv: serve::to_bytes(&argv),
+        env: serve::to_bytes(&env),
+        limits: profile.limits,
+        program_root,
+        extra_fds: u32::try_from(connections.len()).unwrap_or(u32::MAX),
+        verbose: args.verbose,
+    };
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let extra: Vec<std::os::fd::BorrowedFd<'_>> = connections.iter().map(AsFd::as_fd).collect();
+    // A server runs it when one listens for this user (the same sandbox, without a broker's
+    // start), unless the run needs what only a broker of its own gives (no cgroup).
+    if !args.no_server && !args.no_cgroup {
+        let (socket, explicit) = match &args.server {
+            Some(path) => (path.clone(), true),
+            None => (serve::default_socket(), false),
+        };
+        let mut fds = vec![file.as_fd()];
+        fds.extend_from_slice(&stdio);
+        fds.extend_from_slice(&extra);
+        let mut print = |line: &str| say(line);
+        match serve::run_remote(&socket, explicit, &request, &fds, &mut print) {
+            serve::Remote::Ran(status) => return done(status),
+            serve::Remote::Absent => {}
+        }
+    }
     let broker = match Broker::start(
         Entries::new(),
         BrokerConfig {
@@ -332,115 +403,164 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             return done(CANNOT_RUN);
         }
     };
-    let mut argv = vec![program.clone()];
-    argv.extend(program_args.iter().cloned());
-    let mut env: Vec<OsString> = args
-        .env
-        .iter()
-        .map(|(k, v)| OsString::from(format!("{k}={v}")))
-        .collect();
-    if !args.connect.is_empty() {
-        let list: Vec<String> = (3..)
-            .zip(&args.connect)
-            .map(|(fd, (host, port))| format!("{fd}={host}:{port}"))
-            .collect();
-        env.push(OsString::from(format!(
-            "PORTCULLIS_CONNECT_FDS={}",
-            list.join(",")
-        )));
-    }
+    let mut print = |line: String| say(&line);
+    let (status, _child) = execute(
+        &broker,
+        Launch {
+            request: &request,
+            program: file,
+            stdio,
+            extra: &extra,
+            client_gone: None,
+        },
+        &mut print,
+    );
+    done(status)
+}
+
+/// One run to start: the request and the fds that came with it.
+pub struct Launch<'a> {
+    /// What to run, and how.
+    pub request: &'a RunRequest,
+    /// The program, opened by whoever asked (its own rights).
+    pub program: std::fs::File,
+    /// The program's stdin, stdout and stderr.
+    pub stdio: [std::os::fd::BorrowedFd<'a>; 3],
+    /// Its fds 3, 4, ... (connections).
+    pub extra: &'a [std::os::fd::BorrowedFd<'a>],
+    /// For a served run: true once the client is gone, when the program is killed.
+    pub client_gone: Option<&'a dyn Fn() -> bool>,
+}
+
+/// Runs one planned request on `broker` and returns the run's exit status, with the ended
+/// child's handle (dropping it joins the child's supervision thread: a server first answers its
+/// client); every line for the user goes to `say`. The one code path of a standalone run and a
+/// served one.
+pub fn execute(
+    broker: &Broker,
+    launch: Launch<'_>,
+    say: &mut dyn FnMut(String),
+) -> (u8, Option<Child<(), ()>>) {
+    use std::os::unix::ffi::OsStringExt;
+    let Launch {
+        request,
+        program,
+        stdio,
+        extra,
+        client_gone,
+    } = launch;
+    let strings = |list: &[Vec<u8>]| -> Vec<OsString> {
+        list.iter().map(|b| OsString::from_vec(b.clone())).collect()
+    };
+    let (argv, env) = (strings(&request.argv), strings(&request.env));
     let options = SpawnOptions {
-        profile: Some(profile),
-        program_root,
+        profile: Some(portcullis::policy::Profile {
+            limits: request.limits,
+            ..portcullis::policy::Profile::default()
+        }),
+        program_root: request.program_root.clone(),
         ..SpawnOptions::default()
     };
-    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
-    let extra: Vec<std::os::fd::BorrowedFd<'_>> = connections.iter().map(AsFd::as_fd).collect();
-    let child = match broker.spawn_program_with_fds(&path, (&argv, &env), stdio, &extra, &options) {
-        Ok(child) => child,
-        Err(SpawnError::Lockdown(e))
-            if e.step == LockdownStep::Landlock && e.errno == libc::EOPNOTSUPP =>
-        {
-            say(&format!(
-                "cannot run {}: this kernel offers no Landlock, the second layer that limits \
-                 the program to the paths mounted for it; run `portcullis doctor` for the fix, \
-                 or pass --allow-no-landlock to rely on the read-only mounts alone",
-                path.display()
-            ));
-            return done(CANNOT_RUN);
-        }
-        Err(SpawnError::Lockdown(e))
-            if e.step == LockdownStep::CloneProgramPaths && e.errno == libc::EACCES =>
-        {
-            say(&format!(
-                "cannot run {}: the sandbox cannot reach a path it should mount: it runs as an \
-                 unprivileged host id, so every directory on the way to the program, its \
-                 libraries and each --ro/--rw path must be searchable by others (o+x); a path \
-                 under a private home such as /root is not",
-                path.display()
-            ));
-            return done(CANNOT_RUN);
-        }
-        Err(e) => {
-            say(&format!(
-                "cannot run {}: {}",
-                path.display(),
-                crate::text::error_chain(&e)
-            ));
-            return done(CANNOT_RUN);
-        }
-    };
+    let name = &request.name;
+    let child =
+        match broker.spawn_program_file(program, name, (&argv, &env), stdio, extra, &options) {
+            Ok(child) => child,
+            Err(SpawnError::Lockdown(e))
+                if e.step == LockdownStep::Landlock && e.errno == libc::EOPNOTSUPP =>
+            {
+                say(format!(
+                    "cannot run {name}: this kernel offers no Landlock, the second layer that \
+                     limits the program to the paths mounted for it; run `portcullis doctor` for \
+                     the fix, or pass --allow-no-landlock to rely on the read-only mounts alone"
+                ));
+                return (CANNOT_RUN, None);
+            }
+            Err(SpawnError::Lockdown(e))
+                if e.step == LockdownStep::CloneProgramPaths && e.errno == libc::EACCES =>
+            {
+                say(format!(
+                    "cannot run {name}: the sandbox cannot reach a path it should mount: it runs \
+                     as an unprivileged host id, so every directory on the way to the program, \
+                     its libraries and each --ro/--rw path must be searchable by others (o+x); a \
+                     path under a private home such as /root is not"
+                ));
+                return (CANNOT_RUN, None);
+            }
+            Err(e) => {
+                say(format!(
+                    "cannot run {name}: {}",
+                    crate::text::error_chain(&e)
+                ));
+                return (CANNOT_RUN, None);
+            }
+        };
     match child.landlock() {
         // Never silent: the user allowed it, and is told it happened.
         Some(LandlockStatus::NotEnforced) => say(
             "warning: Landlock is not enforced (this kernel has none); the program is confined \
-             by its read-only mounts alone (--allow-no-landlock)",
+             by its read-only mounts alone (--allow-no-landlock)"
+                .to_owned(),
         ),
-        Some(status) if args.verbose => say(&format!("landlock: {status}")),
-        None if args.verbose => say("landlock: not needed (nothing is mounted)"),
+        Some(status) if request.verbose => say(format!("landlock: {status}")),
+        None if request.verbose => say("landlock: not needed (nothing is mounted)".to_owned()),
         _ => {}
     }
+    let end = match client_gone {
+        None => child.wait(),
+        // A served run: the program must not outlive the `run` that asked for it.
+        Some(gone) => loop {
+            if let Some(end) = child.wait_timeout(CLIENT_CHECK) {
+                break end;
+            }
+            if gone() {
+                child.kill();
+                break child.wait();
+            }
+        },
+    };
     let signalled = |signal: i32| u8::try_from(128 + signal).unwrap_or(CANNOT_RUN);
-    let status = match child.wait() {
+    let status = match end {
         ChildEnd::Exited { code } => u8::try_from(code).unwrap_or(CANNOT_RUN),
         ChildEnd::Crashed { signal, .. } => signalled(signal),
         ChildEnd::SeccompViolation { violation } => {
             let name = violation.as_ref().map_or("unknown", |v| v.syscall.as_str());
-            say(&format!("killed: seccomp violation: {name}"));
+            say(format!("killed: seccomp violation: {name}"));
             signalled(libc::SIGSYS)
         }
         ChildEnd::OutOfMemory => {
-            say("killed: out of memory (its memory limit)");
+            say("killed: out of memory (its memory limit)".to_owned());
             signalled(libc::SIGKILL)
         }
         ChildEnd::CpuLimit { used_ms } => {
-            say(&format!("killed: CPU limit ({used_ms} ms used)"));
+            say(format!("killed: CPU limit ({used_ms} ms used)"));
             signalled(libc::SIGKILL)
         }
         ChildEnd::WallTimeout => {
-            say("killed: wall-clock limit");
+            say("killed: wall-clock limit".to_owned());
             signalled(libc::SIGKILL)
         }
         ChildEnd::ProcessLimit => {
-            say("ended after hitting its process limit (--pids)");
+            say("ended after hitting its process limit (--pids)".to_owned());
             CANNOT_RUN
         }
         other => {
-            say(&format!("ended: {other:?}"));
+            say(format!("ended: {other:?}"));
             CANNOT_RUN
         }
     };
     let (violations, seen) = child.violations();
-    if seen > 0 && args.on_violation.as_deref() == Some("deny") {
+    if seen > 0 && request.limits.on_violation == OnViolation::Deny {
         let names: Vec<&str> = violations.iter().map(|v| v.syscall.as_str()).collect();
-        say(&format!(
+        say(format!(
             "{seen} syscalls denied with EPERM: {}",
             names.join(", ")
         ));
     }
-    done(status)
+    (status, Some(child))
 }
+
+/// How often a served run's wait looks whether its client is still there.
+const CLIENT_CHECK: Duration = Duration::from_millis(100);
 
 /// `path` made absolute against the working directory (lexically; the plan resolves symlinks).
 fn absolute(path: &Path) -> PathBuf {

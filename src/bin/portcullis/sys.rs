@@ -1,4 +1,5 @@
-//! The command's only `unsafe` code: a system call that no safe binding covers.
+//! The command's only `unsafe` code: a system call that no safe binding covers, and taking
+//! ownership of an fd a call returned.
 
 use nix::errno::Errno;
 
@@ -29,4 +30,12 @@ pub fn landlock_abi_version() -> Result<i64, Errno> {
     } else {
         Ok(rc)
     }
+}
+
+/// Takes ownership of `fd`, which a system call (accept4) returned just now.
+pub fn owned_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller passes an fd a call returned to it just now, open and owned by nothing
+    // else; it is owned exactly once from here.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }

@@ -77,6 +77,18 @@ pub fn wrap_from(text: &str, width: usize, start: usize, indent: usize) -> Strin
     out
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +131,13 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let e = Outer(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert_eq!(error_chain(&e), "cannot read p.toml: entity not found");
+    }
+
+    #[test]
+    fn truncate_utf8_cuts_on_a_character_boundary() {
+        assert_eq!(truncate_utf8("abc", 5), "abc");
+        assert_eq!(truncate_utf8("abc", 2), "ab");
+        // "é" is two bytes: a cut inside it drops it whole.
+        assert_eq!(truncate_utf8("aé", 2), "a");
     }
 }

@@ -1,0 +1,475 @@
+//! `portcullis serve`: a long-running broker that runs `portcullis run` requests, so a run does
+//! not pay for a broker's start (its zygote, filters, threads and cgroup setup) or, for a static
+//! program with default limits, for its child's fork, namespaces and lockdown: the server keeps
+//! locked-down children waiting for a program (`BrokerConfig::prefork_programs`).
+//!
+//! The trust model: the server serves exactly one user, the one it runs as. Its socket's
+//! directory is the user's own (mode 0700); every connection's peer credentials
+//! (`SO_PEERCRED`) must name the server's effective uid and the peer must share its mount
+//! namespace (the request names host paths to mount, which must mean the same files for both),
+//! or the request is refused. The client checks the server the same way before it sends
+//! anything, so a socket planted by someone else never receives a terminal or a program. A
+//! request is data the client computed (argv, environment, limits, the program's root) plus fds
+//! (the program, opened by the client with its own rights, its stdio and connections); the
+//! server checks every field as it would a policy file and runs it with the same code as a
+//! standalone `run` ([`crate::run::execute`]). A client that goes away takes its program with it.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    accept4, bind, connect, getsockopt, listen, socket, sockopt, AddressFamily, Backlog, SockFlag,
+    SockType, UnixAddr,
+};
+use portcullis::ipc::Channel;
+use portcullis::serve_protocol::{reply_limits, request_limits, MAX_LINE_BYTES};
+pub use portcullis::serve_protocol::{RunReply, RunRequest, PROTOCOL, SOCKET_ENV};
+use portcullis::{Broker, BrokerConfig, Entries};
+
+use crate::{CommandError, Done};
+
+/// How long a client may take to send its request once connected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the server listens when no `--socket` is given: `$PORTCULLIS_SERVER`, else
+/// `$XDG_RUNTIME_DIR/portcullis/run.sock`, else `/tmp/portcullis-UID/run.sock`.
+pub fn default_socket() -> PathBuf {
+    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return dir.join("portcullis").join("run.sock");
+    }
+    PathBuf::from(format!("/tmp/portcullis-{}", nix::unistd::geteuid())).join("run.sock")
+}
+
+/// Run many `portcullis run` requests from one long-running sandbox broker.
+///
+/// `serve` starts a broker (its zygote, filters and service threads) once and listens on a Unix
+/// socket; `portcullis run` finds it there and sends its run instead of starting a broker of its
+/// own. A static program with default limits then starts in a child that was forked and fully
+/// locked down before the request came (--warm of them wait at any time), which is most of a
+/// run's cost. Every run gets exactly the sandbox a standalone run gets: the same filter,
+/// namespaces, limits, cgroup and supervision; a program that outlives its `run` (the client was
+/// killed) is killed.
+///
+/// Only the user the server runs as is served: each connection's credentials are checked, and
+/// the socket's directory is private to that user. The server runs in the foreground until it
+/// is killed; its children end with it.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Examples:
+  portcullis serve &
+  portcullis run -- ./static-tool            (served; the same output and exit status)
+  portcullis serve --socket /run/user/1000/p.sock --warm 8
+  PORTCULLIS_SERVER=/run/user/1000/p.sock portcullis run -- ./static-tool
+  portcullis run --no-server -- ./static-tool   (a broker of its own, as without a server)
+
+Exit status:
+  1  the socket cannot be made (a server is listening there already, or its directory is
+     someone else's or open to others), or the broker cannot start
+  2  usage error")]
+pub struct ServeArgs {
+    /// The socket to listen on. Default: $PORTCULLIS_SERVER, else
+    /// $XDG_RUNTIME_DIR/portcullis/run.sock, else /tmp/portcullis-UID/run.sock. Its directory
+    /// is made (mode 0700) if missing.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Locked-down children kept waiting for a static program with default limits; 0 for none
+    /// (every run then forks its child when it comes).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=64))]
+    warm: u16,
+    /// Most runs at once; a run beyond it is refused and the client starts its own broker.
+    #[arg(long = "max-runs", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    max_runs: u16,
+}
+
+fn failed(message: String) -> Result<Done, CommandError> {
+    eprintln!("portcullis serve: {message}");
+    Ok(Done {
+        stdout: String::new(),
+        status: crate::status::FAILED,
+    })
+}
+
+/// Makes `dir` (mode 0700) if missing; refuses one owned by another user or open to others.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} must be a directory of uid {uid} that no one else may write to (found uid {}, \
+             mode {:o}); remove it or give --socket elsewhere",
+            dir.display(),
+            meta.uid(),
+            meta.permissions().mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+fn seqpacket() -> nix::Result<OwnedFd> {
+    socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+}
+
+/// Binds the listening socket at `path`, replacing a stale socket nobody listens on.
+fn listen_at(path: &Path) -> Result<OwnedFd, String> {
+    let addr = UnixAddr::new(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(format!("{} exists and is not a socket", path.display()));
+        }
+        let probe = seqpacket().map_err(|e| format!("socket: {e}"))?;
+        match connect(probe.as_raw_fd(), &addr) {
+            Ok(()) => {
+                return Err(format!(
+                    "a server is listening at {} already",
+                    path.display()
+                ))
+            }
+            // Left by a server that was killed: nobody listens.
+            Err(nix::errno::Errno::ECONNREFUSED) => {
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove the stale {}: {e}", path.display()))?;
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    let listener = seqpacket().map_err(|e| format!("socket: {e}"))?;
+    bind(listener.as_raw_fd(), &addr).map_err(|e| format!("bind {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    listen(&listener, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| format!("listen {}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// Runs the server until it is killed.
+pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
+    let path = args.socket.clone().unwrap_or_else(default_socket);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(message) = private_dir(dir) {
+            return failed(message);
+        }
+    }
+    let broker = match Broker::start(
+        Entries::new(),
+        BrokerConfig {
+            prefork: 0,
+            prefork_programs: usize::from(args.warm),
+            network_workers: 1,
+            ..BrokerConfig::default()
+        },
+    ) {
+        Ok(broker) => Arc::new(broker),
+        Err(e) => {
+            return failed(format!(
+                "cannot start the sandbox broker: {}; run `portcullis doctor`",
+                crate::text::error_chain(&e)
+            ))
+        }
+    };
+    let listener = match listen_at(&path) {
+        Ok(listener) => listener,
+        Err(message) => return failed(message),
+    };
+    eprintln!(
+        "portcullis serve: listening on {} ({} warm children, at most {} runs at once)",
+        path.display(),
+        args.warm,
+        args.max_runs
+    );
+    // Each run is served on a thread of its own, kept for the next run once it is done: an idle
+    // thread takes a new connection at once; with none idle, a new one starts, up to
+    // --max-runs; past that the run is refused and the client starts its own broker.
+    let (handoff, idle) = crossbeam_channel::bounded::<Channel>(0);
+    let mut threads = 0usize;
+    let max_runs = usize::from(args.max_runs);
+    loop {
+        let conn = match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => crate::sys::owned_fd(fd),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
+            Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE)) => {
+                eprintln!("portcullis serve: accept: {e}; waiting");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => return failed(format!("accept: {e}")),
+        };
+        let conn = Channel::from_fd(conn, request_limits());
+        let conn = match handoff.try_send(conn) {
+            Ok(()) => continue,
+            // Disconnected cannot happen (this loop holds a receiver); either way no thread
+            // took it.
+            Err(
+                crossbeam_channel::TrySendError::Full(conn)
+                | crossbeam_channel::TrySendError::Disconnected(conn),
+            ) => conn,
+        };
+        if threads >= max_runs {
+            refuse(&conn, "the server runs its most runs at once already", true);
+            continue;
+        }
+        let (broker, next) = (Arc::clone(&broker), idle.clone());
+        let spawned = std::thread::Builder::new()
+            .name("portcullis-run".into())
+            .spawn(move || {
+                serve_one(&broker, &conn);
+                drop(conn);
+                for conn in next {
+                    serve_one(&broker, &conn);
+                }
+            });
+        match spawned {
+            Ok(_) => threads += 1,
+            Err(e) => eprintln!("portcullis serve: cannot start a thread for a run: {e}"),
+        }
+    }
+}
+
+fn send_reply(conn: &Channel, reply: &RunReply) -> bool {
+    conn.send(reply, &[], Some(Instant::now() + Duration::from_secs(1)))
+        .is_ok()
+}
+
+fn refuse(conn: &Channel, message: &str, fall_back: bool) {
+    let _ = send_reply(
+        conn,
+        &RunReply::Refused {
+            message: message.to_owned(),
+            fall_back,
+        },
+    );
+}
+
+/// The peer's uid and pid, and whether it shares this process's mount namespace.
+fn peer(conn: &impl AsFd) -> Result<(u32, i32, bool), String> {
+    let cred =
+        getsockopt(conn, sockopt::PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let ns =
+        |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| (m.dev(), m.ino()));
+    let same_mounts = match (ns("self"), ns(&cred.pid().to_string())) {
+        (Ok(ours), Ok(theirs)) => ours == theirs,
+        _ => false,
+    };
+    Ok((cred.uid(), cred.pid(), same_mounts))
+}
+
+/// Serves one connection: checks the peer, reads and checks its request, runs it, reports.
+fn serve_one(broker: &Broker, conn: &Channel) {
+    let uid = nix::unistd::geteuid().as_raw();
+    match peer(conn) {
+        Ok((peer_uid, _, _)) if peer_uid != uid => {
+            refuse(conn, &format!("this server serves uid {uid} only"), false);
+            return;
+        }
+        Ok((_, _, false)) => {
+            refuse(
+                conn,
+                "the client is in another mount namespace: the paths of its request would name \
+                 other files here",
+                true,
+            );
+            return;
+        }
+        Ok(_) => {}
+        Err(message) => {
+            refuse(conn, &message, true);
+            return;
+        }
+    }
+    let (request, fds) = match conn.recv::<RunRequest>(Some(Instant::now() + REQUEST_TIMEOUT)) {
+        Ok(got) => got,
+        Err(e) => {
+            refuse(conn, &format!("bad request: {e}"), false);
+            return;
+        }
+    };
+    if let Err(message) = check_request(&request, fds.len()) {
+        refuse(conn, &format!("bad request: {message}"), false);
+        return;
+    }
+    let mut fds = fds.into_iter();
+    let (Some(program), Some(stdin), Some(stdout), Some(stderr)) =
+        (fds.next(), fds.next(), fds.next(), fds.next())
+    else {
+        return;
+    };
+    let extra: Vec<OwnedFd> = fds.collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let hangup = watch_hangup(conn, &done);
+    let mut say = |line: String| {
+        let line = crate::text::truncate_utf8(&line, MAX_LINE_BYTES).to_owned();
+        let _ = send_reply(conn, &RunReply::Say(line));
+    };
+    let (status, child) = crate::run::execute(
+        broker,
+        crate::run::Launch {
+            request: &request,
+            program: std::fs::File::from(program),
+            stdio: [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+            extra: &extra.iter().map(AsFd::as_fd).collect::<Vec<_>>(),
+            client_gone: Some(&hangup),
+        },
+        &mut say,
+    );
+    done.store(true, Ordering::Release);
+    let _ = send_reply(conn, &RunReply::Ended { status });
+    conn.shut_down();
+    drop(child);
+}
+
+/// A check the run's wait makes: true once the client hung up (it was killed, say), when the
+/// program must not outlive it.
+fn watch_hangup<'a>(conn: &'a Channel, done: &'a AtomicBool) -> impl Fn() -> bool + 'a {
+    move || {
+        if done.load(Ordering::Acquire) {
+            return false;
+        }
+        // No events asked: a unix socket whose peer closed reports POLLHUP regardless, and
+        // anything the client might still send (it should send nothing) wakes nothing.
+        let mut fds = [nix::poll::PollFd::new(
+            conn.as_fd(),
+            nix::poll::PollFlags::empty(),
+        )];
+        matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+}
+
+/// The checks a request gets before anything runs, as a policy file's values would.
+fn check_request(request: &RunRequest, fds: usize) -> Result<(), String> {
+    if request.protocol != PROTOCOL {
+        return Err(format!(
+            "protocol {} (this server speaks {PROTOCOL}: client and server are different builds)",
+            request.protocol
+        ));
+    }
+    if request.argv.is_empty() {
+        return Err("an empty argv".into());
+    }
+    let extra = usize::try_from(request.extra_fds).unwrap_or(usize::MAX);
+    if extra > portcullis::MAX_EXTRA_FDS || fds != 4 + extra {
+        return Err(format!(
+            "{fds} fds for {} connections (expected the program, stdio and each connection)",
+            request.extra_fds
+        ));
+    }
+    request.limits.check()?;
+    if let Some(root) = &request.program_root {
+        root.validate()
+            .map_err(|errno| format!("a program root that fails its checks ({errno})"))?;
+    }
+    Ok(())
+}
+
+/// How a client's attempt to use a server ended.
+pub enum Remote {
+    /// No server to use (none listening, or it refused with `fall_back`): run standalone.
+    Absent,
+    /// The server ran the request (or refused it for good): exit with this status.
+    Ran(u8),
+}
+
+/// Sends `request` to the server at `path`, if one listens there and runs as this user, and
+/// waits for the end of its run. `explicit`: the user named the server, so its absence is an
+/// error rather than a reason to run standalone.
+pub fn run_remote(
+    path: &Path,
+    explicit: bool,
+    request: &RunRequest,
+    fds: &[BorrowedFd<'_>],
+    say: &mut dyn FnMut(&str),
+) -> Remote {
+    let unusable = |say: &mut dyn FnMut(&str), message: String| {
+        if explicit {
+            say(&message);
+            Remote::Ran(crate::run::CANNOT_RUN)
+        } else {
+            Remote::Absent
+        }
+    };
+    let Ok(addr) = UnixAddr::new(path) else {
+        return unusable(say, format!("{}: not a socket path", path.display()));
+    };
+    let Ok(fd) = seqpacket() else {
+        return Remote::Absent;
+    };
+    if let Err(e) = connect(fd.as_raw_fd(), &addr) {
+        return unusable(say, format!("no server at {}: {e}", path.display()));
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    match peer(&fd) {
+        Ok((server_uid, _, _)) if server_uid == uid => {}
+        Ok((server_uid, _, _)) => {
+            // Someone else's socket where ours should be: never hand it a terminal or program.
+            say(&format!(
+                "warning: the server at {} runs as uid {server_uid}, not as this user ({uid}); \
+                 not using it",
+                path.display()
+            ));
+            return if explicit {
+                Remote::Ran(crate::run::CANNOT_RUN)
+            } else {
+                Remote::Absent
+            };
+        }
+        Err(message) => return unusable(say, message),
+    }
+    let sent = Channel::from_fd(fd, request_limits());
+    if let Err(e) = sent.send(request, fds, Some(Instant::now() + REQUEST_TIMEOUT)) {
+        return unusable(
+            say,
+            format!("cannot send the run to {}: {e}", path.display()),
+        );
+    }
+    let conn = Channel::from_fd(sent.into_fd(), reply_limits());
+    loop {
+        match conn.recv::<RunReply>(None) {
+            Ok((RunReply::Say(line), _)) => say(&line),
+            Ok((RunReply::Ended { status }, _)) => return Remote::Ran(status),
+            Ok((RunReply::Refused { message, fall_back }, _)) => {
+                if fall_back && !explicit {
+                    return Remote::Absent;
+                }
+                say(&format!(
+                    "the server at {} refused: {message}",
+                    path.display()
+                ));
+                return Remote::Ran(crate::run::CANNOT_RUN);
+            }
+            Err(e) => {
+                say(&format!(
+                    "the server at {} ended before the program did: {e}",
+                    path.display()
+                ));
+                return Remote::Ran(crate::run::CANNOT_RUN);
+            }
+        }
+    }
+}
+
+/// `argv` or `env` as the request carries them.
+pub fn to_bytes(list: &[OsString]) -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    list.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
