@@ -525,7 +525,7 @@ fn help_for_every_subcommand() {
     let out = run(&["--help"]);
     assert_status(&out, 0);
     let top = stdout(&out);
-    for subcommand in ["check", "explain", "doctor", "run"] {
+    for subcommand in ["check", "explain", "doctor", "run", "serve"] {
         assert!(top.contains(&format!("\n  {subcommand} ")), "{top}");
     }
     assert!(
@@ -539,6 +539,7 @@ fn help_for_every_subcommand() {
         ("explain", "Usage: portcullis explain [OPTIONS] [POLICY]"),
         ("doctor", "Usage: portcullis doctor"),
         ("run", "Usage: portcullis run [OPTIONS] <PROGRAM>..."),
+        ("serve", "Usage: portcullis serve [OPTIONS]"),
     ] {
         let out = run(&[subcommand, "--help"]);
         assert_status(&out, 0);
@@ -1018,6 +1019,19 @@ fn run_refuses_missing_and_dynamic_programs_clearly() {
     }
     let out = run(&["run", "--memory", "lots", "--", "/bin/ls"]);
     assert_status(&out, 2);
+    // A limit a policy file could not give either: refused before anything starts.
+    for (flag, value, message) in [
+        ("--pids", "0", "bad limit: processes must be from 1"),
+        (
+            "--memory",
+            "4096",
+            "bad limit: memory_bytes must be 0 (no limit) or at least 1 MiB",
+        ),
+    ] {
+        let out = run(&["run", flag, value, "--", "/bin/ls"]);
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+        assert_status(&out, 2);
+    }
     let out = run(&["run"]);
     assert_status(&out, 2);
 }

@@ -42,6 +42,12 @@ const NOT_FOUND: u8 = 127;
 /// Its stdin, stdout and stderr are this command's; no other file descriptor reaches it. Its
 /// environment is empty unless given with --env. Limits come from the profile (the default
 /// profile without --policy), then from the limit options.
+///
+/// When a `portcullis serve` of this user listens (at --server, $PORTCULLIS_SERVER or the
+/// default socket), the run is sent to it instead of starting a broker here: the same sandbox,
+/// planned here (the program opened with this user's rights, its root, limits and connections),
+/// started sooner (a static program with default limits in a child the server locked down
+/// ahead). --no-server, or --no-cgroup, starts a broker of this run's own.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
 Examples:
