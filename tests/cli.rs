@@ -813,16 +813,20 @@ fn run_passes_stdin_and_only_the_environment_given() {
     assert_status(&out, 0);
 }
 
-#[test]
-fn run_hides_the_callers_other_fds() {
+/// `portcullis run ARGS -- PROGRAM fds` with a file of the caller's at fd 7: the program must
+/// list only 0, 1 and 2.
+#[track_caller]
+fn assert_callers_fd_7_hidden(args: &[&str], program: &Path) {
     use std::os::unix::process::CommandExt;
-    let Some(program) = static_program() else {
-        return;
-    };
-    let file = std::fs::File::open(&program).expect("open a file to leak");
+    let file = std::fs::File::open(program).expect("open a file to leak");
     let leaked = std::os::fd::AsRawFd::as_raw_fd(&file);
     let mut command = Command::new(cli());
-    command.args(["run", "--"]).arg(&program).arg("fds");
+    command
+        .arg("run")
+        .args(args)
+        .arg("--")
+        .arg(program)
+        .arg("fds");
     // SAFETY: between fork and exec only dup2, which is async-signal-safe, on fds we own.
     unsafe {
         command.pre_exec(move || {
@@ -835,6 +839,14 @@ fn run_hides_the_callers_other_fds() {
     let out = command.output().expect("portcullis run ends");
     assert_eq!(stdout(&out), "0\n1\n2\n", "{}", stderr(&out));
     assert_status(&out, 0);
+}
+
+#[test]
+fn run_hides_the_callers_other_fds() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    assert_callers_fd_7_hidden(&[], &program);
 }
 
 /// Skips (or fails under `PORTCULLIS_TESTS_REQUIRED=1`) when `portcullis run` said this host
@@ -1480,32 +1492,13 @@ fn serve_runs_programs_as_a_standalone_run_does() {
 
 #[test]
 fn serve_hides_the_clients_other_fds() {
-    use std::os::unix::process::CommandExt;
     let Some(program) = static_program() else {
         return;
     };
     let Some(server) = Server::start(&[]) else {
         return;
     };
-    let file = std::fs::File::open(&program).expect("open a file to leak");
-    let leaked = std::os::fd::AsRawFd::as_raw_fd(&file);
-    let mut command = Command::new(cli());
-    command
-        .args(["run", "--server", server.socket(), "--"])
-        .arg(&program)
-        .arg("fds");
-    // SAFETY: between fork and exec only dup2, which is async-signal-safe, on fds we own.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::dup2(leaked, 7) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = command.output().expect("portcullis run ends");
-    assert_eq!(stdout(&out), "0\n1\n2\n", "{}", stderr(&out));
-    assert_status(&out, 0);
+    assert_callers_fd_7_hidden(&["--server", server.socket()], &program);
 }
 
 /// The program must not outlive the `run` that asked for it: kill the client, and the server

@@ -106,6 +106,17 @@ fn run_at(
     input: &[u8],
     options: &SpawnOptions,
 ) -> Result<(String, ChildEnd), String> {
+    run_at_pid(broker, program, (args, env), input, options).map(|(_, out, end)| (out, end))
+}
+
+/// [`run_at`], with the pid the program ran as.
+fn run_at_pid(
+    broker: &Broker,
+    program: &std::path::Path,
+    (args, env): (&[&str], &[&str]),
+    input: &[u8],
+    options: &SpawnOptions,
+) -> Result<(u32, String, ChildEnd), String> {
     let (out_r, out_w) = pipe()?;
     let (in_r, in_w) = pipe()?;
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
@@ -133,7 +144,7 @@ fn run_at(
         .wait_timeout(Duration::from_secs(20))
         .ok_or("program did not end")?;
     LAST_VIOLATIONS.with(|v| *v.borrow_mut() = child.violations().0);
-    Ok((out, end))
+    Ok((child.pid(), out, end))
 }
 
 thread_local! {
@@ -1109,16 +1120,9 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 /// Waits up to 10 s until `want` pre-forked exec-mode children wait; the zygote's children then.
 fn settled_program_pool(broker: &Broker, want: usize) -> Result<Vec<u32>, String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while broker.pooled_programs() != want {
-        if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "{} pre-forked exec children after 10 s, expected {want}",
-                broker.pooled_programs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    crate::wait_for_pool("pre-forked exec children", want, || {
+        broker.pooled_programs()
+    })?;
     Ok(children_of(broker.zygote_pid()))
 }
 
@@ -1129,28 +1133,14 @@ fn settled_program_pool(broker: &Broker, want: usize) -> Result<Vec<u32>, String
 /// locked down and supervised like any other (the whole must-fail list, and a violation named).
 pub fn program_pool(broker: &Broker) -> Verdict {
     let program = program_file()?;
-    let spawn = |options: &SpawnOptions| -> Result<(u32, String, ChildEnd), String> {
-        let (out_r, out_w) = pipe()?;
-        let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
-        let argv = ["exec_probe".into(), "hello".into(), "pool".into()];
-        let child = broker
-            .spawn_program(
-                program.path(),
-                &argv,
-                &[],
-                [null.as_fd(), out_w.as_fd(), null.as_fd()],
-                options,
-            )
-            .map_err(|e| format!("spawn program: {e}"))?;
-        drop(out_w);
-        let mut out = String::new();
-        std::fs::File::from(out_r)
-            .read_to_string(&mut out)
-            .map_err(|e| e.to_string())?;
-        let end = child
-            .wait_timeout(Duration::from_secs(20))
-            .ok_or("program did not end")?;
-        Ok((child.pid(), out, end))
+    let spawn = |options: &SpawnOptions| {
+        run_at_pid(
+            broker,
+            program.path(),
+            (&["hello", "pool"], &[]),
+            b"",
+            options,
+        )
     };
     let greeting = "hello from a static program, argv[2]=pool\n";
     for round in 0..3 {

@@ -797,14 +797,19 @@ fn open_fd_count() -> usize {
 /// answering, and the broker's fd count returns to its baseline.
 /// Waits until the zygote's pre-forked pool is full again, so the broker's fd count is stable.
 fn settle_pool(broker: &Broker) -> Verdict {
-    let want = BrokerConfig::default().prefork;
+    wait_for_pool(
+        "pre-forked children",
+        BrokerConfig::default().prefork,
+        || broker.pooled_children(),
+    )
+}
+
+/// Waits up to 10 s until `count` (a pool's size) says `want`.
+pub(crate) fn wait_for_pool(what: &str, want: usize, count: impl Fn() -> usize) -> Verdict {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while broker.pooled_children() != want {
+    while count() != want {
         if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "pool holds {} children, want {want}",
-                broker.pooled_children()
-            ));
+            return Err(format!("{} {what} after 10 s, want {want}", count()));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
