@@ -436,26 +436,27 @@ pub fn run_remote(
         Err(message) => return unusable(say, message),
     }
     let sent = Channel::from_fd(fd, request_limits());
-    if let Err(e) = sent.send(request, fds, Some(Instant::now() + REQUEST_TIMEOUT)) {
-        return unusable(
-            say,
-            format!("cannot send the run to {}: {e}", path.display()),
-        );
-    }
+    let sending = sent.send(request, fds, Some(Instant::now() + REQUEST_TIMEOUT));
     let conn = Channel::from_fd(sent.into_fd(), reply_limits());
+    if let Err(e) = sending {
+        // A server that refuses the peer answers before it reads, and may have closed the
+        // connection by now: its answer says why better than the failed send.
+        return match conn.recv::<RunReply>(Some(Instant::now() + Duration::from_secs(1))) {
+            Ok((RunReply::Refused { message, fall_back }, _)) => {
+                refused(say, path, explicit, &message, fall_back)
+            }
+            _ => unusable(
+                say,
+                format!("cannot send the run to {}: {e}", path.display()),
+            ),
+        };
+    }
     loop {
         match conn.recv::<RunReply>(None) {
             Ok((RunReply::Say(line), _)) => say(&line),
             Ok((RunReply::Ended { status }, _)) => return Remote::Ran(status),
             Ok((RunReply::Refused { message, fall_back }, _)) => {
-                if fall_back && !explicit {
-                    return Remote::Absent;
-                }
-                say(&format!(
-                    "the server at {} refused: {message}",
-                    path.display()
-                ));
-                return Remote::Ran(crate::run::CANNOT_RUN);
+                return refused(say, path, explicit, &message, fall_back)
             }
             Err(e) => {
                 say(&format!(
@@ -466,6 +467,25 @@ pub fn run_remote(
             }
         }
     }
+}
+
+/// A refusal: a standalone run instead where it may be one (the server is busy or cannot
+/// serve this client, and the user named no server), otherwise the server's reason and 126.
+fn refused(
+    say: &mut dyn FnMut(&str),
+    path: &Path,
+    explicit: bool,
+    message: &str,
+    fall_back: bool,
+) -> Remote {
+    if fall_back && !explicit {
+        return Remote::Absent;
+    }
+    say(&format!(
+        "the server at {} refused: {message}",
+        path.display()
+    ));
+    Remote::Ran(crate::run::CANNOT_RUN)
 }
 
 /// `argv` or `env` as the request carries them.
