@@ -3,10 +3,17 @@
 //! Data only; the command (`src/bin/portcullis/serve.rs`) owns both ends, and its tests speak it
 //! to check what a server refuses.
 //!
-//! A connection carries one run: the client sends one [`RunRequest`] with the program, its stdin,
-//! stdout and stderr, then `extra_fds` connections, as fds; the server answers any number of
-//! [`RunReply::Say`] lines and then one [`RunReply::Ended`], or one [`RunReply::Refused`] before
-//! anything ran.
+//! A connection carries one run: the client sends one [`RunRequest`] (data only); the server
+//! answers [`RunReply::Accepted`] (or one [`RunReply::Refused`], and nothing runs); the client
+//! sends [`RunGo`] with the fds — the program, its stdin, stdout and stderr, then `extra_fds`
+//! connections — and only then does the server start the program and answer any number of
+//! [`RunReply::Say`] lines and one [`RunReply::Ended`]. The two steps let a client that waited
+//! too long for a stuck server run the program itself without the server ever starting it too
+//! (a server that wakes up later finds the connection closed instead of a go), and no fd of the
+//! client's (its stdout, which a shell waits on) stays with a server that never answered.
+//!
+//! The request's first field is its protocol version, so a server can tell another build's
+//! request (and let its client run it itself) before decoding the rest.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +57,8 @@ pub struct RunRequest {
     pub verbose: bool,
 }
 
-/// What the server answers, in order: any number of `Say`, then one `Ended` (or one `Refused`
-/// before anything ran).
+/// What the server answers, in order: `Accepted` (or `Refused`), then, after the client's
+/// [`RunGo`], any number of `Say` and one `Ended`.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RunReply {
     /// The request was not run. `fall_back`: the client may run it itself (the server is busy
@@ -62,6 +69,8 @@ pub enum RunReply {
         /// Whether a standalone run would do.
         fall_back: bool,
     },
+    /// The request passed every check; the server waits for the client's [`RunGo`].
+    Accepted,
     /// One line for the client's stderr (after "portcullis: ").
     Say(String),
     /// The program ended; the client exits with `status`.
@@ -71,16 +80,16 @@ pub enum RunReply {
     },
 }
 
-/// The caps of a connection's replies (a line each, no fds).
-pub fn reply_limits() -> ChannelLimits {
-    ChannelLimits {
-        max_message_bytes: MAX_LINE_BYTES + 64,
-        max_fds_per_message: 0,
-    }
+/// The client's second message, with the run's fds: start the program now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunGo {
+    /// Start it.
+    Go,
 }
 
-/// The caps of a connection's request (its bytes and fds).
-pub fn request_limits() -> ChannelLimits {
+/// The caps of a connection, both ways: a request's bytes and a go's fds (replies are a line
+/// each).
+pub fn limits() -> ChannelLimits {
     ChannelLimits {
         max_message_bytes: MAX_REQUEST_BYTES,
         max_fds_per_message: MAX_REQUEST_FDS,

@@ -1404,7 +1404,7 @@ fn connect_raw(socket: &Path) -> Option<portcullis::ipc::Channel> {
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).ok()?;
     Some(portcullis::ipc::Channel::from_fd(
         fd,
-        portcullis::serve_protocol::request_limits(),
+        portcullis::serve_protocol::limits(),
     ))
 }
 
@@ -1548,7 +1548,7 @@ fn serve_kills_the_program_when_its_run_is_killed() {
 /// Bad requests get a clear refusal and leave the server serving.
 #[test]
 fn serve_refuses_bad_requests_and_keeps_serving() {
-    use portcullis::serve_protocol::{RunReply, RunRequest, PROTOCOL};
+    use portcullis::serve_protocol::{RunGo, RunReply, RunRequest, PROTOCOL};
     use std::os::fd::AsFd;
     let Some(program) = static_program() else {
         return;
@@ -1576,39 +1576,54 @@ fn serve_refuses_bad_requests_and_keeps_serving() {
     let default = portcullis::policy::Limits::default();
     // A well-formed request runs (the probe's `hello` exits 3).
     let conn = connect_raw(&server.socket).expect("connect");
-    conn.send(&request(PROTOCOL, default), &fds, None)
+    conn.send(&request(PROTOCOL, default), &[], None)
         .expect("send");
+    assert!(matches!(replies(&conn).1, RunReply::Accepted));
+    conn.send(&RunGo::Go, &fds, None).expect("go");
     assert!(matches!(replies(&conn).1, RunReply::Ended { status: 3 }));
-    let refused = |conn: &portcullis::ipc::Channel, what: &str| match replies(conn).1 {
-        RunReply::Refused { message, fall_back } => {
-            assert!(message.contains(what), "{message:?} lacks {what:?}");
-            assert!(!fall_back, "{message}");
-        }
-        other => panic!("{what}: not refused: {other:?}"),
-    };
+    // `fall_back`: whether the client may run it itself (another build's request) or it is an
+    // error (a bad request).
+    let refused =
+        |conn: &portcullis::ipc::Channel, what: &str, fall_back: bool| match replies(conn).1 {
+            RunReply::Refused {
+                message,
+                fall_back: said,
+            } => {
+                assert!(message.contains(what), "{message:?} lacks {what:?}");
+                assert_eq!(said, fall_back, "{message}");
+            }
+            other => panic!("{what}: not refused: {other:?}"),
+        };
     // Another protocol version.
     let conn = connect_raw(&server.socket).expect("connect");
-    conn.send(&request(PROTOCOL + 1, default), &fds, None)
+    conn.send(&request(PROTOCOL + 1, default), &[], None)
         .expect("send");
-    refused(&conn, "protocol");
+    refused(&conn, "protocol", true);
     // A limit no policy file could give.
     let conn = connect_raw(&server.socket).expect("connect");
     let zero = portcullis::policy::Limits {
         processes: 0,
         ..default
     };
-    conn.send(&request(PROTOCOL, zero), &fds, None)
+    conn.send(&request(PROTOCOL, zero), &[], None)
         .expect("send");
-    refused(&conn, "processes must be from 1");
+    refused(&conn, "processes must be from 1", false);
+    // Fds with the request: they come only with the go, to a server that answered.
+    let conn = connect_raw(&server.socket).expect("connect");
+    conn.send(&request(PROTOCOL, default), &fds, None)
+        .expect("send");
+    refused(&conn, "fds come with the go", false);
     // Fewer fds than a run needs.
     let conn = connect_raw(&server.socket).expect("connect");
-    conn.send(&request(PROTOCOL, default), &fds[..2], None)
+    conn.send(&request(PROTOCOL, default), &[], None)
         .expect("send");
-    refused(&conn, "2 fds");
+    assert!(matches!(replies(&conn).1, RunReply::Accepted));
+    conn.send(&RunGo::Go, &fds[..2], None).expect("go");
+    refused(&conn, "2 fds", false);
     // Bytes that are no request at all.
     let conn = connect_raw(&server.socket).expect("connect");
     conn.send_raw_datagram(&[0xff; 64], &[]).expect("send");
-    refused(&conn, "bad request");
+    refused(&conn, "bad request", false);
     // A client that connects and says nothing, then goes: nothing to answer, nothing lost.
     drop(connect_raw(&server.socket).expect("connect"));
     // The server still runs programs.
@@ -1681,7 +1696,8 @@ fn serve_serves_only_its_own_user() {
     use portcullis::serve_protocol::RunReply;
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    const NOBODY: u32 = 65534;
+    // Not the overflow uid (65534), which a client refuses whoever it is.
+    const OTHER: u32 = 4242;
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: only root can start a server of another uid");
@@ -1696,7 +1712,7 @@ fn serve_serves_only_its_own_user() {
     let copy = bin.path().join("portcullis");
     std::fs::copy(cli(), &copy).expect("copy the binary");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let Some(server) = Server::start_as(&copy, Some(NOBODY), &["--warm", "0"]) else {
+    let Some(server) = Server::start_as(&copy, Some(OTHER), &["--warm", "0"]) else {
         return;
     };
     // The pair: the server's own user is served.
@@ -1705,13 +1721,13 @@ fn serve_serves_only_its_own_user() {
         .arg(&program)
         .args(["hello", "world"])
         .current_dir("/")
-        .uid(NOBODY)
-        .gid(NOBODY)
+        .uid(OTHER)
+        .gid(OTHER)
         .stdin(Stdio::null())
         .output()
         .expect("the client runs");
     assert_said_hello(&out);
-    // Root's client will not hand its terminal and program to another user's server.
+    // Root's client does not even connect to a socket in another user's directory...
     let out = run_program(
         &["--server", server.socket()],
         &program,
@@ -1720,7 +1736,21 @@ fn serve_serves_only_its_own_user() {
     );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains(&format!("runs as uid {NOBODY}, not as this user (0)")),
+        stderr(&out).contains("must be a directory of uid 0"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // ...and, reached through a directory of its own (a link to the same socket), it will not
+    // hand its terminal and program to another user's server.
+    let own = tempfile::tempdir().expect("temp dir");
+    let link = own.path().join("run.sock");
+    std::fs::hard_link(&server.socket, &link).expect("link the socket");
+    let link = link.to_str().expect("a UTF-8 temp path");
+    let out = run_program(&["--server", link], &program, &["hello", "world"], b"");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("runs as uid {OTHER}, not as this user (0)")),
         "{}",
         stderr(&out)
     );
@@ -1730,9 +1760,248 @@ fn serve_serves_only_its_own_user() {
     let conn = connect_raw(&server.socket).expect("connect");
     match replies(&conn).1 {
         RunReply::Refused { message, .. } => assert!(
-            message.contains(&format!("this server serves uid {NOBODY} only")),
+            message.contains(&format!("this server serves uid {OTHER} only")),
             "{message}"
         ),
         other => panic!("another user's connection was not refused: {other:?}"),
     }
+}
+
+/// Nothing starts before the client's go: a request the server accepted waits for it, so a
+/// client that gave up waiting can run the program itself without it ever running twice.
+#[test]
+fn serve_starts_nothing_before_the_clients_go() {
+    use portcullis::serve_protocol::{RunGo, RunReply, RunRequest, PROTOCOL};
+    use std::os::fd::AsFd;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&["--warm", "0"]) else {
+        return;
+    };
+    let file = std::fs::File::open(&program).expect("open the program");
+    // The program's stdin: a pipe this test holds open, so a started program waits and is seen.
+    let (stdin_r, stdin_w) = nix::unistd::pipe().expect("pipe");
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("open /dev/null");
+    let request = RunRequest {
+        protocol: PROTOCOL,
+        name: program.display().to_string(),
+        argv: vec![b"probe".to_vec(), b"echo".to_vec()],
+        env: Vec::new(),
+        limits: portcullis::policy::Limits::default(),
+        program_root: None,
+        extra_fds: 0,
+        verbose: false,
+    };
+    let conn = connect_raw(&server.socket).expect("connect");
+    let fds = [file.as_fd(), stdin_r.as_fd(), null.as_fd(), null.as_fd()];
+    conn.send(&request, &[], None).expect("send");
+    assert!(matches!(replies(&conn).1, RunReply::Accepted));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.sandboxed_processes(), 0, "started before the go");
+    // The pair: the go starts it (it waits for its stdin), and closing its stdin ends it.
+    conn.send(&RunGo::Go, &fds, None).expect("go");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.sandboxed_processes() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not started after the go"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(stdin_w);
+    assert!(matches!(replies(&conn).1, RunReply::Ended { status: 0 }));
+    // A client that goes away after the accept, without a go: nothing runs.
+    let conn = connect_raw(&server.socket).expect("connect");
+    conn.send(&request, &[], None).expect("send");
+    assert!(matches!(replies(&conn).1, RunReply::Accepted));
+    drop(conn);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.sandboxed_processes(), 0, "started without a go");
+}
+
+/// A client confined otherwise than the server (here `no_new_privs`, which every seccomp filter
+/// and Landlock domain of an unprivileged process comes with) is not served: a served run would
+/// escape what a broker of its own inherits. It runs the program itself, unless it named the
+/// server.
+#[test]
+fn serve_sends_a_confined_client_to_a_broker_of_its_own() {
+    use std::os::unix::process::CommandExt;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&[]) else {
+        return;
+    };
+    let confined = |args: &[&str], env_server: Option<&str>| {
+        let mut command = Command::new(cli());
+        command
+            .arg("run")
+            .args(args)
+            .arg("--")
+            .arg(&program)
+            .args(["hello", "world"])
+            .stdin(Stdio::null());
+        if let Some(socket) = env_server {
+            command.env("PORTCULLIS_SERVER", socket);
+        }
+        // SAFETY: between fork and exec only prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.output().expect("the client runs")
+    };
+    let out = confined(&["--server", server.socket()], None);
+    assert!(
+        stderr(&out).contains("refused: the client is confined or privileged otherwise than the server (NoNewPrivs differs"),
+        "{}",
+        stderr(&out)
+    );
+    assert_status(&out, 126);
+    // Found without --server, the server's refusal sends it to a broker of its own.
+    let out = confined(&[], Some(server.socket()));
+    assert_said_hello(&out);
+    // The pair: the same client unconfined is served.
+    let out = run_program(
+        &["--server", server.socket()],
+        &program,
+        &["hello", "world"],
+        b"",
+    );
+    assert_said_hello(&out);
+}
+
+/// A stuck server (stopped) is not waited for: a client that found it runs the program itself
+/// after a short wait, one that named it gives up with a message; the server, continued, starts
+/// nothing for them.
+#[test]
+fn serve_stuck_is_not_waited_for() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&["--warm", "0"]) else {
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.process.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop the server");
+    let started = std::time::Instant::now();
+    let out = Command::new(cli())
+        .args(["run", "--"])
+        .arg(&program)
+        .args(["hello", "world"])
+        .env("PORTCULLIS_SERVER", server.socket())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the client runs");
+    assert_said_hello(&out);
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    let out = run_program(
+        &["--server", server.socket()],
+        &program,
+        &["hello", "world"],
+        b"",
+    );
+    assert!(stderr(&out).contains("did not answer"), "{}", stderr(&out));
+    assert_status(&out, 126);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("continue the server");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.sandboxed_processes(), 0);
+    // The pair: continued, it serves again.
+    let out = run_program(
+        &["--server", server.socket()],
+        &program,
+        &["hello", "world"],
+        b"",
+    );
+    assert_said_hello(&out);
+}
+
+/// A long-running server follows the host's mounts: a filesystem mounted (or unmounted) after
+/// it started is what a served program's root shows, as for a standalone run, and an unmounted
+/// one is not kept alive by the server. (Root only: mounting needs it.)
+#[test]
+fn serve_follows_the_hosts_mounts() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can mount here");
+        return;
+    }
+    let Some(cat) = dynamic_program("cat") else {
+        return;
+    };
+    let dir = world_readable_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("f"), "under\n").unwrap();
+    let Some(server) = Server::start(&[]) else {
+        return;
+    };
+    let data_path = data.to_str().expect("a UTF-8 temp path");
+    let file = data.join("f");
+    let file = file.to_str().expect("a UTF-8 temp path");
+    let served_cat = || {
+        run(&[
+            "run",
+            "--server",
+            server.socket(),
+            "--ro",
+            data_path,
+            "--",
+            &cat,
+            file,
+        ])
+    };
+    let out = served_cat();
+    assert_eq!(stdout(&out), "under\n", "{}", stderr(&out));
+    assert_status(&out, 0);
+    nix::mount::mount(
+        Some("tmpfs"),
+        data.as_path(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .expect("mount a tmpfs");
+    let unmount = || nix::mount::umount2(data.as_path(), nix::mount::MntFlags::MNT_DETACH);
+    let written = std::fs::write(data.join("f"), "over\n").and_then(|()| {
+        std::fs::set_permissions(data.join("f"), std::fs::Permissions::from_mode(0o644))
+    });
+    if let Err(e) = written {
+        let _ = unmount();
+        panic!("write on the tmpfs: {e}");
+    }
+    // The server noticed the mount (a new broker, whose zygote copied the tree after it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let over = loop {
+        let out = served_cat();
+        if stdout(&out) == "over\n" || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let unmounted = unmount();
+    assert_eq!(stdout(&over), "over\n", "{}", stderr(&over));
+    assert_status(&over, 0);
+    unmounted.expect("unmount the tmpfs");
+    // The pair: unmounted, the file beneath shows again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let under = loop {
+        let out = served_cat();
+        if stdout(&out) == "under\n" || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(stdout(&under), "under\n", "{}", stderr(&under));
+    assert_status(&under, 0);
 }

@@ -17,6 +17,7 @@
 mod check;
 mod doctor;
 mod explain;
+mod peer;
 mod policy_file;
 mod run;
 mod serve;

@@ -16,25 +16,29 @@
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
-    accept4, bind, connect, getsockopt, listen, socket, sockopt, AddressFamily, Backlog, SockFlag,
-    SockType, UnixAddr,
+    accept4, bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
 };
 use portcullis::ipc::Channel;
-use portcullis::serve_protocol::{reply_limits, request_limits, MAX_LINE_BYTES};
-pub use portcullis::serve_protocol::{RunReply, RunRequest, PROTOCOL, SOCKET_ENV};
+use portcullis::serve_protocol::{limits, MAX_LINE_BYTES};
+pub use portcullis::serve_protocol::{RunGo, RunReply, RunRequest, PROTOCOL, SOCKET_ENV};
 use portcullis::{Broker, BrokerConfig, Entries};
 
+use crate::peer::{self, Confinement, Peer};
 use crate::{CommandError, Done};
 
-/// How long a client may take to send its request once connected.
+/// How long a client may take to send its request once connected, and its go once accepted.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for a server to accept its request before it runs the program itself
+/// (or, with `--server`, gives up): a server answers in well under a millisecond unless it is
+/// stuck.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the server listens when no `--socket` is given: `$PORTCULLIS_SERVER`, else
 /// `$XDG_RUNTIME_DIR/portcullis/run.sock`, else `/tmp/portcullis-UID/run.sock`.
@@ -103,10 +107,15 @@ fn failed(message: String) -> Result<Done, CommandError> {
 /// Makes `dir` (mode 0700) if missing; refuses one owned by another user or open to others.
 fn private_dir(dir: &Path) -> Result<(), String> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_private_dir(dir),
+        Err(e) => Err(format!("cannot make {}: {e}", dir.display())),
     }
+}
+
+/// `dir` is a directory (not a symlink) of this user that no one else may write to: nobody
+/// else can have put a socket there or replace ours.
+fn check_private_dir(dir: &Path) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let uid = nix::unistd::geteuid().as_raw();
@@ -120,6 +129,35 @@ fn private_dir(dir: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `path` made absolute against the working directory, so its directory is always checked.
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::env::current_dir().map_or(path.clone(), |dir| dir.join(path))
+}
+
+/// Holds `PATH.lock` (in the socket's private directory) for the server's life: a second server
+/// on the same path is refused before it could take a socket it saw as stale while the first
+/// was still starting.
+fn lock_socket_path(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&name)
+        .map_err(|e| format!("cannot open {}: {e}", Path::new(&name).display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        format!(
+            "a server is listening at {} already (or starting there)",
+            path.display()
+        )
+    })
 }
 
 fn seqpacket() -> nix::Result<OwnedFd> {
@@ -166,28 +204,34 @@ fn listen_at(path: &Path) -> Result<OwnedFd, String> {
 
 /// Runs the server until it is killed.
 pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
-    let path = args.socket.clone().unwrap_or_else(default_socket);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let path = absolute(args.socket.clone().unwrap_or_else(default_socket));
+    if let Some(dir) = path.parent() {
         if let Err(message) = private_dir(dir) {
             return failed(message);
         }
     }
-    let broker = match Broker::start(
-        Entries::new(),
-        BrokerConfig {
-            prefork: 0,
-            prefork_programs: usize::from(args.warm),
-            network_workers: 1,
-            ..BrokerConfig::default()
-        },
-    ) {
-        Ok(broker) => Arc::new(broker),
-        Err(e) => {
-            return failed(format!(
-                "cannot start the sandbox broker: {}; run `portcullis doctor`",
-                crate::text::error_chain(&e)
-            ))
-        }
+    let _lock = match lock_socket_path(&path) {
+        Ok(lock) => lock,
+        Err(message) => return failed(message),
+    };
+    let warm = usize::from(args.warm);
+    let broker = match start_broker(warm) {
+        Ok(broker) => Arc::new(RwLock::new(Arc::new(broker))),
+        Err(message) => return failed(message),
+    };
+    // A broker's zygote clones the host's mount tree once, when it starts, and mounts a dynamic
+    // program's root from that copy: a long-running server follows the host's mounts by
+    // starting a new broker when they change (runs under way finish on the old one, whose copy
+    // then goes, so an unmounted filesystem is not kept busy).
+    let mounts = match std::fs::File::open("/proc/self/mountinfo") {
+        Ok(mounts) => mounts,
+        Err(e) => return failed(format!("cannot watch /proc/self/mountinfo: {e}")),
+    };
+    // The server's own confinement, to compare each client's with: read once its broker has
+    // started (which raised its open-files limit, as a client's own broker would).
+    let ours = match Confinement::of_self() {
+        Ok(ours) => Arc::new(ours),
+        Err(message) => return failed(message),
     };
     let listener = match listen_at(&path) {
         Ok(listener) => listener,
@@ -203,20 +247,46 @@ pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
     // thread takes a new connection at once; with none idle, a new one starts, up to
     // --max-runs; past that the run is refused and the client starts its own broker.
     let (handoff, idle) = crossbeam_channel::bounded::<Channel>(0);
-    let mut threads = 0usize;
+    let threads = Arc::new(AtomicUsize::new(0));
     let max_runs = usize::from(args.max_runs);
     loop {
+        match wait_for_connection(&listener, &mounts) {
+            Ok(Wake::Connection) => {}
+            Ok(Wake::MountsChanged) => {
+                settle(&mounts);
+                match start_broker(warm) {
+                    Ok(fresh) => {
+                        *broker.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh)
+                    }
+                    // Fail closed: a server that cannot follow the host's mounts stops, and its
+                    // users' runs start brokers of their own.
+                    Err(message) => {
+                        return failed(format!("the host's mounts changed and {message}"))
+                    }
+                }
+                continue;
+            }
+            Err(e) => {
+                eprintln!("portcullis serve: poll: {e}; waiting");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        }
         let conn = match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
             Ok(fd) => crate::sys::owned_fd(fd),
-            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
-            Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE)) => {
+            Err(
+                nix::errno::Errno::EINTR
+                | nix::errno::Errno::ECONNABORTED
+                | nix::errno::Errno::EAGAIN,
+            ) => continue,
+            // Out of fds or memory, say: the runs under way go on; accept again in a moment.
+            Err(e) => {
                 eprintln!("portcullis serve: accept: {e}; waiting");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
-            Err(e) => return failed(format!("accept: {e}")),
         };
-        let conn = Channel::from_fd(conn, request_limits());
+        let conn = Channel::from_fd(conn, limits());
         let conn = match handoff.try_send(conn) {
             Ok(()) => continue,
             // Disconnected cannot happen (this loop holds a receiver); either way no thread
@@ -226,24 +296,107 @@ pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
                 | crossbeam_channel::TrySendError::Disconnected(conn),
             ) => conn,
         };
-        if threads >= max_runs {
+        if threads.load(Ordering::Acquire) >= max_runs {
             refuse(&conn, "the server runs its most runs at once already", true);
             continue;
         }
-        let (broker, next) = (Arc::clone(&broker), idle.clone());
+        let (broker, next, ours) = (Arc::clone(&broker), idle.clone(), Arc::clone(&ours));
+        threads.fetch_add(1, Ordering::AcqRel);
+        // Counted out however the thread ends, a panic included, or if it never starts (the
+        // closure is dropped then, and the client, answered by a closed connection, runs the
+        // program itself).
+        let counted = Counted(Arc::clone(&threads));
         let spawned = std::thread::Builder::new()
             .name("portcullis-run".into())
             .spawn(move || {
-                serve_one(&broker, &conn);
+                let _counted = counted;
+                serve_one(&current(&broker), &ours, &conn);
                 drop(conn);
                 for conn in next {
-                    serve_one(&broker, &conn);
+                    serve_one(&current(&broker), &ours, &conn);
                 }
             });
-        match spawned {
-            Ok(_) => threads += 1,
-            Err(e) => eprintln!("portcullis serve: cannot start a thread for a run: {e}"),
+        if let Err(e) = spawned {
+            eprintln!("portcullis serve: cannot start a thread for a run: {e}");
         }
+    }
+}
+
+/// The broker new runs start on.
+fn current(broker: &RwLock<Arc<Broker>>) -> Arc<Broker> {
+    Arc::clone(&broker.read().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Starts the server's broker, with `warm` pre-forked exec-mode children.
+fn start_broker(warm: usize) -> Result<Broker, String> {
+    Broker::start(
+        Entries::new(),
+        BrokerConfig {
+            prefork: 0,
+            prefork_programs: warm,
+            network_workers: 1,
+            ..BrokerConfig::default()
+        },
+    )
+    .map_err(|e| {
+        format!(
+            "cannot start the sandbox broker: {}; run `portcullis doctor`",
+            crate::text::error_chain(&e)
+        )
+    })
+}
+
+/// What woke the accept loop.
+enum Wake {
+    /// A client is connecting.
+    Connection,
+    /// The host's mounts changed (`/proc/self/mountinfo` reports `POLLPRI`).
+    MountsChanged,
+}
+
+fn wait_for_connection(listener: &OwnedFd, mounts: &std::fs::File) -> nix::Result<Wake> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [
+        PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        PollFd::new(mounts.as_fd(), PollFlags::POLLPRI),
+    ];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let changed = fds[1]
+        .revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLPRI | PollFlags::POLLERR));
+    Ok(if changed {
+        Wake::MountsChanged
+    } else {
+        Wake::Connection
+    })
+}
+
+/// Waits until the mounts have not changed for 50 ms: one new broker for a burst of changes
+/// (a container starting, say), not one each.
+fn settle(mounts: &std::fs::File) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(mounts.as_fd(), PollFlags::POLLPRI)];
+        match poll(&mut fds, PollTimeout::from(50u8)) {
+            Ok(0) => return,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Counts a run thread out when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -262,51 +415,85 @@ fn refuse(conn: &Channel, message: &str, fall_back: bool) {
     );
 }
 
-/// The peer's uid and pid, and whether it shares this process's mount namespace.
-fn peer(conn: &impl AsFd) -> Result<(u32, i32, bool), String> {
-    let cred =
-        getsockopt(conn, sockopt::PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
-    let ns =
-        |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| (m.dev(), m.ino()));
-    let same_mounts = match (ns("self"), ns(&cred.pid().to_string())) {
-        (Ok(ours), Ok(theirs)) => ours == theirs,
-        _ => false,
-    };
-    Ok((cred.uid(), cred.pid(), same_mounts))
-}
-
 /// Serves one connection: checks the peer, reads and checks its request, runs it, reports.
-fn serve_one(broker: &Broker, conn: &Channel) {
+fn serve_one(broker: &Broker, ours: &Confinement, conn: &Channel) {
     let uid = nix::unistd::geteuid().as_raw();
-    match peer(conn) {
-        Ok((peer_uid, _, _)) if peer_uid != uid => {
-            refuse(conn, &format!("this server serves uid {uid} only"), false);
-            return;
-        }
-        Ok((_, _, false)) => {
-            refuse(
-                conn,
-                "the client is in another mount namespace: the paths of its request would name \
-                 other files here",
-                true,
-            );
-            return;
-        }
-        Ok(_) => {}
+    let peer = match Peer::of(conn) {
+        Ok(peer) => peer,
         Err(message) => {
             refuse(conn, &message, true);
             return;
         }
+    };
+    if peer.uid != uid || peer.uid == peer::overflow_uid() {
+        refuse(conn, &format!("this server serves uid {uid} only"), false);
+        return;
     }
-    let (request, fds) = match conn.recv::<RunRequest>(Some(Instant::now() + REQUEST_TIMEOUT)) {
+    // A client confined otherwise than the server runs its own broker, which inherits it all.
+    if let Err(message) = peer.confined_as(ours) {
+        refuse(conn, &message, true);
+        return;
+    }
+    let (payload, fds) = match conn.recv_bytes(Some(Instant::now() + REQUEST_TIMEOUT)) {
         Ok(got) => got,
         Err(e) => {
             refuse(conn, &format!("bad request: {e}"), false);
             return;
         }
     };
-    if let Err(message) = check_request(&request, fds.len()) {
+    // The version first: another build's request (an old server still running after an
+    // upgrade, say) is for the client to run itself, whatever the rest looks like.
+    match postcard::take_from_bytes::<u32>(&payload) {
+        Ok((PROTOCOL, _)) => {}
+        Ok((protocol, _)) => {
+            let message = format!(
+                "protocol {protocol} (this server speaks {PROTOCOL}: client and server are \
+                 different builds)"
+            );
+            refuse(conn, &message, true);
+            return;
+        }
+        Err(_) => {
+            refuse(conn, "bad request: no protocol version", false);
+            return;
+        }
+    }
+    let request = match postcard::from_bytes::<RunRequest>(&payload) {
+        Ok(request) if fds.is_empty() => request,
+        Ok(_) => {
+            refuse(
+                conn,
+                "bad request: fds come with the go, not the request",
+                false,
+            );
+            return;
+        }
+        Err(e) => {
+            refuse(conn, &format!("bad request: {e}"), false);
+            return;
+        }
+    };
+    if let Err(message) = check_request(&request) {
         refuse(conn, &format!("bad request: {message}"), false);
+        return;
+    }
+    // Nothing starts until the client says go, with the fds: a client that gave up waiting (and
+    // runs the program itself) has closed the connection instead.
+    if !send_reply(conn, &RunReply::Accepted) {
+        return;
+    }
+    let fds = match conn.recv::<RunGo>(Some(Instant::now() + REQUEST_TIMEOUT)) {
+        Ok((RunGo::Go, fds)) => fds,
+        Err(_) => return,
+    };
+    let extra_fds = usize::try_from(request.extra_fds).unwrap_or(usize::MAX);
+    if fds.len() != 4 + extra_fds {
+        let message = format!(
+            "bad request: {} fds for {extra_fds} connections (expected the program, stdio and \
+             each connection)",
+            fds.len()
+        );
+        refuse(conn, &message, false);
         return;
     }
     let mut fds = fds.into_iter();
@@ -357,21 +544,15 @@ fn watch_hangup<'a>(conn: &'a Channel, done: &'a AtomicBool) -> impl Fn() -> boo
 }
 
 /// The checks a request gets before anything runs, as a policy file's values would.
-fn check_request(request: &RunRequest, fds: usize) -> Result<(), String> {
-    if request.protocol != PROTOCOL {
-        return Err(format!(
-            "protocol {} (this server speaks {PROTOCOL}: client and server are different builds)",
-            request.protocol
-        ));
-    }
+fn check_request(request: &RunRequest) -> Result<(), String> {
     if request.argv.is_empty() {
         return Err("an empty argv".into());
     }
-    let extra = usize::try_from(request.extra_fds).unwrap_or(usize::MAX);
-    if extra > portcullis::MAX_EXTRA_FDS || fds != 4 + extra {
+    if usize::try_from(request.extra_fds).map_or(true, |n| n > portcullis::MAX_EXTRA_FDS) {
         return Err(format!(
-            "{fds} fds for {} connections (expected the program, stdio and each connection)",
-            request.extra_fds
+            "{} connections (at most {})",
+            request.extra_fds,
+            portcullis::MAX_EXTRA_FDS
         ));
     }
     request.limits.check()?;
@@ -411,21 +592,50 @@ pub fn run_remote(
     let Ok(addr) = UnixAddr::new(path) else {
         return unusable(say, format!("{}: not a socket path", path.display()));
     };
-    let Ok(fd) = seqpacket() else {
+    // Only a socket in a directory of this user: nobody else can have put it there.
+    if let Some(dir) = path.parent() {
+        match check_private_dir(dir) {
+            Ok(()) => {}
+            Err(_) if !dir.exists() => {
+                return unusable(say, format!("no server at {}", path.display()))
+            }
+            Err(message) => {
+                say(&format!(
+                    "warning: not using the server at {}: {message}",
+                    path.display()
+                ));
+                return if explicit {
+                    Remote::Ran(crate::run::CANNOT_RUN)
+                } else {
+                    Remote::Absent
+                };
+            }
+        }
+    }
+    // Non-blocking: a server too busy to take connections (its backlog full) is no reason to
+    // wait.
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    ) else {
         return Remote::Absent;
     };
     if let Err(e) = connect(fd.as_raw_fd(), &addr) {
         return unusable(say, format!("no server at {}: {e}", path.display()));
     }
     let uid = nix::unistd::geteuid().as_raw();
-    match peer(&fd) {
-        Ok((server_uid, _, _)) if server_uid == uid => {}
-        Ok((server_uid, _, _)) => {
+    match Peer::of(&fd) {
+        // The overflow uid stands for any user this namespace does not map: not ours.
+        Ok(server) if server.uid == uid && uid != peer::overflow_uid() => {}
+        Ok(server) => {
             // Someone else's socket where ours should be: never hand it a terminal or program.
             say(&format!(
-                "warning: the server at {} runs as uid {server_uid}, not as this user ({uid}); \
-                 not using it",
-                path.display()
+                "warning: the server at {} runs as uid {}, not as this user ({uid}); not using \
+                 it",
+                path.display(),
+                server.uid
             ));
             return if explicit {
                 Remote::Ran(crate::run::CANNOT_RUN)
@@ -435,26 +645,38 @@ pub fn run_remote(
         }
         Err(message) => return unusable(say, message),
     }
-    let sent = Channel::from_fd(fd, request_limits());
-    let sending = sent.send(request, fds, Some(Instant::now() + REQUEST_TIMEOUT));
-    let conn = Channel::from_fd(sent.into_fd(), reply_limits());
-    if let Err(e) = sending {
-        // A server that refuses the peer answers before it reads, and may have closed the
-        // connection by now: its answer says why better than the failed send.
-        return match conn.recv::<RunReply>(Some(Instant::now() + Duration::from_secs(1))) {
-            Ok((RunReply::Refused { message, fall_back }, _)) => {
-                refused(say, path, explicit, &message, fall_back)
-            }
-            _ => unusable(
+    let conn = Channel::from_fd(fd, limits());
+    let sending = conn.send(request, &[], Some(Instant::now() + REQUEST_TIMEOUT));
+    // The server answers at once (it has read and checked the request); one that does not within
+    // ACCEPT_TIMEOUT is stuck (stopped, say), and closing the connection without a go makes sure
+    // it never starts the program, so this run can. Only a server that answered gets the fds.
+    match conn.recv::<RunReply>(Some(Instant::now() + ACCEPT_TIMEOUT)) {
+        Ok((RunReply::Accepted, _)) if sending.is_ok() => {}
+        Ok((RunReply::Refused { message, fall_back }, _)) => {
+            return refused(say, path, explicit, &message, fall_back)
+        }
+        Ok((other, _)) => {
+            return unusable(
                 say,
-                format!("cannot send the run to {}: {e}", path.display()),
-            ),
-        };
+                format!("the server at {} answered {other:?} first", path.display()),
+            )
+        }
+        Err(e) => {
+            let why = match &sending {
+                Err(e) => format!("cannot send the run to {}: {e}", path.display()),
+                Ok(()) => format!("the server at {} did not answer: {e}", path.display()),
+            };
+            return unusable(say, why);
+        }
+    }
+    if let Err(e) = conn.send(&RunGo::Go, fds, Some(Instant::now() + ACCEPT_TIMEOUT)) {
+        return unusable(say, format!("the server at {} went: {e}", path.display()));
     }
     loop {
         match conn.recv::<RunReply>(None) {
             Ok((RunReply::Say(line), _)) => say(&line),
             Ok((RunReply::Ended { status }, _)) => return Remote::Ran(status),
+            Ok((RunReply::Accepted, _)) => {}
             Ok((RunReply::Refused { message, fall_back }, _)) => {
                 return refused(say, path, explicit, &message, fall_back)
             }

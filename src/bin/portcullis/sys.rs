@@ -1,5 +1,6 @@
-//! The command's only `unsafe` code: a system call that no safe binding covers, and taking
-//! ownership of an fd a call returned.
+//! The command's only `unsafe` code: the system calls no safe binding covers (Landlock's ABI
+//! version, a socket peer's pidfd, `pidfd_open`, `pidfd_send_signal`, `prlimit` of another
+//! process), and taking ownership of an fd a call returned.
 
 use nix::errno::Errno;
 
@@ -38,4 +39,79 @@ pub fn owned_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: the caller passes an fd a call returned to it just now, open and owned by nothing
     // else; it is owned exactly once from here.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// `SO_PEERPIDFD` (Linux 6.5; not in the libc crate for every target): a pidfd of the process
+/// that connected a Unix socket, taken at `connect`.
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// A pidfd of the peer of the connected Unix socket `socket` (`SO_PEERPIDFD`).
+///
+/// Errors: `ENOPROTOOPT` before Linux 6.5; `ESRCH` when the peer is gone.
+pub fn peer_pidfd(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let mut fd: libc::c_int = -1;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the kernel writes at most `len` bytes (one int) into `fd`, and `len` back.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            std::ptr::addr_of_mut!(fd).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(owned_fd(fd))
+}
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: libc::pid_t) -> std::io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is passed.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(rc)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    Ok(owned_fd(fd))
+}
+
+/// Whether the process `pidfd` names still runs (or is a zombie, which keeps its pid):
+/// `pidfd_send_signal` with signal 0 checks without sending anything.
+pub fn pidfd_alive(pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: signal 0 sends nothing; a NULL siginfo and flags 0 are allowed; no memory is
+    // written.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// The soft and hard limit of `resource` of process `pid` (0: this process), by prlimit(2),
+/// which needs the caller to share the target's uids.
+pub fn prlimit_of(pid: libc::pid_t, resource: i32) -> std::io::Result<(u64, u64)> {
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let resource = libc::__rlimit_resource_t::try_from(resource)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NULL new limit reads only; the kernel writes one rlimit64 into `old`.
+    let rc = unsafe { libc::prlimit64(pid, resource, std::ptr::null(), &mut old) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((old.rlim_cur, old.rlim_max))
 }

@@ -1,0 +1,209 @@
+//! Who is at the other end of a `portcullis serve` connection, and whether a server may run its
+//! request as if the peer had started a broker of its own.
+//!
+//! A standalone `run` inherits everything its caller is confined by: its credentials and
+//! capabilities, its seccomp filter and `no_new_privs` (and the Landlock domain that needs one of
+//! them), its cgroup, its rlimits, its namespaces. A served run gets the server's instead. So the
+//! server serves a peer only when the kernel reports it exactly as confined as the server itself
+//! (every difference is refused, and the client then starts a broker of its own), and each end
+//! refuses a peer of another user, including the overflow uid that stands for any user a user
+//! namespace does not map.
+//!
+//! The peer's state is read from `/proc/PID`, with the pid the socket recorded at `connect`. A
+//! pidfd of that same process (`SO_PEERPIDFD`, Linux 6.5; else `pidfd_open` of the pid) is
+//! checked to be alive after the reads: a live process keeps its pid, so what was read was its.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::sys::socket::{getsockopt, sockopt};
+
+use crate::sys;
+
+/// The process at the other end of a connection, as the socket recorded it at `connect`.
+pub struct Peer {
+    /// Its effective uid, as this process's user namespace sees it.
+    pub uid: u32,
+    pid: i32,
+    /// That very process, to check that `pid` still names it after reading `/proc/PID`.
+    pidfd: Option<OwnedFd>,
+}
+
+impl Peer {
+    /// The peer of the connected Unix socket `conn`.
+    pub fn of(conn: &impl AsFd) -> Result<Peer, String> {
+        let cred =
+            getsockopt(conn, sockopt::PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+        let pidfd = sys::peer_pidfd(conn.as_fd())
+            .or_else(|_| sys::pidfd_open(cred.pid()))
+            .ok();
+        Ok(Peer {
+            uid: cred.uid(),
+            pid: cred.pid(),
+            pidfd,
+        })
+    }
+
+    /// `Err` says why a server must not run this peer's requests as its own: any way the kernel
+    /// reports the peer confined or privileged otherwise than the server (`ours`). The caller
+    /// has checked the uid.
+    pub fn confined_as(&self, ours: &Confinement) -> Result<(), String> {
+        if self.pid <= 0 || self.pidfd.is_none() {
+            return Err(
+                "the client's process cannot be seen from here (another PID namespace)".into(),
+            );
+        }
+        let peers = Confinement::of(&format!("/proc/{}", self.pid), self.pid)?;
+        if let Some((ns, _)) = ours
+            .namespaces
+            .iter()
+            .zip(&peers.namespaces)
+            .find(|(a, b)| a != b)
+        {
+            return Err(format!(
+                "the client is in another {} namespace: paths, ids and groups would mean other \
+                 things here",
+                ns.0
+            ));
+        }
+        if let Some((line, _)) = ours.status.iter().zip(&peers.status).find(|(a, b)| a != b) {
+            let field = line.split(':').next().unwrap_or("");
+            return Err(format!(
+                "the client is confined or privileged otherwise than the server ({field} differs: \
+                 a seccomp filter, no_new_privs, capabilities, ids or groups of its own)"
+            ));
+        }
+        if ours.status.len() != peers.status.len() {
+            return Err("the client's status lacks fields the server's has".into());
+        }
+        if ours.cgroup != peers.cgroup {
+            return Err(
+                "the client is in another cgroup: its limits would not bound a served run \
+                 (start the server where its runs start, e.g. in the same shell)"
+                    .into(),
+            );
+        }
+        for (resource, (ours, peers)) in (0..).zip(ours.rlimits.iter().zip(&peers.rlimits)) {
+            // The server raised its own soft open-files limit to the hard one when its broker
+            // started (as a standalone broker does); a child's is set from its profile anyway.
+            let soft_counts = resource != libc::RLIMIT_NOFILE as i32;
+            if peers.1 < ours.1 || (soft_counts && peers.0 < ours.0) {
+                return Err(format!(
+                    "the client has a lower resource limit ({}) than the server",
+                    rlimit_name(resource)
+                ));
+            }
+        }
+        // All of the above was read from /proc/PID: it was the peer's if the peer still lives
+        // (a live process keeps its pid).
+        match &self.pidfd {
+            Some(pidfd) if sys::pidfd_alive(pidfd.as_fd()) => Ok(()),
+            _ => Err("the client is gone".into()),
+        }
+    }
+}
+
+/// How the kernel reports a process confined and privileged: what a server compares between a
+/// client and itself.
+pub struct Confinement {
+    /// Its mount, user and cgroup namespaces, as (name, (st_dev, st_ino)).
+    namespaces: Vec<(&'static str, (u64, u64))>,
+    /// Its [`CONFINEMENT_FIELDS`] lines of `/proc/PID/status`, in order.
+    status: Vec<String>,
+    /// Its `/proc/PID/cgroup`.
+    cgroup: String,
+    /// Its soft and hard limit of every resource.
+    rlimits: Vec<(u64, u64)>,
+}
+
+impl Confinement {
+    /// This process's (a server reads it once its broker has started).
+    pub fn of_self() -> Result<Confinement, String> {
+        Confinement::of("/proc/self", 0)
+    }
+
+    /// Process `pid`'s, read from `proc` (its `/proc/PID`); `pid` 0 is this process.
+    fn of(proc: &str, pid: i32) -> Result<Confinement, String> {
+        let mut namespaces = Vec::with_capacity(3);
+        for ns in ["mnt", "user", "cgroup"] {
+            let id = std::fs::metadata(format!("{proc}/ns/{ns}"))
+                .map(|m| (m.dev(), m.ino()))
+                .map_err(|e| format!("cannot read the {ns} namespace of {proc}: {e}"))?;
+            namespaces.push((ns, id));
+        }
+        let status = std::fs::read_to_string(format!("{proc}/status"))
+            .map_err(|e| format!("cannot read {proc}/status: {e}"))?
+            .lines()
+            .filter(|line| {
+                CONFINEMENT_FIELDS
+                    .iter()
+                    .any(|field| line.split(':').next() == Some(field))
+            })
+            .map(str::to_owned)
+            .collect();
+        let cgroup = std::fs::read_to_string(format!("{proc}/cgroup"))
+            .map_err(|e| format!("cannot read {proc}/cgroup: {e}"))?;
+        let rlimits = (0..RLIMIT_NLIMITS)
+            .map(|resource| sys::prlimit_of(pid, resource))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot read the resource limits of {proc}: {e}"))?;
+        Ok(Confinement {
+            namespaces,
+            status,
+            cgroup,
+            rlimits,
+        })
+    }
+}
+
+/// The lines of `/proc/PID/status` that say how a process is confined or privileged.
+const CONFINEMENT_FIELDS: &[&str] = &[
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+];
+
+/// `RLIMIT_NLIMITS`: the kernel's resource limits are numbered 0 to 15.
+const RLIMIT_NLIMITS: i32 = 16;
+
+fn rlimit_name(resource: i32) -> &'static str {
+    const NAMES: [&str; 16] = [
+        "cpu",
+        "fsize",
+        "data",
+        "stack",
+        "core",
+        "rss",
+        "nproc",
+        "nofile",
+        "memlock",
+        "as",
+        "locks",
+        "sigpending",
+        "msgqueue",
+        "nice",
+        "rtprio",
+        "rttime",
+    ];
+    usize::try_from(resource)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// The uid the kernel shows for a user the viewer's user namespace does not map
+/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed). A peer shown with it could be anyone.
+pub fn overflow_uid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65534)
+}
