@@ -23,7 +23,7 @@ use crate::policy::Limits;
 
 /// The request format's version: a client and a server of different builds refuse each other
 /// cleanly instead of misreading a request.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The environment variable naming the socket, for `serve` and `run` alike.
 pub const SOCKET_ENV: &str = "PORTCULLIS_SERVER";

@@ -1861,7 +1861,9 @@ fn serve_sends_a_confined_client_to_a_broker_of_its_own() {
     };
     let out = confined(&["--server", server.socket()], None);
     assert!(
-        stderr(&out).contains("refused: the client is confined or privileged otherwise than the server (NoNewPrivs differs"),
+        stderr(&out).contains(
+            "refused: the client is confined by a seccomp filter or no_new_privs (NoNewPrivs: 1)"
+        ),
         "{}",
         stderr(&out)
     );
@@ -1989,10 +1991,31 @@ fn serve_follows_the_hosts_mounts() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
+    // The new broker has cgroups of its own (not the old one's directory name, which the old
+    // one still held when it started): a memory limit still ends a memory bomb as an
+    // out-of-memory kill.
+    let bomb = static_program().map(|program| {
+        run_program(
+            &["--server", server.socket(), "--memory", "64MiB"],
+            &program,
+            &["membomb"],
+            b"",
+        )
+    });
     let unmounted = unmount();
     assert_eq!(stdout(&over), "over\n", "{}", stderr(&over));
     assert_status(&over, 0);
     unmounted.expect("unmount the tmpfs");
+    if let Some(out) = bomb {
+        if !cgroup_missing(&out, "serve memory bomb after a new broker") {
+            assert!(
+                stderr(&out).contains("killed: out of memory"),
+                "{}",
+                stderr(&out)
+            );
+            assert_status(&out, 128 + libc::SIGKILL);
+        }
+    }
     // The pair: unmounted, the file beneath shows again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let under = loop {

@@ -491,18 +491,36 @@ pub fn instance_name(pid: i32, starttime: u64) -> String {
     format!("{pid}-{starttime}")
 }
 
+/// The name of the `n`th broker this process starts (counted from 0): [`instance_name`] for the
+/// first, `"<pid>-<starttime>-<n>"` after it, so brokers of one process (a `portcullis serve`
+/// that starts a new one when the host's mounts change) never share a directory.
+pub fn nth_instance_name(pid: i32, starttime: u64, n: u32) -> String {
+    match n {
+        0 => instance_name(pid, starttime),
+        n => format!("{pid}-{starttime}-{n}"),
+    }
+}
+
 /// The `(pid, starttime)` an instance name stands for; `None` unless it is exactly what
-/// [`instance_name`] makes for a positive pid.
+/// [`nth_instance_name`] makes for a positive pid.
 pub fn parse_instance_name(name: &str) -> Option<(i32, u64)> {
-    let (pid, starttime) = name.split_once('-')?;
+    let mut parts = name.split('-');
+    let (pid, starttime, nth) = (parts.next()?, parts.next()?, parts.next());
+    if parts.next().is_some() {
+        return None;
+    }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(pid) || !digits(starttime) {
+    if !digits(pid) || !digits(starttime) || nth.is_some_and(|n| !digits(n)) {
         return None;
     }
     let pid: i32 = pid.parse().ok().filter(|p| *p > 0)?;
     let starttime: u64 = starttime.parse().ok()?;
+    let nth: u32 = match nth {
+        None => 0,
+        Some(n) => n.parse().ok().filter(|n| *n > 0)?,
+    };
     // Only the canonical spelling: "007-1" is not a name any broker made.
-    (instance_name(pid, starttime) == name).then_some((pid, starttime))
+    (nth_instance_name(pid, starttime, nth) == name).then_some((pid, starttime))
 }
 
 /// Field 22 (`starttime`) of a `/proc/<pid>/stat` line (proc_pid_stat(5)). The command name,
@@ -545,13 +563,18 @@ pub fn broker_is_alive(proc_root: &Path, pid: i32, starttime: u64) -> bool {
     }
 }
 
-/// This process's instance name, from `<proc_root>/<own pid>/stat`.
+/// An instance name for a new broker of this process, from `<proc_root>/<own pid>/stat`: each
+/// call gives the next of [`nth_instance_name`], so no two brokers of one process share one.
 ///
 /// Errors: the stat file cannot be read or does not parse.
 pub fn own_instance_name(proc_root: &Path) -> Result<String, CgroupError> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let pid = nix::unistd::getpid().as_raw();
     match process_starttime(proc_root, pid)? {
-        Some(starttime) => Ok(instance_name(pid, starttime)),
+        Some(starttime) => {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(nth_instance_name(pid, starttime, n))
+        }
         None => Err(CgroupError::Read {
             path: proc_root.join(pid.to_string()).join("stat"),
             source: io::Error::from(io::ErrorKind::NotFound),
@@ -1977,6 +2000,10 @@ mod tests {
         assert_eq!(instance_name(4242, 987_654), "4242-987654");
         assert_eq!(parse_instance_name("4242-987654"), Some((4242, 987_654)));
         assert_eq!(parse_instance_name("1-0"), Some((1, 0)));
+        // A later broker of the same process.
+        assert_eq!(nth_instance_name(4242, 987_654, 0), "4242-987654");
+        assert_eq!(nth_instance_name(4242, 987_654, 3), "4242-987654-3");
+        assert_eq!(parse_instance_name("4242-987654-3"), Some((4242, 987_654)));
         for malformed in [
             "",
             "4242",
@@ -1988,7 +2015,10 @@ mod tests {
             "5-b",
             "007-1",
             "5-01",
-            "5-1-2",
+            "5-1-0",
+            "5-1-02",
+            "5-1-",
+            "5-1-2-3",
             "5 -1",
             "+5-1",
             "99999999999-1",
@@ -2058,6 +2088,10 @@ mod tests {
         let name = own_instance_name(Path::new("/proc")).expect("own stat");
         let (pid, _) = parse_instance_name(&name).expect("well-formed");
         assert_eq!(u32::try_from(pid).ok(), Some(std::process::id()));
+        // A second broker of the same process gets a name of its own.
+        let next = own_instance_name(Path::new("/proc")).expect("own stat");
+        assert_ne!(next, name);
+        assert_eq!(parse_instance_name(&next), parse_instance_name(&name));
     }
 
     // -----------------------------------------------------------------------------------------

@@ -34,9 +34,16 @@ impl Peer {
     pub fn of(conn: &impl AsFd) -> Result<Peer, String> {
         let cred =
             getsockopt(conn, sockopt::PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
-        let pidfd = sys::peer_pidfd(conn.as_fd())
-            .or_else(|_| sys::pidfd_open(cred.pid()))
-            .ok();
+        // Before Linux 6.5 (no SO_PEERPIDFD), a pidfd of the pid: the peer's unless the peer is
+        // gone and its pid reused already, which the later checks cannot tell. Any other error
+        // (the peer is gone) leaves none, and the peer is refused.
+        let pidfd = match sys::peer_pidfd(conn.as_fd()) {
+            Ok(pidfd) => Some(pidfd),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL)) => {
+                sys::pidfd_open(cred.pid()).ok()
+            }
+            Err(_) => None,
+        };
         Ok(Peer {
             uid: cred.uid(),
             pid: cred.pid(),
@@ -54,6 +61,21 @@ impl Peer {
             );
         }
         let peers = Confinement::of(&format!("/proc/{}", self.pid), self.pid)?;
+        // A seccomp filter or no_new_privs (which every unprivileged Landlock domain needs) may
+        // hide confinement that /proc does not show (a Landlock domain; filters alike in number
+        // but not in rules): such a client runs its own broker, whatever the server's state.
+        if let Some(line) = peers.status.iter().find(|line| {
+            matches!(
+                line.split_once(':'),
+                Some(("NoNewPrivs" | "Seccomp", value)) if value.trim() != "0"
+            )
+        }) {
+            return Err(format!(
+                "the client is confined by a seccomp filter or no_new_privs ({}), which a \
+                 broker of its own inherits",
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
         if let Some((ns, _)) = ours
             .namespaces
             .iter()
@@ -75,6 +97,13 @@ impl Peer {
         }
         if ours.status.len() != peers.status.len() {
             return Err("the client's status lacks fields the server's has".into());
+        }
+        if ours.lsm_label != peers.lsm_label {
+            return Err(
+                "the client runs under another security label (AppArmor or SELinux) than the \
+                 server"
+                    .into(),
+            );
         }
         if ours.cgroup != peers.cgroup {
             return Err(
@@ -112,6 +141,9 @@ pub struct Confinement {
     status: Vec<String>,
     /// Its `/proc/PID/cgroup`.
     cgroup: String,
+    /// Its LSM label (`/proc/PID/attr/current`: AppArmor's profile, SELinux's context); empty
+    /// without a major LSM that keeps one.
+    lsm_label: String,
     /// Its soft and hard limit of every resource.
     rlimits: Vec<(u64, u64)>,
 }
@@ -143,6 +175,8 @@ impl Confinement {
             .collect();
         let cgroup = std::fs::read_to_string(format!("{proc}/cgroup"))
             .map_err(|e| format!("cannot read {proc}/cgroup: {e}"))?;
+        // EINVAL or ENOENT without such an LSM: the same empty label for both.
+        let lsm_label = std::fs::read_to_string(format!("{proc}/attr/current")).unwrap_or_default();
         let rlimits = (0..RLIMIT_NLIMITS)
             .map(|resource| sys::prlimit_of(pid, resource))
             .collect::<Result<Vec<_>, _>>()
@@ -151,6 +185,7 @@ impl Confinement {
             namespaces,
             status,
             cgroup,
+            lsm_label,
             rlimits,
         })
     }
@@ -158,6 +193,7 @@ impl Confinement {
 
 /// The lines of `/proc/PID/status` that say how a process is confined or privileged.
 const CONFINEMENT_FIELDS: &[&str] = &[
+    "Umask",
     "Uid",
     "Gid",
     "Groups",
@@ -168,6 +204,7 @@ const CONFINEMENT_FIELDS: &[&str] = &[
     "CapAmb",
     "NoNewPrivs",
     "Seccomp",
+    "Seccomp_filters",
 ];
 
 /// `RLIMIT_NLIMITS`: the kernel's resource limits are numbered 0 to 15.

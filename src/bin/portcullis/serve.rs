@@ -223,6 +223,7 @@ pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
     // program's root from that copy: a long-running server follows the host's mounts by
     // starting a new broker when they change (runs under way finish on the old one, whose copy
     // then goes, so an unmounted filesystem is not kept busy).
+    let stale = Arc::new(AtomicBool::new(false));
     let mounts = match std::fs::File::open("/proc/self/mountinfo") {
         Ok(mounts) => mounts,
         Err(e) => return failed(format!("cannot watch /proc/self/mountinfo: {e}")),
@@ -250,20 +251,17 @@ pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
     let threads = Arc::new(AtomicUsize::new(0));
     let max_runs = usize::from(args.max_runs);
     loop {
-        match wait_for_connection(&listener, &mounts) {
+        let retry = stale.load(Ordering::Acquire);
+        match wait_for_connection(&listener, &mounts, retry) {
             Ok(Wake::Connection) => {}
             Ok(Wake::MountsChanged) => {
                 settle(&mounts);
-                match start_broker(warm) {
-                    Ok(fresh) => {
-                        *broker.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh)
-                    }
-                    // Fail closed: a server that cannot follow the host's mounts stops, and its
-                    // users' runs start brokers of their own.
-                    Err(message) => {
-                        return failed(format!("the host's mounts changed and {message}"))
-                    }
-                }
+                renew(&broker, &stale, warm);
+                continue;
+            }
+            // The retry of a failed renewal (see `renew`).
+            Ok(Wake::Retry) => {
+                renew(&broker, &stale, warm);
                 continue;
             }
             Err(e) => {
@@ -301,6 +299,7 @@ pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
             continue;
         }
         let (broker, next, ours) = (Arc::clone(&broker), idle.clone(), Arc::clone(&ours));
+        let stale = Arc::clone(&stale);
         threads.fetch_add(1, Ordering::AcqRel);
         // Counted out however the thread ends, a panic included, or if it never starts (the
         // closure is dropped then, and the client, answered by a closed connection, runs the
@@ -310,10 +309,10 @@ pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
             .name("portcullis-run".into())
             .spawn(move || {
                 let _counted = counted;
-                serve_one(&current(&broker), &ours, &conn);
+                serve_one((&current(&broker), &stale), &ours, &conn);
                 drop(conn);
                 for conn in next {
-                    serve_one(&current(&broker), &ours, &conn);
+                    serve_one((&current(&broker), &stale), &ours, &conn);
                 }
             });
         if let Err(e) = spawned {
@@ -352,16 +351,30 @@ enum Wake {
     Connection,
     /// The host's mounts changed (`/proc/self/mountinfo` reports `POLLPRI`).
     MountsChanged,
+    /// A second passed since a renewal failed: try again.
+    Retry,
 }
 
-fn wait_for_connection(listener: &OwnedFd, mounts: &std::fs::File) -> nix::Result<Wake> {
+/// Waits for a connection or a change of the host's mounts; with `retry`, at most a second
+/// (then [`Wake::Retry`]).
+fn wait_for_connection(
+    listener: &OwnedFd,
+    mounts: &std::fs::File,
+    retry: bool,
+) -> nix::Result<Wake> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [
         PollFd::new(listener.as_fd(), PollFlags::POLLIN),
         PollFd::new(mounts.as_fd(), PollFlags::POLLPRI),
     ];
+    let timeout = if retry {
+        PollTimeout::from(1000u16)
+    } else {
+        PollTimeout::NONE
+    };
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Ok(Wake::Retry),
             Ok(_) => break,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e),
@@ -377,16 +390,56 @@ fn wait_for_connection(listener: &OwnedFd, mounts: &std::fs::File) -> nix::Resul
     })
 }
 
-/// Waits until the mounts have not changed for 50 ms: one new broker for a burst of changes
-/// (a container starting, say), not one each.
+/// Waits until the mounts have not changed for 50 ms, a second at most: one new broker for a
+/// burst of changes (a container starting, say), not one each, and never a wait without end.
 fn settle(mounts: &std::fs::File) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    loop {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
         let mut fds = [PollFd::new(mounts.as_fd(), PollFlags::POLLPRI)];
         match poll(&mut fds, PollTimeout::from(50u8)) {
             Ok(0) => return,
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
+        }
+    }
+}
+
+/// Starts a new broker for the runs to come (the host's mounts changed). The old one serves the
+/// runs under way and goes with the last of them, outside the lock. If the new one cannot start,
+/// the old one stays, marked stale: its copy of the mount tree is out of date, so runs with a
+/// program root are refused (their clients start brokers of their own) until a retry, every
+/// second, succeeds.
+fn renew(broker: &RwLock<Arc<Broker>>, stale: &AtomicBool, warm: usize) {
+    // The new broker must limit as the old one did: one that got fewer cgroup controllers (say,
+    // a directory it could not make) would run programs with weaker limits, silently.
+    let controllers = current(broker).cgroup_controllers();
+    let fresh = start_broker(warm).and_then(|fresh| {
+        if fresh.cgroup_controllers() == controllers {
+            Ok(fresh)
+        } else {
+            Err(format!(
+                "its new broker has the cgroup controllers {:?}, not {controllers:?}",
+                fresh.cgroup_controllers()
+            ))
+        }
+    });
+    match fresh {
+        Ok(fresh) => {
+            let old = std::mem::replace(
+                &mut *broker.write().unwrap_or_else(PoisonError::into_inner),
+                Arc::new(fresh),
+            );
+            stale.store(false, Ordering::Release);
+            drop(old);
+        }
+        Err(message) => {
+            if !stale.swap(true, Ordering::AcqRel) {
+                eprintln!(
+                    "portcullis serve: the host's mounts changed and {message}; runs with a \
+                     program root go to brokers of their own until a new one starts"
+                );
+            }
         }
     }
 }
@@ -416,7 +469,7 @@ fn refuse(conn: &Channel, message: &str, fall_back: bool) {
 }
 
 /// Serves one connection: checks the peer, reads and checks its request, runs it, reports.
-fn serve_one(broker: &Broker, ours: &Confinement, conn: &Channel) {
+fn serve_one((broker, stale): (&Broker, &AtomicBool), ours: &Confinement, conn: &Channel) {
     let uid = nix::unistd::geteuid().as_raw();
     let peer = match Peer::of(conn) {
         Ok(peer) => peer,
@@ -475,6 +528,14 @@ fn serve_one(broker: &Broker, ours: &Confinement, conn: &Channel) {
     };
     if let Err(message) = check_request(&request) {
         refuse(conn, &format!("bad request: {message}"), false);
+        return;
+    }
+    if request.program_root.is_some() && stale.load(Ordering::Acquire) {
+        refuse(
+            conn,
+            "the host's mounts changed and the server has no broker with the new ones yet",
+            true,
+        );
         return;
     }
     // Nothing starts until the client says go, with the fds: a client that gave up waiting (and
@@ -646,11 +707,13 @@ pub fn run_remote(
         Err(message) => return unusable(say, message),
     }
     let conn = Channel::from_fd(fd, limits());
-    let sending = conn.send(request, &[], Some(Instant::now() + REQUEST_TIMEOUT));
+    // One deadline for sending the request and hearing back.
+    let accept_by = Instant::now() + ACCEPT_TIMEOUT;
+    let sending = conn.send(request, &[], Some(accept_by));
     // The server answers at once (it has read and checked the request); one that does not within
     // ACCEPT_TIMEOUT is stuck (stopped, say), and closing the connection without a go makes sure
     // it never starts the program, so this run can. Only a server that answered gets the fds.
-    match conn.recv::<RunReply>(Some(Instant::now() + ACCEPT_TIMEOUT)) {
+    match conn.recv::<RunReply>(Some(accept_by)) {
         Ok((RunReply::Accepted, _)) if sending.is_ok() => {}
         Ok((RunReply::Refused { message, fall_back }, _)) => {
             return refused(say, path, explicit, &message, fall_back)

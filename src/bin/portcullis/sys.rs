@@ -41,11 +41,8 @@ pub fn owned_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
-/// `SO_PEERPIDFD` (Linux 6.5; not in the libc crate for every target): a pidfd of the process
-/// that connected a Unix socket, taken at `connect`.
-const SO_PEERPIDFD: libc::c_int = 77;
-
-/// A pidfd of the peer of the connected Unix socket `socket` (`SO_PEERPIDFD`).
+/// A pidfd of the peer of the connected Unix socket `socket` (`SO_PEERPIDFD`, Linux 6.5): of the
+/// process that connected, taken at `connect`.
 ///
 /// Errors: `ENOPROTOOPT` before Linux 6.5; `ESRCH` when the peer is gone.
 pub fn peer_pidfd(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<std::os::fd::OwnedFd> {
@@ -58,7 +55,7 @@ pub fn peer_pidfd(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<std::o
         libc::getsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            SO_PEERPIDFD,
+            libc::SO_PEERPIDFD,
             std::ptr::addr_of_mut!(fd).cast(),
             &mut len,
         )
