@@ -1388,6 +1388,16 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// `portcullis run --server SOCKET -- PROGRAM hello world`.
+fn served_hello(server: &Server, program: &Path) -> Output {
+    run_program(
+        &["--server", server.socket()],
+        program,
+        &["hello", "world"],
+        b"",
+    )
+}
+
 /// A connection to the server at `socket`, as a channel speaking the serve protocol.
 fn connect_raw(socket: &Path) -> Option<portcullis::ipc::Channel> {
     use nix::sys::socket::{
@@ -1627,13 +1637,7 @@ fn serve_refuses_bad_requests_and_keeps_serving() {
     // A client that connects and says nothing, then goes: nothing to answer, nothing lost.
     drop(connect_raw(&server.socket).expect("connect"));
     // The server still runs programs.
-    let out = run_program(
-        &["--server", server.socket()],
-        &program,
-        &["hello", "world"],
-        b"",
-    );
-    assert_said_hello(&out);
+    assert_said_hello(&served_hello(&server, &program));
 }
 
 #[test]
@@ -1728,12 +1732,7 @@ fn serve_serves_only_its_own_user() {
         .expect("the client runs");
     assert_said_hello(&out);
     // Root's client does not even connect to a socket in another user's directory...
-    let out = run_program(
-        &["--server", server.socket()],
-        &program,
-        &["hello", "world"],
-        b"",
-    );
+    let out = served_hello(&server, &program);
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("must be a directory of uid 0"),
@@ -1872,13 +1871,7 @@ fn serve_sends_a_confined_client_to_a_broker_of_its_own() {
     let out = confined(&[], Some(server.socket()));
     assert_said_hello(&out);
     // The pair: the same client unconfined is served.
-    let out = run_program(
-        &["--server", server.socket()],
-        &program,
-        &["hello", "world"],
-        b"",
-    );
-    assert_said_hello(&out);
+    assert_said_hello(&served_hello(&server, &program));
 }
 
 /// A stuck server (stopped) is not waited for: a client that found it runs the program itself
@@ -1905,25 +1898,14 @@ fn serve_stuck_is_not_waited_for() {
         .expect("the client runs");
     assert_said_hello(&out);
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
-    let out = run_program(
-        &["--server", server.socket()],
-        &program,
-        &["hello", "world"],
-        b"",
-    );
+    let out = served_hello(&server, &program);
     assert!(stderr(&out).contains("did not answer"), "{}", stderr(&out));
     assert_status(&out, 126);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("continue the server");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(server.sandboxed_processes(), 0);
     // The pair: continued, it serves again.
-    let out = run_program(
-        &["--server", server.socket()],
-        &program,
-        &["hello", "world"],
-        b"",
-    );
-    assert_said_hello(&out);
+    assert_said_hello(&served_hello(&server, &program));
 }
 
 /// A long-running server follows the host's mounts: a filesystem mounted (or unmounted) after
