@@ -3,16 +3,22 @@
 //! program with default limits, for its child's fork, namespaces and lockdown: the server keeps
 //! locked-down children waiting for a program (`BrokerConfig::prefork_programs`).
 //!
-//! The trust model: the server serves exactly one user, the one it runs as. Its socket's
-//! directory is the user's own (mode 0700); every connection's peer credentials
-//! (`SO_PEERCRED`) must name the server's effective uid and the peer must share its mount
-//! namespace (the request names host paths to mount, which must mean the same files for both),
-//! or the request is refused. The client checks the server the same way before it sends
-//! anything, so a socket planted by someone else never receives a terminal or a program. A
-//! request is data the client computed (argv, environment, limits, the program's root) plus fds
-//! (the program, opened by the client with its own rights, its stdio and connections); the
-//! server checks every field as it would a policy file and runs it with the same code as a
-//! standalone `run` ([`crate::run::execute`]). A client that goes away takes its program with it.
+//! The trust model: the server serves exactly one user, the one it runs as, and only clients the
+//! kernel reports exactly as confined as the server itself (`crate::peer`: a standalone run would
+//! inherit its caller's confinement, a served one gets the server's). Its socket's directory is
+//! the user's own (mode 0700), a lock file keeps a second server off the path, and every
+//! connection's peer is checked before anything is read. The client checks the server's uid and
+//! directory the same way before it sends anything, so a socket planted by someone else never
+//! receives a terminal or a program. A request is data the client computed (argv, environment,
+//! limits, the program's root); the server checks it as it would a policy file and accepts it,
+//! and only then does the client send the fds (the program, opened with the client's own rights,
+//! its stdio and connections) with a go; the run goes through the same code as a standalone
+//! `run` ([`crate::run::execute`]). A client that goes away takes its program with it; one whose
+//! server does not answer runs the program itself. The server starts a new broker when the
+//! host's mounts change, so program roots come from the current mount tree.
+//!
+//! Must never: start a program before the client's go, run a request of a peer it could not
+//! check, or hold a client's fds when it has not accepted its request.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
