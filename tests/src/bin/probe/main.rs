@@ -793,6 +793,22 @@ fn open_fd_count() -> usize {
         .unwrap_or(0)
 }
 
+/// [`open_fd_count`] once it reads the same twice 20 ms apart (at most a second): the broker's
+/// threads open fds for a moment now and then (a child's supervision starting, a pool child
+/// joining its cgroup), which a single reading may catch. A leak stays, and is still counted.
+fn settled_fd_count() -> usize {
+    let mut last = open_fd_count();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = open_fd_count();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// A hostile child ends only itself: it is reported as a protocol violation, a bystander keeps
 /// answering, and the broker's fd count returns to its baseline.
 /// Waits until the zygote's pre-forked pool is full again, so the broker's fd count is stable.
@@ -819,7 +835,7 @@ pub(crate) fn wait_for_pool(what: &str, want: usize, count: impl Fn() -> usize) 
 fn hostile(broker: &Broker, attack: Attack) -> Verdict {
     let bystander = spawn_echo(broker)?;
     settle_pool(broker)?;
-    let baseline = open_fd_count();
+    let baseline = settled_fd_count();
     {
         let child = broker
             .spawn::<Down, Up, _>("hostile", &attack)
@@ -840,7 +856,7 @@ fn hostile(broker: &Broker, attack: Attack) -> Verdict {
     // The zygote refills its pre-forked pool (whose channel ends the broker holds) once it has
     // been idle for a moment: compare with the pool full again.
     settle_pool(broker)?;
-    let after = open_fd_count();
+    let after = settled_fd_count();
     if after != baseline {
         return Err(format!("broker fds {baseline} before, {after} after"));
     }
