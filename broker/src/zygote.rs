@@ -420,45 +420,43 @@ impl Zygote {
     /// ends. `Ok(false)`: the fork failed (out of processes or memory), and the broker falls
     /// back to forking on request.
     fn fork_pooled(&mut self, entries: &Entries, program: bool) -> Result<bool, ()> {
-        {
-            let (ours, theirs) = Channel::pair(self.child_channel_limits()).map_err(drop)?;
-            let (our_service, their_service) =
-                Channel::pair(self.child_channel_limits()).map_err(drop)?;
-            let rlimits = self.shared.init.default_rlimits.clone();
-            let filter = if program {
-                self.shared.init.program_pool.as_ref().map(|p| p.0.clone())
-            } else {
-                None
-            };
-            let forked = self.fork_child(
-                entries,
-                &rlimits,
-                (false, filter.as_ref(), None),
-                &theirs.into_fd(),
-                &their_service.into_fd(),
-            );
-            let Ok(pid) = forked else {
-                return Ok(false);
-            };
-            let id = if program {
-                self.pooled_programs += 1;
-                POOL_ID_BIT | PROGRAM_POOL_ID_BIT | self.next_pool_id
-            } else {
-                self.pooled += 1;
-                POOL_ID_BIT | self.next_pool_id
-            };
-            self.next_pool_id += 1;
-            self.children.insert(pid, id);
-            self.ids.insert(id, pid);
-            let pid = u32::try_from(pid).map_err(drop)?;
-            self.control
-                .send(
-                    &FromZygote::Pooled { id, pid },
-                    &[ours.as_fd(), our_service.as_fd()],
-                    Some(Instant::now() + Duration::from_secs(10)),
-                )
-                .map_err(drop)?;
-        }
+        let (ours, theirs) = Channel::pair(self.child_channel_limits()).map_err(drop)?;
+        let (our_service, their_service) =
+            Channel::pair(self.child_channel_limits()).map_err(drop)?;
+        let rlimits = self.shared.init.default_rlimits.clone();
+        let filter = if program {
+            self.shared.init.program_pool.as_ref().map(|p| p.0.clone())
+        } else {
+            None
+        };
+        let forked = self.fork_child(
+            entries,
+            &rlimits,
+            (false, filter.as_ref(), None),
+            &theirs.into_fd(),
+            &their_service.into_fd(),
+        );
+        let Ok(pid) = forked else {
+            return Ok(false);
+        };
+        let id = if program {
+            self.pooled_programs += 1;
+            POOL_ID_BIT | PROGRAM_POOL_ID_BIT | self.next_pool_id
+        } else {
+            self.pooled += 1;
+            POOL_ID_BIT | self.next_pool_id
+        };
+        self.next_pool_id += 1;
+        self.children.insert(pid, id);
+        self.ids.insert(id, pid);
+        let pid = u32::try_from(pid).map_err(drop)?;
+        self.control
+            .send(
+                &FromZygote::Pooled { id, pid },
+                &[ours.as_fd(), our_service.as_fd()],
+                Some(Instant::now() + Duration::from_secs(10)),
+            )
+            .map_err(drop)?;
         Ok(true)
     }
 

@@ -30,7 +30,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The peer of the connected Unix socket `conn`.
+    /// The peer of the connected Unix socket `conn`, with a pidfd of it to read its `/proc`.
     pub fn of(conn: &impl AsFd) -> Result<Peer, String> {
         let cred =
             getsockopt(conn, sockopt::PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
@@ -236,11 +236,23 @@ fn rlimit_name(resource: i32) -> &'static str {
         .unwrap_or("unknown")
 }
 
+/// The effective uid of the peer of the connected Unix socket `conn` (`SO_PEERCRED`): all a
+/// client needs to know of its server.
+pub fn uid_of(conn: &impl AsFd) -> Result<u32, String> {
+    getsockopt(conn, sockopt::PeerCredentials)
+        .map(|cred| cred.uid())
+        .map_err(|e| format!("SO_PEERCRED: {e}"))
+}
+
 /// The uid the kernel shows for a user the viewer's user namespace does not map
-/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed). A peer shown with it could be anyone.
+/// (`/proc/sys/kernel/overflowuid`, 65534 unless changed; read once). A peer shown with it could
+/// be anyone.
 pub fn overflow_uid() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(65534)
+    static OVERFLOW: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *OVERFLOW.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65534)
+    })
 }

@@ -569,7 +569,7 @@ pub fn execute(
 const CLIENT_CHECK: Duration = Duration::from_millis(100);
 
 /// `path` made absolute against the working directory (lexically; the plan resolves symlinks).
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -137,14 +137,6 @@ fn check_private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `path` made absolute against the working directory, so its directory is always checked.
-fn absolute(path: PathBuf) -> PathBuf {
-    if path.is_absolute() {
-        return path;
-    }
-    std::env::current_dir().map_or(path.clone(), |dir| dir.join(path))
-}
-
 /// Holds `PATH.lock` (in the socket's private directory) for the server's life: a second server
 /// on the same path is refused before it could take a socket it saw as stale while the first
 /// was still starting.
@@ -210,7 +202,8 @@ fn listen_at(path: &Path) -> Result<OwnedFd, String> {
 
 /// Runs the server until it is killed.
 pub fn serve(args: &ServeArgs) -> Result<Done, CommandError> {
-    let path = absolute(args.socket.clone().unwrap_or_else(default_socket));
+    // Absolute, so its directory is always checked.
+    let path = crate::run::absolute(&args.socket.clone().unwrap_or_else(default_socket));
     if let Some(dir) = path.parent() {
         if let Err(message) = private_dir(dir) {
             return failed(message);
@@ -570,7 +563,7 @@ fn serve_one((broker, stale): (&Broker, &AtomicBool), ours: &Confinement, conn: 
         return;
     };
     let extra: Vec<OwnedFd> = fds.collect();
-    let done = Arc::new(AtomicBool::new(false));
+    let done = AtomicBool::new(false);
     let hangup = watch_hangup(conn, &done);
     let mut say = |line: String| {
         let line = crate::text::truncate_utf8(&line, MAX_LINE_BYTES).to_owned();
@@ -693,16 +686,15 @@ pub fn run_remote(
         return unusable(say, format!("no server at {}: {e}", path.display()));
     }
     let uid = nix::unistd::geteuid().as_raw();
-    match Peer::of(&fd) {
+    match peer::uid_of(&fd) {
         // The overflow uid stands for any user this namespace does not map: not ours.
-        Ok(server) if server.uid == uid && uid != peer::overflow_uid() => {}
-        Ok(server) => {
+        Ok(server_uid) if server_uid == uid && uid != peer::overflow_uid() => {}
+        Ok(server_uid) => {
             // Someone else's socket where ours should be: never hand it a terminal or program.
             say(&format!(
-                "warning: the server at {} runs as uid {}, not as this user ({uid}); not using \
-                 it",
-                path.display(),
-                server.uid
+                "warning: the server at {} runs as uid {server_uid}, not as this user ({uid}); \
+                 not using it",
+                path.display()
             ));
             return if explicit {
                 Remote::Ran(crate::run::CANNOT_RUN)
