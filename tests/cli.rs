@@ -520,6 +520,34 @@ fn required() -> bool {
     std::env::var("PORTCULLIS_TESTS_REQUIRED").is_ok_and(|v| v == "1")
 }
 
+/// The command is linked as a static PIE (`scripts/rustc-wrapper`): every `run` starts without
+/// a dynamic loader, libraries or symbol lookups, and the binary stays position-independent, so
+/// ASLR still places it. A build that lost the wrapper (a RUSTC_WRAPPER of one's own, or a host
+/// without `libseccomp.a`) is dynamic: a skip here, a failure under
+/// `PORTCULLIS_TESTS_REQUIRED=1`.
+#[test]
+fn the_command_is_a_static_pie() {
+    use std::io::Read;
+    let binary = Path::new(env!("CARGO_BIN_EXE_portcullis"));
+    let info = portcullis::broker::elf::read_elf(binary).expect("the command's ELF headers");
+    if info.interpreter.is_some() && !required() {
+        eprintln!(
+            "skipped: this build of the command is dynamic ({:?}, needs {:?})",
+            info.interpreter, info.needed
+        );
+        return;
+    }
+    assert_eq!(info.interpreter, None, "a dynamic loader: {info:?}");
+    assert!(info.needed.is_empty(), "shared libraries: {info:?}");
+    // e_type, bytes 16-17 of the ELF header (little-endian here): ET_DYN (3), a PIE, not
+    // ET_EXEC (2), which the kernel would load at one fixed address.
+    let mut header = [0u8; 18];
+    std::fs::File::open(binary)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .expect("the command's ELF header");
+    assert_eq!(u16::from_le_bytes([header[16], header[17]]), 3, "not a PIE");
+}
+
 #[test]
 fn help_for_every_subcommand() {
     let out = run(&["--help"]);
