@@ -695,7 +695,11 @@ impl Broker {
         let limits = shared.limits_for(options);
         let poolable = !options.keep_stderr && limits.rlimits == shared.pool_rlimits;
         if let Some(pooled) = poolable.then(|| shared.claim_pooled(false)).flatten() {
-            match self.start_child(pooled, entry, (&start, &[]), options, &limits, deadline) {
+            let id = pooled.id;
+            let started =
+                self.start_child(pooled, entry, (&start, &[]), options, &limits, deadline);
+            shared.replace(id);
+            match started {
                 Ok(child) => return Ok(child),
                 // A pre-forked child may have died while it waited: fork one instead.
                 Err(SpawnError::EndedDuringLockdown { .. } | SpawnError::Start(_)) => {}
@@ -924,7 +928,11 @@ impl Broker {
             && !options.keep_stderr
             && limits.rlimits == shared.pool_rlimits;
         if let Some(pooled) = poolable.then(|| shared.claim_pooled(true)).flatten() {
-            match self.start_child(pooled, name, (&start, &fds), options, &limits, deadline) {
+            let id = pooled.id;
+            let started =
+                self.start_child(pooled, name, (&start, &fds), options, &limits, deadline);
+            shared.replace(id);
+            match started {
                 Ok(child) => return Ok(child),
                 // A pre-forked child may have died while it waited: fork one instead.
                 Err(SpawnError::EndedDuringLockdown { .. } | SpawnError::Start(_)) => {}
@@ -963,6 +971,7 @@ impl Broker {
             channel,
             service,
             end,
+            reported,
         } = forked;
         let state = Arc::new(Mutex::new(ChildState {
             cpu_limit_us: limits.cpu_limit_us,
@@ -1042,13 +1051,21 @@ impl Broker {
         }
         // The listener first, then the start message: the child runs nothing of the caller's
         // until the broker supervises it, and closes its own copy of the listener when the start
-        // message arrives.
-        let listener_fd = child.wait_for_locked_down(deadline)?;
-        let listener = match take_listener(pid, listener_fd, &child.channel) {
-            Ok(listener) => listener,
-            Err(source) => {
-                child.kill();
-                return Err(SpawnError::TakeListener(source));
+        // message arrives. A pooled child's was taken while it waited.
+        let listener = match reported {
+            Some(LockedDown { listener, landlock }) => {
+                lock(&child.state).landlock = landlock;
+                listener
+            }
+            None => {
+                let listener_fd = child.wait_for_locked_down(deadline)?;
+                match take_listener(pid, listener_fd, &child.channel) {
+                    Ok(listener) => listener,
+                    Err(source) => {
+                        child.kill();
+                        return Err(SpawnError::TakeListener(source));
+                    }
+                }
             }
         };
         if let Err(e) = child.channel.send(start, start_fds, Some(deadline)) {
@@ -1095,6 +1112,17 @@ struct Forked {
     channel: Channel,
     service: Channel,
     end: Arc<EndSlot>,
+    /// A pooled child's lockdown report, read and its listener taken while it waited in the
+    /// pool ([`Shared::read_pooled_report`]); `None` for a child forked on request, whose spawn
+    /// reads it.
+    reported: Option<LockedDown>,
+}
+
+/// What a child's lockdown report gave the broker: its seccomp listener, and how it applied
+/// Landlock.
+struct LockedDown {
+    listener: OwnedFd,
+    landlock: Option<LandlockStatus>,
 }
 
 impl Shared {
@@ -1149,7 +1177,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Takes a pre-forked child that is still alive, and asks the zygote for a replacement.
+    /// Takes a pre-forked child that is still alive (asking the zygote to replace each dead one
+    /// on the way). The caller asks for the claimed one's replacement with [`Shared::replace`]
+    /// once it has sent the start message: the zygote's wake-up then never runs before the
+    /// child's start on a busy CPU.
     fn claim_pooled(&self, program: bool) -> Option<Forked> {
         let pool = if program {
             &self.program_pool
@@ -1158,11 +1189,16 @@ impl Shared {
         };
         loop {
             let forked = lock(pool).pop_front()?;
-            let _ = self.send_to_zygote(&ToZygote::Claimed { id: forked.id }, &[]);
             if !forked.end.is_set() {
                 return Some(forked);
             }
+            self.replace(forked.id);
         }
+    }
+
+    /// Asks the zygote to fork a replacement for pooled child `id`, which left the pool.
+    fn replace(&self, id: u64) {
+        let _ = self.send_to_zygote(&ToZygote::Claimed { id }, &[]);
     }
 
     /// Asks the zygote to fork a child with `options` now.
@@ -1212,6 +1248,7 @@ impl Shared {
                 channel,
                 service,
                 end,
+                reported: None,
             }),
             Ok(SpawnReply::Failed(failure)) => {
                 forget();
@@ -1310,6 +1347,7 @@ fn zygote_thread(
                     channel,
                     service,
                     end,
+                    reported: None,
                 });
             }
             Ok((FromZygote::Ended { id, status, cpu_us }, _)) => {
@@ -1393,6 +1431,10 @@ impl CgroupJanitor {
         let thread = std::thread::Builder::new()
             .name("portcullis-cgroups".into())
             .spawn(move || {
+                // Its work (pooling children, removing groups) is never waited for, and must
+                // not take a CPU from the start or end of a run it races with: on two CPUs a
+                // child's end wakes this thread and the child's waiter together. Best effort.
+                let _ = crate::sys::process::lower_thread_priority();
                 for job in rx {
                     thread_shared.do_cgroup_job(job);
                 }
@@ -1444,13 +1486,21 @@ impl Shared {
     fn do_cgroup_job(&self, job: CgroupJob) {
         match job {
             CgroupJob::Remove(group) => remove_child_cgroup(group),
-            CgroupJob::Pool(forked) => {
+            CgroupJob::Pool(mut forked) => {
                 let joined =
                     self.join_cgroup(forked.id, forked.pid, &forked.end, &self.pool_cgroup_limits);
                 if let Err(e) = joined {
                     tracing::warn!(child = forked.id, error = %e, "pooled child's cgroup failed; killing it");
                     self.kill(forked.id);
                     return;
+                }
+                match self.read_pooled_report(&forked) {
+                    Ok(reported) => forked.reported = Some(reported),
+                    Err(e) => {
+                        tracing::warn!(child = forked.id, error = %e, "pooled child's lockdown report failed; killing it");
+                        self.kill(forked.id);
+                        return;
+                    }
                 }
                 // A child that died meanwhile is skipped when claimed (`claim_pooled`).
                 let pool = if forked.id & crate::zygote::PROGRAM_POOL_ID_BIT != 0 {
@@ -1460,6 +1510,33 @@ impl Shared {
                 };
                 lock(pool).push_back(*forked);
             }
+        }
+    }
+}
+
+impl Shared {
+    /// Reads a pooled child's lockdown report and takes its listener, off any spawn's path (on
+    /// the cgroup thread, which pools it): a claim then only sends the start message. It is
+    /// the same report a spawn reads from a child forked on request, and the same checks; a
+    /// pooled child has run no code but the application's own, so waiting here for its lockdown
+    /// to finish (at most the spawn timeout) is safe.
+    fn read_pooled_report(&self, forked: &Forked) -> Result<LockedDown, std::io::Error> {
+        use std::io::{Error, ErrorKind};
+        let deadline = Instant::now() + self.config.spawn_timeout;
+        // The report's variant carries no message of the child's own type: `()` reads it.
+        match forked.channel.recv::<ChildToBroker<()>>(Some(deadline)) {
+            Ok((ChildToBroker::LockedDown { listener, landlock }, fds)) if fds.is_empty() => {
+                let listener = take_listener(forked.pid, listener, &forked.channel)?;
+                Ok(LockedDown { listener, landlock })
+            }
+            Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => Err(Error::other(format!(
+                "lockdown failed at {step:?}: errno {errno}"
+            ))),
+            Ok(_) => Err(Error::new(
+                ErrorKind::InvalidData,
+                "first message is not a lockdown report without fds",
+            )),
+            Err(e) => Err(Error::other(e.to_string())),
         }
     }
 }

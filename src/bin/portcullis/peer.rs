@@ -14,9 +14,10 @@
 //! checked to be alive after the reads: a live process keeps its pid, so what was read was its.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::socket::{getsockopt, sockopt};
+use nix::sys::stat::Mode;
 
 use crate::sys;
 
@@ -60,7 +61,11 @@ impl Peer {
                 "the client's process cannot be seen from here (another PID namespace)".into(),
             );
         }
-        let peers = Confinement::of(&format!("/proc/{}", self.pid), self.pid)?;
+        let peers = Confinement::of(
+            &format!("/proc/{}", self.pid),
+            self.pid,
+            ours.lsm_label.is_some(),
+        )?;
         // A seccomp filter or no_new_privs (which every unprivileged Landlock domain needs) may
         // hide confinement that /proc does not show (a Landlock domain; filters alike in number
         // but not in rules): such a client runs its own broker, whatever the server's state.
@@ -141,9 +146,10 @@ pub struct Confinement {
     status: Vec<String>,
     /// Its `/proc/PID/cgroup`.
     cgroup: String,
-    /// Its LSM label (`/proc/PID/attr/current`: AppArmor's profile, SELinux's context); empty
-    /// without a major LSM that keeps one.
-    lsm_label: String,
+    /// Its LSM label (`/proc/PID/attr/current`: AppArmor's profile, SELinux's context); `None`
+    /// without a major LSM that keeps one. Which LSMs run is the host's, fixed at boot: where the
+    /// server has no label, no peer has one, and it is not read.
+    lsm_label: Option<String>,
     /// Its soft and hard limit of every resource.
     rlimits: Vec<(u64, u64)>,
 }
@@ -151,19 +157,28 @@ pub struct Confinement {
 impl Confinement {
     /// This process's (a server reads it once its broker has started).
     pub fn of_self() -> Result<Confinement, String> {
-        Confinement::of("/proc/self", 0)
+        Confinement::of("/proc/self", 0, true)
     }
 
-    /// Process `pid`'s, read from `proc` (its `/proc/PID`); `pid` 0 is this process.
-    fn of(proc: &str, pid: i32) -> Result<Confinement, String> {
+    /// Process `pid`'s, read from `proc` (its `/proc/PID`); `pid` 0 is this process. `lsm`:
+    /// whether to read its LSM label (see [`Confinement::lsm_label`]).
+    ///
+    /// Every file is opened beneath one directory fd of `proc` and read with one call into a
+    /// buffer its size: the check runs on every served run.
+    fn of(proc: &str, pid: i32, lsm: bool) -> Result<Confinement, String> {
+        let dir = nix::fcntl::open(
+            proc,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("cannot open {proc}: {e}"))?;
         let mut namespaces = Vec::with_capacity(3);
         for ns in ["mnt", "user", "cgroup"] {
-            let id = std::fs::metadata(format!("{proc}/ns/{ns}"))
-                .map(|m| (m.dev(), m.ino()))
+            let st = nix::sys::stat::fstatat(&dir, format!("ns/{ns}").as_str(), AtFlags::empty())
                 .map_err(|e| format!("cannot read the {ns} namespace of {proc}: {e}"))?;
-            namespaces.push((ns, id));
+            namespaces.push((ns, (st.st_dev, st.st_ino)));
         }
-        let status = std::fs::read_to_string(format!("{proc}/status"))
+        let status = read_beneath(&dir, "status")
             .map_err(|e| format!("cannot read {proc}/status: {e}"))?
             .lines()
             .filter(|line| {
@@ -173,10 +188,21 @@ impl Confinement {
             })
             .map(str::to_owned)
             .collect();
-        let cgroup = std::fs::read_to_string(format!("{proc}/cgroup"))
-            .map_err(|e| format!("cannot read {proc}/cgroup: {e}"))?;
-        // EINVAL or ENOENT without such an LSM: the same empty label for both.
-        let lsm_label = std::fs::read_to_string(format!("{proc}/attr/current")).unwrap_or_default();
+        let cgroup =
+            read_beneath(&dir, "cgroup").map_err(|e| format!("cannot read {proc}/cgroup: {e}"))?;
+        // EINVAL or ENOENT: no LSM that keeps a label, for this process and every other alike.
+        // Any other failure is no answer: the server's own stops it (it could not compare), a
+        // peer's leaves `None`, which differs from the server's label and is refused.
+        let lsm_label = if lsm {
+            match read_beneath(&dir, "attr/current") {
+                Ok(label) => Some(label),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => None,
+                Err(_) if pid != 0 => None,
+                Err(e) => return Err(format!("cannot read {proc}/attr/current: {e}")),
+            }
+        } else {
+            None
+        };
         let rlimits = (0..RLIMIT_NLIMITS)
             .map(|resource| sys::prlimit_of(pid, resource))
             .collect::<Result<Vec<_>, _>>()
@@ -189,6 +215,18 @@ impl Confinement {
             rlimits,
         })
     }
+}
+
+/// The text of the `/proc` file `name` beneath `dir`, read with one `read` for anything up to
+/// 16 KiB (std's `read_to_string` asks for the size first, which `/proc` does not know, and then
+/// reads in growing steps: eleven calls for a `status`).
+fn read_beneath(dir: &OwnedFd, name: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let fd = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let mut text = Vec::with_capacity(16 * 1024);
+    std::fs::File::from(fd).read_to_end(&mut text)?;
+    String::from_utf8(text)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
 /// The lines of `/proc/PID/status` that say how a process is confined or privileged.
