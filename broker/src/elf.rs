@@ -142,13 +142,37 @@ pub fn read_interpreter(path: &Path) -> Result<Option<String>, ElfError> {
     ElfTables::open(path)?.interpreter()
 }
 
+/// [`read_interpreter`] of a file the caller has open (`path` names it in errors): what is
+/// decided about a program then holds for the very file that will be executed, not for whatever
+/// its path names a moment later. Fails as not ELF unless it is a regular file.
+pub fn read_interpreter_of(path: &Path, file: &std::fs::File) -> Result<Option<String>, ElfError> {
+    ElfTables::from_file(path, Handle::Borrowed(file))?.interpreter()
+}
+
 /// An open ELF file with its header and program headers read (goblin parses both).
 struct ElfTables<'p> {
     path: &'p Path,
-    file: std::fs::File,
+    file: Handle<'p>,
     header: goblin::elf::Header,
     ctx: goblin::container::Ctx,
     segments: Vec<goblin::elf::ProgramHeader>,
+}
+
+/// The file an [`ElfTables`] reads: opened by it, or the caller's.
+enum Handle<'p> {
+    Owned(std::fs::File),
+    Borrowed(&'p std::fs::File),
+}
+
+impl std::ops::Deref for Handle<'_> {
+    type Target = std::fs::File;
+
+    fn deref(&self) -> &std::fs::File {
+        match self {
+            Handle::Owned(file) => file,
+            Handle::Borrowed(file) => file,
+        }
+    }
 }
 
 impl<'p> ElfTables<'p> {
@@ -173,8 +197,20 @@ impl<'p> ElfTables<'p> {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
             .open(path)
             .map_err(read_error)?;
+        Self::from_file(path, Handle::Owned(file))
+    }
+
+    /// Reads the headers of `file` (named `path` in errors), a regular file or an error.
+    fn from_file(path: &'p Path, file: Handle<'p>) -> Result<Self, ElfError> {
+        let read_error = |source| ElfError::Read {
+            path: path.to_owned(),
+            source,
+        };
         if !file.metadata().map_err(read_error)?.is_file() {
-            return Err(not_regular());
+            return Err(ElfError::NotElf {
+                path: path.to_owned(),
+                reason: "not a regular file".to_owned(),
+            });
         }
         let mut head = [0u8; 64];
         let got = read_at(&file, &mut head, 0).map_err(|source| ElfError::Read {
@@ -220,7 +256,7 @@ impl<'p> ElfTables<'p> {
             });
         }
         let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut bytes, offset).map_err(
+        std::os::unix::fs::FileExt::read_exact_at(&*self.file, &mut bytes, offset).map_err(
             |source| ElfError::Read {
                 path: self.path.to_owned(),
                 source,
@@ -759,6 +795,13 @@ mod tests {
                 "{}",
                 path.display()
             );
+            let file = std::fs::File::open(path).unwrap();
+            assert_eq!(
+                read_interpreter_of(path, &file).unwrap(),
+                whole.interpreter,
+                "{} (open)",
+                path.display()
+            );
             compared += 1;
         }
         assert!(compared >= 1, "no ELF file to compare with");
@@ -864,6 +907,13 @@ mod tests {
             Err(ElfError::NotElf { .. })
         ));
         assert!(matches!(read_elf(dir.path()), Err(ElfError::NotElf { .. })));
+        // An open file is checked as well (a directory here: a program's path may name anything
+        // once it has been opened).
+        let open_dir = std::fs::File::open(dir.path()).unwrap();
+        match read_interpreter_of(dir.path(), &open_dir) {
+            Err(ElfError::NotElf { reason, .. }) => assert_eq!(reason, "not a regular file"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

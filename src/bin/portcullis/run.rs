@@ -271,6 +271,16 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         say(&format!("{}: program not found", program.to_string_lossy()));
         return done(NOT_FOUND);
     };
+    // Opened once, here, with this user's rights, whoever runs it: whether it is a script or a
+    // dynamic program is read from this very file, the one executed (a server gets this fd),
+    // not from whatever the path names a moment later.
+    let file = match open_program(&path) {
+        Ok(file) => file,
+        Err(message) => {
+            say(&message);
+            return done(CANNOT_RUN);
+        }
+    };
     if args.connect.len() > portcullis::MAX_EXTRA_FDS {
         say(&format!(
             "at most {} --connect destinations",
@@ -306,7 +316,7 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         .chain(args.ro.iter().map(|p| (absolute(p), false)))
         .chain(args.rw.iter().map(|p| (absolute(p), true)))
         .collect();
-    let program_root = match plan_root(&path, &grants, args) {
+    let program_root = match plan_root((&path, &file), &grants, args) {
         Ok(root) => root,
         Err(message) => {
             say(&message);
@@ -348,14 +358,6 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         say(&format!("bad limit: {message}"));
         return done(status::USAGE);
     }
-    // Opened here, with this user's rights, whoever runs it: the server gets this fd.
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(e) => {
-            say(&format!("cannot run {}: {e}", path.display()));
-            return done(CANNOT_RUN);
-        }
-    };
     let request = RunRequest {
         protocol: serve::PROTOCOL,
         name: path.to_string_lossy().into_owned(),
@@ -579,21 +581,36 @@ pub(crate) fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// Opens the program to run: a regular file only (a FIFO or a device would block or act when
+/// opened, and cannot be executed anyway). `O_NONBLOCK` so that the open itself never waits;
+/// executing the fd ignores its flags. Errors are one line for the user.
+fn open_program(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(_) => Err(format!("cannot run {}: not a regular file", path.display())),
+        Err(e) => Err(format!("cannot run {}: {e}", path.display())),
+    }
+}
+
 /// The program's root: `None` (the empty root) for a static program with no mounts; otherwise
 /// the granted paths, the program, and, with the automatic root, its interpreter and libraries.
 /// Errors are one line for the user.
 fn plan_root(
-    program: &Path,
+    (program, file): (&Path, &std::fs::File),
     grants: &[(PathBuf, bool)],
     args: &RunArgs,
 ) -> Result<Option<ProgramRoot>, String> {
     // A script would need its interpreter opened by path and itself named as /dev/fd/N, which
     // an fd-executed program in a root without /dev cannot have: say what works instead.
     let mut head = [0u8; 2];
-    let is_script = std::fs::File::open(program)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok()
-        && head == *b"#!";
+    let is_script =
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut head, 0).is_ok() && head == *b"#!";
     if is_script {
         return Err(format!(
             "{0}: a script; run its interpreter with the script mounted instead, e.g. \
@@ -602,7 +619,7 @@ fn plan_root(
         ));
     }
     // Not an ELF file: executed as it is, needing whatever is granted.
-    let dynamic = elf::read_interpreter(program).is_ok_and(|interp| interp.is_some());
+    let dynamic = elf::read_interpreter_of(program, file).is_ok_and(|interp| interp.is_some());
     let auto_root = if args.no_auto_root {
         false
     } else {
