@@ -583,15 +583,16 @@ impl Broker {
     }
 
     /// How many pre-forked, locked-down children are waiting for a spawn right now (at most
-    /// [`BrokerConfig::prefork`]; the broker holds one channel fd for each).
+    /// [`BrokerConfig::prefork`]; the broker holds the fds of its two channels and its seccomp
+    /// listener for each).
     pub fn pooled_children(&self) -> usize {
-        lock(&self.shared.pool).len()
+        waiting(&lock(&self.shared.pool))
     }
 
     /// How many pre-forked exec-mode children wait for a program right now (at most
     /// [`BrokerConfig::prefork_programs`]).
     pub fn pooled_programs(&self) -> usize {
-        lock(&self.shared.program_pool).len()
+        waiting(&lock(&self.shared.program_pool))
     }
 
     /// The cgroup controllers this broker limits children with (`memory`, `pids`, `cpu`), or
@@ -1036,7 +1037,9 @@ impl Broker {
             Err(CgroupError::Write { source, .. })
                 if source.raw_os_error() == Some(libc::ESRCH) =>
             {
-                child.wait_for_locked_down(deadline)?;
+                if matches!(reported, Report::Unread) {
+                    child.wait_for_locked_down(deadline)?;
+                }
                 child.kill();
                 return Err(SpawnError::EndedDuringLockdown {
                     end: child
@@ -1053,11 +1056,20 @@ impl Broker {
         // until the broker supervises it, and closes its own copy of the listener when the start
         // message arrives. A pooled child's was taken while it waited.
         let listener = match reported {
-            Some(LockedDown { listener, landlock }) => {
+            Report::Read(LockedDown { listener, landlock }) => {
                 lock(&child.state).landlock = landlock;
                 listener
             }
-            None => {
+            // Not claimed (`claim_pooled` passes over it); killed already.
+            Report::Failed => {
+                child.kill();
+                return Err(SpawnError::EndedDuringLockdown {
+                    end: child
+                        .wait_timeout(Duration::from_secs(5))
+                        .unwrap_or(ChildEnd::ZygoteLost),
+                });
+            }
+            Report::Unread => {
                 let listener_fd = child.wait_for_locked_down(deadline)?;
                 match take_listener(pid, listener_fd, &child.channel) {
                     Ok(listener) => listener,
@@ -1112,10 +1124,28 @@ struct Forked {
     channel: Channel,
     service: Channel,
     end: Arc<EndSlot>,
-    /// A pooled child's lockdown report, read and its listener taken while it waited in the
-    /// pool ([`Shared::read_pooled_report`]); `None` for a child forked on request, whose spawn
-    /// reads it.
-    reported: Option<LockedDown>,
+    /// Its lockdown report, as far as the broker has read it.
+    reported: Report,
+}
+
+/// The children of `pool` a claim would take (not those whose report failed).
+fn waiting(pool: &VecDeque<Forked>) -> usize {
+    pool.iter()
+        .filter(|forked| !matches!(forked.reported, Report::Failed))
+        .count()
+}
+
+/// A child's lockdown report, as far as the broker has read it.
+enum Report {
+    /// Not yet: the spawn reads it (a child forked on request).
+    Unread,
+    /// Read while the child waited in the pool, its listener taken
+    /// ([`Shared::read_pooled_report`]).
+    Read(LockedDown),
+    /// Reading it failed while the child waited in the pool, and the child was killed. It stays
+    /// in the pool until a claim passes over it and asks the zygote for its replacement: one per
+    /// spawn, so a child that can never lock down cannot make the zygote fork in a loop.
+    Failed,
 }
 
 /// What a child's lockdown report gave the broker: its seccomp listener, and how it applied
@@ -1189,7 +1219,7 @@ impl Shared {
         };
         loop {
             let forked = lock(pool).pop_front()?;
-            if !forked.end.is_set() {
+            if !forked.end.is_set() && !matches!(forked.reported, Report::Failed) {
                 return Some(forked);
             }
             self.replace(forked.id);
@@ -1248,7 +1278,7 @@ impl Shared {
                 channel,
                 service,
                 end,
-                reported: None,
+                reported: Report::Unread,
             }),
             Ok(SpawnReply::Failed(failure)) => {
                 forget();
@@ -1347,7 +1377,7 @@ fn zygote_thread(
                     channel,
                     service,
                     end,
-                    reported: None,
+                    reported: Report::Unread,
                 });
             }
             Ok((FromZygote::Ended { id, status, cpu_us }, _)) => {
@@ -1431,10 +1461,6 @@ impl CgroupJanitor {
         let thread = std::thread::Builder::new()
             .name("portcullis-cgroups".into())
             .spawn(move || {
-                // Its work (pooling children, removing groups) is never waited for, and must
-                // not take a CPU from the start or end of a run it races with: on two CPUs a
-                // child's end wakes this thread and the child's waiter together. Best effort.
-                let _ = crate::sys::process::lower_thread_priority();
                 for job in rx {
                     thread_shared.do_cgroup_job(job);
                 }
@@ -1494,14 +1520,14 @@ impl Shared {
                     self.kill(forked.id);
                     return;
                 }
-                match self.read_pooled_report(&forked) {
-                    Ok(reported) => forked.reported = Some(reported),
+                forked.reported = match self.read_pooled_report(&forked) {
+                    Ok(reported) => Report::Read(reported),
                     Err(e) => {
                         tracing::warn!(child = forked.id, error = %e, "pooled child's lockdown report failed; killing it");
                         self.kill(forked.id);
-                        return;
+                        Report::Failed
                     }
-                }
+                };
                 // A child that died meanwhile is skipped when claimed (`claim_pooled`).
                 let pool = if forked.id & crate::zygote::PROGRAM_POOL_ID_BIT != 0 {
                     &self.program_pool
@@ -1520,23 +1546,27 @@ impl Shared {
     /// the same report a spawn reads from a child forked on request, and the same checks; a
     /// pooled child has run no code but the application's own, so waiting here for its lockdown
     /// to finish (at most the spawn timeout) is safe.
-    fn read_pooled_report(&self, forked: &Forked) -> Result<LockedDown, std::io::Error> {
-        use std::io::{Error, ErrorKind};
+    fn read_pooled_report(&self, forked: &Forked) -> Result<LockedDown, SpawnError> {
         let deadline = Instant::now() + self.config.spawn_timeout;
         // The report's variant carries no message of the child's own type: `()` reads it.
         match forked.channel.recv::<ChildToBroker<()>>(Some(deadline)) {
             Ok((ChildToBroker::LockedDown { listener, landlock }, fds)) if fds.is_empty() => {
-                let listener = take_listener(forked.pid, listener, &forked.channel)?;
+                let listener = take_listener(forked.pid, listener, &forked.channel)
+                    .map_err(SpawnError::TakeListener)?;
                 Ok(LockedDown { listener, landlock })
             }
-            Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => Err(Error::other(format!(
-                "lockdown failed at {step:?}: errno {errno}"
+            Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
+                Err(SpawnError::Lockdown(LockdownError { step, errno }))
+            }
+            Ok(_) => Err(SpawnError::Handshake(RecvError::Violation(
+                ProtocolViolation::Decode {
+                    reason: "first message is not a lockdown report without fds".into(),
+                },
             ))),
-            Ok(_) => Err(Error::new(
-                ErrorKind::InvalidData,
-                "first message is not a lockdown report without fds",
-            )),
-            Err(e) => Err(Error::other(e.to_string())),
+            Err(RecvError::TimedOut) => Err(SpawnError::TimedOut {
+                timeout: self.config.spawn_timeout,
+            }),
+            Err(e) => Err(SpawnError::Handshake(e)),
         }
     }
 }

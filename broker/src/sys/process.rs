@@ -209,15 +209,6 @@ pub fn raise_open_files_limit() -> io::Result<()> {
     cvt_int(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }).map(drop)
 }
 
-/// Lowers the calling thread (only it: on Linux a thread id names one thread here) to the lowest
-/// scheduling priority, nice 19, for background work. setpriority(2)
-pub fn lower_thread_priority() -> io::Result<()> {
-    let tid = libc::id_t::try_from(nix::unistd::gettid().as_raw())
-        .map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: setpriority takes three integers by value and touches no memory of ours.
-    cvt_int(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) }).map(drop)
-}
-
 /// A pidfd for process `pid` (close-on-exec by the kernel). pidfd_open(2)
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags by value and returns a new fd or -1.

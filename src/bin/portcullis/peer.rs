@@ -163,8 +163,8 @@ impl Confinement {
     /// Process `pid`'s, read from `proc` (its `/proc/PID`); `pid` 0 is this process. `lsm`:
     /// whether to read its LSM label (see [`Confinement::lsm_label`]).
     ///
-    /// Every file is opened beneath one directory fd of `proc` and read with one call into a
-    /// buffer its size: the check runs on every served run.
+    /// Every file is opened beneath one directory fd of `proc` and read whole in one call (then
+    /// one that returns nothing): the check runs on every served run.
     fn of(proc: &str, pid: i32, lsm: bool) -> Result<Confinement, String> {
         let dir = nix::fcntl::open(
             proc,
@@ -217,14 +217,24 @@ impl Confinement {
     }
 }
 
-/// The text of the `/proc` file `name` beneath `dir`, read with one `read` for anything up to
-/// 16 KiB (std's `read_to_string` asks for the size first, which `/proc` does not know, and then
-/// reads in growing steps: eleven calls for a `status`).
+/// The text of the `/proc` file `name` beneath `dir`: an open, one `read` of up to 16 KiB until
+/// one returns nothing (two for a `status`), a close. std's `read_to_string` asks for the size
+/// first (`statx`, `lseek`), which `/proc` does not know, then reads in growing steps: eleven
+/// calls for a `status`.
 fn read_beneath(dir: &OwnedFd, name: &str) -> std::io::Result<String> {
     use std::io::Read;
     let fd = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    let mut text = Vec::with_capacity(16 * 1024);
-    std::fs::File::from(fd).read_to_end(&mut text)?;
+    let mut file = std::fs::File::from(fd);
+    let mut chunk = [0u8; 16 * 1024];
+    let mut text = Vec::new();
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     String::from_utf8(text)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
 }

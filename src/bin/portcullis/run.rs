@@ -264,6 +264,10 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             status,
         })
     };
+    if let Err(message) = profile.limits.check() {
+        say(&format!("bad limit: {message}"));
+        return done(status::USAGE);
+    }
     let Some((program, program_args)) = args.command.split_first() else {
         return done(status::USAGE);
     };
@@ -271,6 +275,13 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
         say(&format!("{}: program not found", program.to_string_lossy()));
         return done(NOT_FOUND);
     };
+    if args.connect.len() > portcullis::MAX_EXTRA_FDS {
+        say(&format!(
+            "at most {} --connect destinations",
+            portcullis::MAX_EXTRA_FDS
+        ));
+        return done(status::USAGE);
+    }
     // Opened once, here, with this user's rights, whoever runs it: whether it is a script or a
     // dynamic program is read from this very file, the one executed (a server gets this fd),
     // not from whatever the path names a moment later.
@@ -281,13 +292,6 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             return done(CANNOT_RUN);
         }
     };
-    if args.connect.len() > portcullis::MAX_EXTRA_FDS {
-        say(&format!(
-            "at most {} --connect destinations",
-            portcullis::MAX_EXTRA_FDS
-        ));
-        return done(status::USAGE);
-    }
     // Each destination is a grant of the program's profile, connected now (the program cannot
     // ask: it has no channel to a broker) and passed to it.
     let mut connections = Vec::with_capacity(args.connect.len());
@@ -353,10 +357,6 @@ pub fn run(args: &RunArgs) -> Result<Done, CommandError> {
             "PORTCULLIS_CONNECT_FDS={}",
             list.join(",")
         )));
-    }
-    if let Err(message) = profile.limits.check() {
-        say(&format!("bad limit: {message}"));
-        return done(status::USAGE);
     }
     let request = RunRequest {
         protocol: serve::PROTOCOL,
