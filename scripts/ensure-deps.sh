@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure this machine has what building Portcullis needs beyond the Rust toolchain:
 # libseccomp's development files (libseccomp-sys links against libseccomp.so, and the static
-# `portcullis` command against libseccomp.a, both of which only the -dev package provides), and tmux for the browser-shell's terminal test. As root it installs
-# them; otherwise it prints the exact command (a missing tmux only makes that test skip).
+# `portcullis` command against libseccomp.a, both of which only the -dev package provides), and
+# tmux for the browser-shell's terminal test. As root it installs them; otherwise it prints the
+# exact command (a missing tmux only makes that test skip).
 set -euo pipefail
 
 have_libseccomp() {
