@@ -1547,27 +1547,42 @@ impl Shared {
     /// pooled child has run no code but the application's own, so waiting here for its lockdown
     /// to finish (at most the spawn timeout) is safe.
     fn read_pooled_report(&self, forked: &Forked) -> Result<LockedDown, SpawnError> {
-        let deadline = Instant::now() + self.config.spawn_timeout;
-        // The report's variant carries no message of the child's own type: `()` reads it.
-        match forked.channel.recv::<ChildToBroker<()>>(Some(deadline)) {
-            Ok((ChildToBroker::LockedDown { listener, landlock }, fds)) if fds.is_empty() => {
-                let listener = take_listener(forked.pid, listener, &forked.channel)
-                    .map_err(SpawnError::TakeListener)?;
-                Ok(LockedDown { listener, landlock })
-            }
-            Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
-                Err(SpawnError::Lockdown(LockdownError { step, errno }))
-            }
-            Ok(_) => Err(SpawnError::Handshake(RecvError::Violation(
-                ProtocolViolation::Decode {
-                    reason: "first message is not a lockdown report without fds".into(),
-                },
-            ))),
-            Err(RecvError::TimedOut) => Err(SpawnError::TimedOut {
-                timeout: self.config.spawn_timeout,
-            }),
-            Err(e) => Err(SpawnError::Handshake(e)),
+        let timeout = self.config.spawn_timeout;
+        let (listener, landlock) =
+            read_lockdown_report(&forked.channel, Instant::now() + timeout, timeout)?;
+        let listener = take_listener(forked.pid, listener, &forked.channel)
+            .map_err(SpawnError::TakeListener)?;
+        Ok(LockedDown { listener, landlock })
+    }
+}
+
+/// A child's first message, which must be its lockdown report without fds: the number of the
+/// fd at which it holds its seccomp listener, and how it applied Landlock. Any other first
+/// message is a handshake violation; a report of a failed step is that step's error; a child
+/// gone before it reported is `Handshake(Closed)`. No side effect: each caller decides what an
+/// error does to the child. The report's variants carry no message of the child's own type, so
+/// `()` reads it for any child.
+fn read_lockdown_report(
+    channel: &Channel,
+    deadline: Instant,
+    spawn_timeout: Duration,
+) -> Result<(i32, Option<LandlockStatus>), SpawnError> {
+    match channel.recv::<ChildToBroker<()>>(Some(deadline)) {
+        Ok((ChildToBroker::LockedDown { listener, landlock }, fds)) if fds.is_empty() => {
+            Ok((listener, landlock))
         }
+        Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
+            Err(SpawnError::Lockdown(LockdownError { step, errno }))
+        }
+        Ok(_) => Err(SpawnError::Handshake(RecvError::Violation(
+            ProtocolViolation::Decode {
+                reason: "first message is not a lockdown report without fds".into(),
+            },
+        ))),
+        Err(RecvError::TimedOut) => Err(SpawnError::TimedOut {
+            timeout: spawn_timeout,
+        }),
+        Err(e) => Err(SpawnError::Handshake(e)),
     }
 }
 
@@ -1999,37 +2014,24 @@ impl<Down: Serialize, Up: DeserializeOwned> Child<Down, Up> {
     /// Waits for the child's `LockedDown` report and returns the fd number at which the child
     /// holds its seccomp listener (and keeps how Landlock was applied, if it was).
     fn wait_for_locked_down(&self, deadline: Instant) -> Result<i32, SpawnError> {
-        match self.channel.recv::<ChildToBroker<Up>>(Some(deadline)) {
-            Ok((ChildToBroker::LockedDown { listener, landlock }, fds)) if fds.is_empty() => {
+        match read_lockdown_report(&self.channel, deadline, self.shared.config.spawn_timeout) {
+            Ok((listener, landlock)) => {
                 lock(&self.state).landlock = landlock;
                 Ok(listener)
             }
-            Ok((ChildToBroker::LockdownFailed { step, errno }, _)) => {
+            // The child reported its failing step and exits: its end is the one to wait for.
+            Err(e @ SpawnError::Lockdown(_)) => {
                 let _ = self.wait_timeout(Duration::from_secs(5));
-                Err(SpawnError::Lockdown(LockdownError { step, errno }))
+                Err(e)
             }
-            Ok(_) => {
-                self.kill();
-                Err(SpawnError::Handshake(RecvError::Violation(
-                    ProtocolViolation::Decode {
-                        reason: "first message is not a lockdown report without fds".into(),
-                    },
-                )))
-            }
-            Err(RecvError::TimedOut) => {
-                self.kill();
-                Err(SpawnError::TimedOut {
-                    timeout: self.shared.config.spawn_timeout,
-                })
-            }
-            Err(RecvError::Closed) => Err(SpawnError::EndedDuringLockdown {
+            Err(SpawnError::Handshake(RecvError::Closed)) => Err(SpawnError::EndedDuringLockdown {
                 end: self
                     .wait_timeout(Duration::from_secs(5))
                     .unwrap_or(ChildEnd::ZygoteLost),
             }),
             Err(e) => {
                 self.kill();
-                Err(SpawnError::Handshake(e))
+                Err(e)
             }
         }
     }
