@@ -841,6 +841,35 @@ fn run_passes_stdin_and_only_the_environment_given() {
     assert_status(&out, 0);
 }
 
+/// Started with its standard input closed, `portcullis run` gives the program `/dev/null`
+/// there, not the first file it opens itself (the program, a socket): the command opens
+/// `/dev/null` on each closed standard fd before anything else, as std's runtime start would.
+#[test]
+fn run_with_stdin_closed_gives_the_program_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let Some(program) = static_program() else {
+        return;
+    };
+    let mut command = Command::new(cli());
+    command
+        .args(["run", "--no-server", "--"])
+        .arg(&program)
+        .arg("echo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec only close, which is async-signal-safe, on the child's own
+    // fd 0.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("the portcullis binary runs");
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    assert_status(&out, 0);
+}
+
 /// `portcullis run ARGS -- PROGRAM fds` with a file of the caller's at fd 7: the program must
 /// list only 0, 1 and 2.
 #[track_caller]

@@ -13,6 +13,13 @@
 //! a cgroup the way a broker does, nothing else), or describe a sandbox from its own copy of the
 //! facts where the broker's code can be asked (`explain` iterates the broker's allowlist and
 //! derives limits with the broker's function).
+//!
+//! The process starts at [`main`], called by the C runtime, not through std's runtime start
+//! (`#![no_main]`): every `portcullis run` is a new process, and std's start costs it ~45 µs
+//! here, most of it reading `/proc/self/maps` to place a guard page for a stack-overflow
+//! message. [`main`] does the two things of that start this command relies on (see there).
+
+#![cfg_attr(not(test), no_main)]
 
 mod check;
 mod doctor;
@@ -25,7 +32,6 @@ mod sys;
 mod text;
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -115,7 +121,50 @@ enum CommandError {
     },
 }
 
-fn main() -> ExitCode {
+/// The process's entry point, called by the C runtime with the command line (which
+/// `std::env::args` reads too). Of std's runtime start it does what this command relies on:
+/// - standard input, output and error are open before anything else is: one that is closed is
+///   opened on `/dev/null`, so no file, socket or pipe opened later becomes fd 0, 1 or 2 (and
+///   reaches a sandboxed program as its stdio);
+/// - SIGPIPE is ignored, so a write to a closed pipe is an `EPIPE` error to handle, not the end
+///   of the process.
+///
+/// It leaves out the stack-overflow handler (an overflow still ends the process, with SIGSEGV
+/// instead of a message). A panic, which must never happen, prints its message as usual and
+/// exits with status 101, as from std's start.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    std::ffi::c_int::from(start())
+}
+
+/// Under `cargo test` the test harness has the entry point; this stands in for [`main`] there
+/// (the harness never calls it), so the code it reaches counts as used.
+#[cfg(test)]
+fn main() {
+    let _ = start();
+}
+
+/// [`main`]'s work: the runtime start described there, then [`run`]. Returns the exit status.
+fn start() -> u8 {
+    if sys::open_standard_fds().is_err() {
+        // As std's start does: nothing may run with a standard stream it cannot trust.
+        std::process::abort();
+    }
+    sys::ignore_sigpipe();
+    let status = std::panic::catch_unwind(run).unwrap_or(101);
+    // std's start flushes standard output at the end; `run` has written all it writes with
+    // `print_stdout` (which flushes), so this has nothing left to do unless that failed.
+    let _ = std::io::stdout().flush();
+    status
+}
+
+/// The command: the zygote's entry when this process is a broker's zygote, else the
+/// subcommand the command line names. Returns the exit status.
+fn run() -> u8 {
     // `run` starts a broker, whose zygote is this binary re-executed: that process must become
     // the zygote before anything else (it has no command line to parse).
     portcullis::Broker::serve_if_zygote(&portcullis::Entries::new());
@@ -125,7 +174,7 @@ fn main() -> ExitCode {
             // clap's own message: usage errors go to stderr (status 2), --help and --version
             // to stdout (status 0).
             let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(status::USAGE));
+            return u8::try_from(e.exit_code()).unwrap_or(status::USAGE);
         }
     };
     let result = match &cli.command {
@@ -137,11 +186,11 @@ fn main() -> ExitCode {
         Command::DoctorProbe(args) => Ok(doctor::probe::run(args)),
     };
     match result {
-        Ok(done) => ExitCode::from(print_stdout(&done.stdout).unwrap_or(done.status)),
+        Ok(done) => print_stdout(&done.stdout).unwrap_or(done.status),
         Err(CommandError::PolicyFile(e)) => {
             // A located error starts with "path:line:column:", as compilers print them.
             eprintln!("{}", text::error_chain(&e));
-            ExitCode::from(status::FAILED)
+            status::FAILED
         }
         Err(CommandError::Usage {
             message,
@@ -149,7 +198,7 @@ fn main() -> ExitCode {
         }) => {
             eprintln!("portcullis {subcommand}: {message}");
             eprintln!("For more information, try 'portcullis {subcommand} --help'.");
-            ExitCode::from(status::USAGE)
+            status::USAGE
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command's only `unsafe` code: the system calls no safe binding covers (Landlock's ABI
 //! version, a socket peer's pidfd, `pidfd_open`, `pidfd_send_signal`, `prlimit` of another
-//! process), and taking ownership of an fd a call returned.
+//! process), taking ownership of an fd a call returned, and the two steps of std's runtime start
+//! the command does itself (its standard fds, SIGPIPE).
 
 use nix::errno::Errno;
 
@@ -111,4 +112,55 @@ pub fn prlimit_of(pid: libc::pid_t, resource: i32) -> std::io::Result<(u64, u64)
         return Err(std::io::Error::last_os_error());
     }
     Ok((old.rlim_cur, old.rlim_max))
+}
+
+/// Opens `/dev/null` on each of fds 0, 1 and 2 that is closed, as std's runtime start does
+/// (which this command skips: see `main`), so that no file, socket or pipe opened later takes
+/// a standard stream's number. One `poll` with no events tells which are closed (`POLLNVAL`);
+/// `open` returns the lowest free fd, so opening in order fills exactly those.
+pub fn open_standard_fds() -> Result<(), Errno> {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: `fds` is an array of three initialised pollfd structs that outlives the call;
+        // a timeout of 0 returns at once.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+        if rc >= 0 {
+            break;
+        }
+        match Errno::last() {
+            Errno::EINTR => {}
+            // poll itself cannot run (an open-files limit below 3, no memory): ask each fd.
+            _ => {
+                for pollfd in &mut fds {
+                    // SAFETY: F_GETFD reads the fd's flags and changes nothing.
+                    let closed = unsafe { libc::fcntl(pollfd.fd, libc::F_GETFD) } == -1
+                        && Errno::last() == Errno::EBADF;
+                    pollfd.revents = if closed { libc::POLLNVAL } else { 0 };
+                }
+                break;
+            }
+        }
+    }
+    for pollfd in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+        // SAFETY: the path is a NUL-terminated string literal; the fd the call returns is a
+        // standard stream's from now on, owned by the process like the others.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != pollfd.fd {
+            return Err(if fd < 0 { Errno::last() } else { Errno::EBADF });
+        }
+    }
+    Ok(())
+}
+
+/// Ignores SIGPIPE, as std's runtime start does (skipped: see `main`): a write to a pipe or
+/// socket whose reader is gone fails with `EPIPE`, which the writer handles, instead of ending
+/// the process.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN installs no handler code; this runs first thing in `main`, before any
+    // thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
