@@ -1557,6 +1557,51 @@ fn serve_runs_programs_as_a_standalone_run_does() {
     }
 }
 
+/// A server found through `PORTCULLIS_SERVER` (the connection the client makes before it parses
+/// its arguments) runs the program, and says so with -v; `--no-server` (the pair) runs it with a
+/// broker of the run's own.
+#[test]
+fn serve_is_found_through_the_environment() {
+    let Some(program) = static_program() else {
+        return;
+    };
+    let Some(server) = Server::start(&["--warm", "1"]) else {
+        return;
+    };
+    let served_line = format!("run by the server at {}", server.socket());
+    let with_env = |args: &[&str]| {
+        Command::new(cli())
+            .arg("run")
+            .args(args)
+            .arg("--")
+            .arg(&program)
+            .args(["hello", "world"])
+            .env("PORTCULLIS_SERVER", server.socket())
+            .stdin(Stdio::null())
+            .output()
+            .expect("the client runs")
+    };
+    for _ in 0..2 {
+        let out = with_env(&["-v"]);
+        assert_said_hello(&out);
+        assert!(stderr(&out).contains(&served_line), "{}", stderr(&out));
+    }
+    let out = with_env(&["-v", "--no-server"]);
+    assert_said_hello(&out);
+    assert!(
+        !stderr(&out).contains("run by the server"),
+        "{}",
+        stderr(&out)
+    );
+    // A run that ends before it asks (its policy file is missing) drops that early connection;
+    // the server goes on serving.
+    let out = with_env(&["--policy", "/nonexistent/policy.toml"]);
+    assert_status(&out, 1);
+    let out = with_env(&["-v"]);
+    assert_said_hello(&out);
+    assert!(stderr(&out).contains(&served_line), "{}", stderr(&out));
+}
+
 #[test]
 fn serve_hides_the_clients_other_fds() {
     let Some(program) = static_program() else {

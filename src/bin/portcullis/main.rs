@@ -178,7 +178,9 @@ fn run() -> u8 {
     // `run` starts a broker, whose zygote is this binary re-executed: that process must become
     // the zygote before anything else (it has no command line to parse).
     portcullis::Broker::serve_if_zygote(&portcullis::Entries::new());
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let early = run::connect_early(&argv);
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
             // clap's own message: usage errors go to stderr (status 2), --help and --version
@@ -191,7 +193,7 @@ fn run() -> u8 {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Doctor(args) => Ok(doctor::run(args)),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, early),
         Command::Serve(args) => serve::serve(args),
         Command::DoctorProbe(args) => Ok(doctor::probe::run(args)),
     };
