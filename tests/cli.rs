@@ -1738,6 +1738,10 @@ fn serve_refuses_bad_requests_and_keeps_serving() {
     refused(&conn, "bad request", false);
     // A client that connects and says nothing, then goes: nothing to answer, nothing lost.
     drop(connect_raw(&server.socket).expect("connect"));
+    // One that says nothing for the server's 10 s (a client connects before it plans, so a slow
+    // plan looks like this): refused with a fall back, since it has sent nothing yet.
+    let conn = connect_raw(&server.socket).expect("connect");
+    refused(&conn, "no request", true);
     // The server still runs programs.
     assert_said_hello(&served_hello(&server, &program));
 }

@@ -14,12 +14,15 @@
 //! facts where the broker's code can be asked (`explain` iterates the broker's allowlist and
 //! derives limits with the broker's function).
 //!
-//! The process starts at [`main`], called by the C runtime, not through std's runtime start
-//! (`#![no_main]`): every `portcullis run` is a new process, and std's start costs it ~45 µs
-//! here, most of it reading `/proc/self/maps` to place a guard page for a stack-overflow
-//! message. [`main`] does the two things of that start this command relies on (see there).
+//! With glibc the process starts at [`main`], called by the C runtime, not through std's
+//! runtime start (`#![no_main]`): every `portcullis run` is a new process, and std's start costs
+//! it ~45 µs here, most of it reading `/proc/self/maps` to place a guard page for a
+//! stack-overflow message. [`main`] does the two things of that start this command relies on
+//! (see there). The command line still reaches `std::env::args_os`, which glibc hands to std
+//! before `main` (std's `.init_array` hook); other C libraries do not, so with them the command
+//! starts through std as usual.
 
-#![cfg_attr(not(test), no_main)]
+#![cfg_attr(all(not(test), target_env = "gnu"), no_main)]
 
 mod check;
 mod doctor;
@@ -84,10 +87,11 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands. Each one's arguments and help are built only when it is the one given
-/// (`defer`): a `portcullis run` does not build the other four, ~50 µs of its start. The
-/// one-line summary `portcullis --help` lists for each is therefore on its variant here, and a
-/// test checks that it is the first line of the subcommand's own help.
+// The subcommands. Each one's arguments and help are built only when it is the one given
+// (`defer`): a `portcullis run` does not build the other four, ~50 µs of its start. The one-line
+// summary `portcullis --help` lists for each is therefore on its variant here, and a test checks
+// that it is the first line of the subcommand's own help. (A `//` comment: clap would take a
+// doc comment here as the command's own about.)
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 enum Command {
@@ -142,7 +146,7 @@ enum CommandError {
 /// It leaves out the stack-overflow handler (an overflow still ends the process, with SIGSEGV
 /// instead of a message). A panic, which must never happen, prints its message as usual and
 /// exits with status 101, as from std's start.
-#[cfg(not(test))]
+#[cfg(all(not(test), target_env = "gnu"))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(
     _argc: std::ffi::c_int,
@@ -151,11 +155,12 @@ pub extern "C" fn main(
     std::ffi::c_int::from(start())
 }
 
-/// Under `cargo test` the test harness has the entry point; this stands in for [`main`] there
-/// (the harness never calls it), so the code it reaches counts as used.
-#[cfg(test)]
-fn main() {
-    let _ = start();
+/// Under `cargo test` the test harness has the entry point, and this stands in for [`main`]
+/// (the harness never calls it, and the code it reaches counts as used); with a C library other
+/// than glibc, std's runtime start calls it (see the module docs).
+#[cfg(any(test, not(target_env = "gnu")))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(start())
 }
 
 /// [`main`]'s work: the runtime start described there, then [`run`]. Returns the exit status.
@@ -263,6 +268,17 @@ mod tests {
             assert!(
                 own.get_arguments().count() > 0,
                 "{} was built",
+                listed.get_name()
+            );
+            // The variant's summary must not replace the subcommand's own long help (it would,
+            // were the arguments built before it).
+            let long = own
+                .get_long_about()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                long.len() > summary.as_deref().map_or(0, str::len),
+                "{} keeps its long help",
                 listed.get_name()
             );
             checked += 1;

@@ -290,18 +290,17 @@ pub fn connect_early(argv: &[OsString]) -> Option<ServerAttempt> {
 /// connection [`connect_early`] made, if any.
 pub fn run(args: &RunArgs, early: Option<ServerAttempt>) -> Result<Done, CommandError> {
     // A server runs it when one listens for this user (the same sandbox, without a broker's
-    // start), unless the run needs what only a broker of its own gives (no cgroup). Connected
-    // before the run is planned (or before the arguments were parsed): the server checks this
-    // process meanwhile.
-    let server = (!args.no_server && !args.no_cgroup).then(|| {
-        let (socket, explicit) = match &args.server {
-            Some(path) => (path.clone(), true),
-            None => (serve::default_socket(), false),
-        };
-        match early {
-            Some(early) if early.socket == socket && early.explicit == explicit => early,
-            _ => ServerAttempt::make(socket, explicit),
-        }
+    // start), unless the run needs what only a broker of its own gives (no cgroup). The early
+    // connection is that server's if the guess was right; otherwise it is closed here, unused,
+    // and the server is connected to once the run is planned.
+    let server = (!args.no_server && !args.no_cgroup).then(|| match &args.server {
+        Some(path) => (path.clone(), true),
+        None => (serve::default_socket(), false),
+    });
+    let mut early = early.filter(|early| {
+        server.as_ref().is_some_and(|(socket, explicit)| {
+            early.socket == *socket && early.explicit == *explicit
+        })
     });
     let (mut profile, profile_mounts, _) = resolve_profile(
         args.policy.as_deref(),
@@ -448,7 +447,12 @@ pub fn run(args: &RunArgs, early: Option<ServerAttempt>) -> Result<Done, Command
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let stdio = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     let extra: Vec<std::os::fd::BorrowedFd<'_>> = connections.iter().map(AsFd::as_fd).collect();
-    let remote = match server {
+    let attempt = server.map(|(socket, explicit)| {
+        early
+            .take()
+            .unwrap_or_else(|| ServerAttempt::make(socket, explicit))
+    });
+    let remote = match attempt {
         Some(attempt) => {
             for line in &attempt.said {
                 say(line);

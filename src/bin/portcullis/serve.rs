@@ -488,6 +488,12 @@ fn serve_one((broker, stale): (&Broker, &AtomicBool), ours: &Confinement, conn: 
     }
     let (payload, fds) = match conn.recv_bytes(Some(Instant::now() + REQUEST_TIMEOUT)) {
         Ok(got) => got,
+        // A client that connected, then took its time to plan (it connects before it parses
+        // its arguments): it has sent nothing, so it may as well run the program itself.
+        Err(e @ portcullis::ipc::RecvError::TimedOut) => {
+            refuse(conn, &format!("no request: {e}"), true);
+            return;
+        }
         Err(e) => {
             refuse(conn, &format!("bad request: {e}"), false);
             return;
@@ -753,11 +759,7 @@ pub fn run_remote(
     // ACCEPT_TIMEOUT is stuck (stopped, say), and closing the connection without a go makes sure
     // it never starts the program, so this run can. Only a server that answered gets the fds.
     match conn.recv::<RunReply>(Some(accept_by)) {
-        Ok((RunReply::Accepted, _)) if sending.is_ok() => {
-            if request.verbose {
-                say(&format!("run by the server at {}", path.display()));
-            }
-        }
+        Ok((RunReply::Accepted, _)) if sending.is_ok() => {}
         Ok((RunReply::Refused { message, fall_back }, _)) => {
             return refused(say, path, explicit, &message, fall_back)
         }
@@ -777,6 +779,9 @@ pub fn run_remote(
     }
     if let Err(e) = conn.send(&RunGo::Go, fds, Some(Instant::now() + ACCEPT_TIMEOUT)) {
         return unusable(say, format!("the server at {} went: {e}", path.display()));
+    }
+    if request.verbose {
+        say(&format!("run by the server at {}", path.display()));
     }
     loop {
         match conn.recv::<RunReply>(None) {
