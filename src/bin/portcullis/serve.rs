@@ -648,6 +648,25 @@ pub struct Server {
     conn: Channel,
 }
 
+/// What a run does when the server it wanted cannot be used: a standalone run, or, when the
+/// user named that server (`explicit`), exit 126 (having said why).
+fn instead(explicit: bool) -> Remote {
+    if explicit {
+        Remote::Ran(crate::run::CANNOT_RUN)
+    } else {
+        Remote::Absent
+    }
+}
+
+/// [`instead`], saying `message` first when the user named the server (a server found without
+/// being named that cannot be used is no news: the run goes standalone quietly).
+fn unusable(explicit: bool, say: &mut dyn FnMut(&str), message: String) -> Remote {
+    if explicit {
+        say(&message);
+    }
+    instead(explicit)
+}
+
 /// Connects to the server at `path` if one listens there and runs as this user. `Err`: what the
 /// run does instead (standalone, or exit with an error when `explicit`).
 pub fn connect_to(
@@ -655,16 +674,9 @@ pub fn connect_to(
     explicit: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<Server, Remote> {
-    let unusable = |say: &mut dyn FnMut(&str), message: String| {
-        if explicit {
-            say(&message);
-            Remote::Ran(crate::run::CANNOT_RUN)
-        } else {
-            Remote::Absent
-        }
-    };
     let Ok(addr) = UnixAddr::new(path) else {
         return Err(unusable(
+            explicit,
             say,
             format!("{}: not a socket path", path.display()),
         ));
@@ -674,18 +686,18 @@ pub fn connect_to(
         match check_private_dir(dir) {
             Ok(()) => {}
             Err(_) if !dir.exists() => {
-                return Err(unusable(say, format!("no server at {}", path.display())))
+                return Err(unusable(
+                    explicit,
+                    say,
+                    format!("no server at {}", path.display()),
+                ))
             }
             Err(message) => {
                 say(&format!(
                     "warning: not using the server at {}: {message}",
                     path.display()
                 ));
-                return Err(if explicit {
-                    Remote::Ran(crate::run::CANNOT_RUN)
-                } else {
-                    Remote::Absent
-                });
+                return Err(instead(explicit));
             }
         }
     }
@@ -701,6 +713,7 @@ pub fn connect_to(
     };
     if let Err(e) = connect(fd.as_raw_fd(), &addr) {
         return Err(unusable(
+            explicit,
             say,
             format!("no server at {}: {e}", path.display()),
         ));
@@ -716,13 +729,9 @@ pub fn connect_to(
                  not using it",
                 path.display()
             ));
-            return Err(if explicit {
-                Remote::Ran(crate::run::CANNOT_RUN)
-            } else {
-                Remote::Absent
-            });
+            return Err(instead(explicit));
         }
-        Err(message) => return Err(unusable(say, message)),
+        Err(message) => return Err(unusable(explicit, say, message)),
     }
     Ok(Server {
         path: path.to_owned(),
@@ -744,14 +753,6 @@ pub fn run_remote(
         conn,
     } = server;
     let path = path.as_path();
-    let unusable = |say: &mut dyn FnMut(&str), message: String| {
-        if explicit {
-            say(&message);
-            Remote::Ran(crate::run::CANNOT_RUN)
-        } else {
-            Remote::Absent
-        }
-    };
     // One deadline for sending the request and hearing back.
     let accept_by = Instant::now() + ACCEPT_TIMEOUT;
     let sending = conn.send(request, &[], Some(accept_by));
@@ -765,6 +766,7 @@ pub fn run_remote(
         }
         Ok((other, _)) => {
             return unusable(
+                explicit,
                 say,
                 format!("the server at {} answered {other:?} first", path.display()),
             )
@@ -774,11 +776,15 @@ pub fn run_remote(
                 Err(e) => format!("cannot send the run to {}: {e}", path.display()),
                 Ok(()) => format!("the server at {} did not answer: {e}", path.display()),
             };
-            return unusable(say, why);
+            return unusable(explicit, say, why);
         }
     }
     if let Err(e) = conn.send(&RunGo::Go, fds, Some(Instant::now() + ACCEPT_TIMEOUT)) {
-        return unusable(say, format!("the server at {} went: {e}", path.display()));
+        return unusable(
+            explicit,
+            say,
+            format!("the server at {} went: {e}", path.display()),
+        );
     }
     if request.verbose {
         say(&format!("run by the server at {}", path.display()));
