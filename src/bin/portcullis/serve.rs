@@ -637,9 +637,10 @@ pub enum Remote {
     Ran(u8),
 }
 
-/// A connection to the server a run is for, made before the run is planned: the server checks
-/// the client ([`Peer::confined_as`], ~0.15 ms of `/proc` reads) as soon as it accepts, so
-/// connecting first lets that check run on another CPU while this process plans the run.
+/// A connection to the server a run is for, checked to be this user's ([`connect_to`]); the
+/// server checks the client ([`Peer::confined_as`], ~0.15 ms of `/proc` reads) as soon as it
+/// accepts, which is why a run usually connects before it parses its arguments
+/// (`crate::run::connect_early`).
 pub struct Server {
     path: PathBuf,
     /// The user named the server, so its absence is an error rather than a reason to run
