@@ -220,7 +220,8 @@ impl Confinement {
 /// The text of the `/proc` file `name` beneath `dir`: an open, one `read` of up to 16 KiB until
 /// one returns nothing (two for a `status`), a close. std's `read_to_string` asks for the size
 /// first (`statx`, `lseek`), which `/proc` does not know, then reads in growing steps: eleven
-/// calls for a `status`.
+/// calls for a `status`. At most [`PROC_FILE_MAX`] bytes: a client names its own cgroup
+/// paths, and nothing it controls may make the server hold an unbounded text.
 fn read_beneath(dir: &OwnedFd, name: &str) -> std::io::Result<String> {
     use std::io::Read;
     let fd = nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
@@ -230,6 +231,12 @@ fn read_beneath(dir: &OwnedFd, name: &str) -> std::io::Result<String> {
     loop {
         match file.read(&mut chunk) {
             Ok(0) => break,
+            Ok(n) if text.len() + n > PROC_FILE_MAX => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("longer than {PROC_FILE_MAX} bytes"),
+                ))
+            }
             Ok(n) => text.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -238,6 +245,10 @@ fn read_beneath(dir: &OwnedFd, name: &str) -> std::io::Result<String> {
     String::from_utf8(text)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
 }
+
+/// The most of a `/proc` file [`read_beneath`] reads (a `status` is ~1.5 KiB; a `cgroup` lists
+/// one path per hierarchy).
+const PROC_FILE_MAX: usize = 64 * 1024;
 
 /// The lines of `/proc/PID/status` that say how a process is confined or privileged.
 const CONFINEMENT_FIELDS: &[&str] = &[
@@ -303,4 +314,38 @@ pub fn overflow_uid() -> u32 {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(65534)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file is read whole up to the cap and refused past it; its pair, one at the cap, is read.
+    #[test]
+    fn a_proc_file_is_read_whole_up_to_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("at-cap"), "x".repeat(PROC_FILE_MAX)).unwrap();
+        std::fs::write(dir.path().join("past-cap"), "x".repeat(PROC_FILE_MAX + 1)).unwrap();
+        let fd = nix::fcntl::open(
+            dir.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(read_beneath(&fd, "at-cap").unwrap().len(), PROC_FILE_MAX);
+        let past = read_beneath(&fd, "past-cap").unwrap_err();
+        assert_eq!(past.kind(), std::io::ErrorKind::InvalidData, "{past}");
+        // A real /proc file, read in one call and an empty one.
+        let status = read_beneath(
+            &nix::fcntl::open(
+                "/proc/self",
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )
+            .unwrap(),
+            "status",
+        )
+        .unwrap();
+        assert!(status.contains("\nUid:"), "{status}");
+    }
 }
