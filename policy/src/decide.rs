@@ -1,7 +1,7 @@
 //! Requests, decisions, and the rules that connect them.
 
 use crate::host::{is_public, parse_host, HostName};
-use crate::path::{clean_components, is_clean_component, split_clean};
+use crate::path::{beneath, check_clean, is_clean_component, split_clean};
 use crate::profile::{FsGrant, Profile, Rights, Scheme, Scope};
 use crate::url::parse_fetch_url;
 use std::net::IpAddr;
@@ -344,38 +344,35 @@ impl Profile {
     }
 
     /// Finds the grant that decides `path` and the path relative to its root.
+    ///
+    /// Allocates only the relative path it returns: every brokered file request comes here.
     fn resolve(
         &self,
         path: &str,
         root_use: RootUse,
         allowed: &dyn Fn(&Rights) -> bool,
     ) -> Result<(usize, String), DenyReason> {
-        let asked = split_clean(path).map_err(|_| DenyReason::BadPath)?;
-        // Indices of the most specific matching grants, in policy order.
-        let mut best: Vec<usize> = Vec::new();
-        let mut best_rank = 0;
+        check_clean(path).map_err(|_| DenyReason::BadPath)?;
+        // One pass, in policy order: the most specific matching grants so far, and the first of
+        // them with the needed rights.
+        let mut best_rank = None;
+        let mut chosen = None;
         for (index, grant) in self.fs.iter().enumerate() {
-            let Some(rank) = match_grant(grant, &asked, root_use) else {
+            let Some((rank, rest)) = match_grant(grant, path, root_use) else {
                 continue;
             };
-            if best.is_empty() || rank > best_rank {
-                best.clear();
-                best_rank = rank;
+            if best_rank.is_none_or(|best| rank > best) {
+                best_rank = Some(rank);
+                chosen = None;
             }
-            if rank == best_rank {
-                best.push(index);
+            if best_rank == Some(rank) && chosen.is_none() && allowed(&grant.rights) {
+                chosen = Some((index, rest));
             }
         }
-        if best.is_empty() {
-            return Err(DenyReason::NotGranted);
-        }
-        let index = best
-            .into_iter()
-            .find(|&i| allowed(&self.fs[i].rights))
-            .ok_or(DenyReason::MissingRight)?;
+        best_rank.ok_or(DenyReason::NotGranted)?;
+        let (index, rest) = chosen.ok_or(DenyReason::MissingRight)?;
         let relative = match &self.fs[index].scope {
-            // A subtree grant's rank is its root's component count.
-            Scope::Subtree => components_after(path, &asked, best_rank).to_owned(),
+            Scope::Subtree => rest.to_owned(),
             Scope::Literal { file_name } => file_name.clone(),
         };
         Ok((index, relative))
@@ -405,42 +402,22 @@ impl Profile {
     }
 }
 
-/// The rest of clean path `path` after its first `skip` components (`components`, which
-/// `split_clean` cut from `path`): the same string as `components[skip..].join("/")`.
-fn components_after<'a>(path: &'a str, components: &[&str], skip: usize) -> &'a str {
-    match components.get(skip) {
-        // Each component is a slice of `path`, so its address gives its offset.
-        Some(first) => {
-            let offset = first.as_ptr().addr().saturating_sub(path.as_ptr().addr());
-            path.get(offset..).unwrap_or_default()
-        }
-        None => "",
-    }
-}
-
-/// How specifically `grant` covers the path with components `asked`, or `None`.
+/// How specifically `grant` covers clean path `path` — its rank: the root's component count,
+/// one more for a literal grant — and what of `path` lies beneath the root; or `None`.
 ///
 /// A grant whose root or file name is not clean (possible only in a hand-built `Profile`)
 /// matches nothing.
-fn match_grant(grant: &FsGrant, asked: &[&str], root_use: RootUse) -> Option<usize> {
-    // The root's components must begin `asked` (compared without collecting them).
-    let mut root_len = 0;
-    for component in clean_components(&grant.root).ok()? {
-        if asked.get(root_len) != Some(&component) {
-            return None;
-        }
-        root_len += 1;
-    }
+fn match_grant<'p>(grant: &FsGrant, path: &'p str, root_use: RootUse) -> Option<(usize, &'p str)> {
+    check_clean(&grant.root).ok()?;
+    let (root_len, rest) = beneath(&grant.root, path)?;
     match &grant.scope {
         Scope::Subtree => {
-            let beneath = asked.len() > root_len;
-            (beneath || root_use == RootUse::Allowed).then_some(root_len)
+            (!rest.is_empty() || root_use == RootUse::Allowed).then_some((root_len, rest))
         }
         Scope::Literal { file_name } => {
-            let exact = is_clean_component(file_name)
-                && asked.len() == root_len + 1
-                && asked[root_len] == file_name.as_str();
-            exact.then_some(root_len + 1)
+            // A clean component has no '/', so this is "exactly one component, this name".
+            let exact = is_clean_component(file_name) && rest == file_name.as_str();
+            exact.then_some((root_len + 1, rest))
         }
     }
 }
@@ -449,20 +426,90 @@ fn match_grant(grant: &FsGrant, asked: &[&str], root_use: RootUse) -> Option<usi
 mod tests {
     use super::*;
 
-    #[test]
-    fn components_after_is_the_joined_rest() {
-        for path in ["/", "/a", "/a/b", "/data/sub/b.txt", "/x/yy/zzz/w"] {
-            let components = split_clean(path).unwrap();
-            for skip in 0..=components.len() + 1 {
-                let joined = components
-                    .get(skip..)
-                    .map_or(String::new(), |c| c.join("/"));
-                assert_eq!(
-                    components_after(path, &components, skip),
-                    joined,
-                    "{path} {skip}"
-                );
-            }
+    fn grant(root: &str, scope: Scope, rights: Rights) -> FsGrant {
+        FsGrant {
+            root: root.into(),
+            scope,
+            rights,
         }
+    }
+
+    const READ: Rights = Rights {
+        read: true,
+        write: false,
+        create: false,
+        delete: false,
+        list: false,
+    };
+    const WRITE: Rights = Rights {
+        read: false,
+        write: true,
+        create: false,
+        delete: false,
+        list: false,
+    };
+
+    fn open(path: &str, write: bool) -> Access<'_> {
+        Access::Open {
+            path,
+            mode: OpenMode {
+                read: !write,
+                write,
+                ..OpenMode::default()
+            },
+        }
+    }
+
+    #[test]
+    fn equally_specific_grants_give_the_first_with_the_right_and_narrower_ones_narrow() {
+        let profile = Profile {
+            fs: vec![
+                grant("/d", Scope::Subtree, READ),
+                grant("/d", Scope::Subtree, WRITE),
+                // As specific as a subtree at /d/x for the path /d/x itself.
+                grant(
+                    "/d",
+                    Scope::Literal {
+                        file_name: "x".into(),
+                    },
+                    READ,
+                ),
+                grant("/d/x", Scope::Subtree, WRITE),
+                // Narrower than /d, and read-only: it narrows.
+                grant("/d/ro", Scope::Subtree, READ),
+                // Not clean: matches nothing.
+                grant("/d/ro/", Scope::Subtree, WRITE),
+            ],
+            ..Profile::default()
+        };
+        let allow = |grant: usize, relative: &str| Decision::AllowPath {
+            grant,
+            relative: relative.into(),
+        };
+        assert_eq!(profile.decide(&open("/d/a", false)), allow(0, "a"));
+        assert_eq!(profile.decide(&open("/d/a", true)), allow(1, "a"));
+        assert_eq!(profile.decide(&open("/d/x", false)), allow(2, "x"));
+        assert_eq!(
+            profile.decide(&Access::Stat { path: "/d/x" }),
+            allow(2, "x")
+        );
+        assert_eq!(profile.decide(&open("/d/x/y", true)), allow(3, "y"));
+        assert_eq!(
+            profile.decide(&open("/d/x/y", false)),
+            Decision::Deny(DenyReason::MissingRight)
+        );
+        assert_eq!(profile.decide(&open("/d/ro/f", false)), allow(4, "f"));
+        assert_eq!(
+            profile.decide(&open("/d/ro/f", true)),
+            Decision::Deny(DenyReason::MissingRight)
+        );
+        assert_eq!(
+            profile.decide(&open("/e/a", false)),
+            Decision::Deny(DenyReason::NotGranted)
+        );
+        assert_eq!(
+            profile.decide(&open("/d-evil/a", false)),
+            Decision::Deny(DenyReason::NotGranted)
+        );
     }
 }
