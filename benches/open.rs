@@ -6,7 +6,10 @@
 //!   a plain forked process (the floor of any fd broker);
 //! - `brokered_open_us`: a sandboxed child's `ChildContext::open` of the same file — request,
 //!   policy decision, `openat2` beneath the grant's directory fd, fd back, audit record — and
-//!   `close`, timed inside the child.
+//!   `close`, timed inside the child;
+//! - `floor_open_us` / `epoll_floor_open_us`: minimal brokers on a socket (see [`floor_broker`]);
+//! - `doorbell_floor_open_us`: the broker's own mechanism with nothing else (see
+//!   [`DoorbellFloor`]): the least any implementation of it can take on this machine.
 //!
 //! Prints medians and `brokered_over_native`; the last stdout line is one JSON object.
 
@@ -201,6 +204,318 @@ fn floor_open(sock: &std::os::fd::OwnedFd, relative: &str) -> Duration {
     start.elapsed()
 }
 
+/// The broker's mechanism and nothing else, in its plainest form: a forked client writes the
+/// relative path into a shared page and makes the doorbell syscall, which its one-rule seccomp
+/// filter hands to a server thread of this process (listener switched to synchronous wake-ups,
+/// as the broker's are); the thread reads the path, `openat2`s it beneath the directory with the
+/// broker's flags, `fstat`s it, sends the fd on a socket, closes its copy and answers the
+/// syscall; the client takes the fd with `recvmsg` and closes it. No sandbox, cgroup, framing,
+/// policy or rate limit: what a brokered open costs beyond this is the broker's own work.
+struct DoorbellFloor {
+    /// Commands to the client (one byte: run a block) and its timings back.
+    control: std::os::fd::OwnedFd,
+    pid: libc::pid_t,
+}
+
+/// The doorbell's syscall number on this architecture (the broker's own).
+const FLOOR_DOORBELL: i64 = portcullis::ipc::service::DOORBELL_SYSCALL;
+
+impl DoorbellFloor {
+    fn start(dir: &std::path::Path) -> DoorbellFloor {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let pair = || {
+            socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .expect("socketpair")
+        };
+        let (control, control_theirs) = pair();
+        let (files, files_theirs) = pair();
+        let dir = std::fs::File::open(dir).expect("open dir");
+        // SAFETY: a fresh anonymous shared mapping of one page; checked below.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED, "mmap");
+        let page = page.cast::<u8>();
+        // SAFETY: the child makes only async-signal-safe calls (prctl, seccomp, socket calls,
+        // clock_gettime, close, _exit) on its own fds, the shared page and stack buffers.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above; the client never returns. Our copies of the bench's ends would
+            // keep the client from seeing the bench go.
+            unsafe {
+                libc::close(control.as_raw_fd());
+                libc::close(files.as_raw_fd());
+                floor_client(control_theirs.as_raw_fd(), files_theirs.as_raw_fd(), page)
+            }
+        }
+        drop((control_theirs, files_theirs));
+        let listener = receive_fd(&control).expect("the client's listener");
+        // SAFETY: this ioctl takes its flags by value (SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+        // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP; Linux 6.6).
+        unsafe { libc::ioctl(listener.as_raw_fd(), 0x4008_2104 as _, 1 as libc::c_ulong) };
+        let page = page as usize;
+        // Ends when the client does (its listener then fails), or with the bench.
+        std::thread::spawn(move || floor_server(&listener, &files, &dir, page as *const u8));
+        DoorbellFloor { control, pid }
+    }
+
+    /// Has the client open the file `BLOCK` times; their durations.
+    fn block(&self) -> Vec<Duration> {
+        nix::unistd::write(&self.control, &[1]).expect("command");
+        let mut bytes = vec![0u8; BLOCK * 8];
+        let n = nix::unistd::read(self.control.as_fd(), &mut bytes).expect("timings");
+        assert_eq!(n, bytes.len(), "a whole block of timings");
+        bytes
+            .chunks_exact(8)
+            .map(|c| Duration::from_nanos(u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]))))
+            .collect()
+    }
+}
+
+/// One fd received on `sock`, if the next datagram carries one.
+fn receive_fd(sock: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    let mut cmsgs = msg.cmsgs().ok()?;
+    match cmsgs.next() {
+        // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+        Some(ControlMessageOwned::ScmRights(fds)) => fds
+            .first()
+            .map(|&fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+        _ => None,
+    }
+}
+
+/// Sends `fd` as `SCM_RIGHTS` with one byte on `sock`. sendmsg(2), in libc calls only.
+///
+/// # Safety
+/// `sock` and `fd` must be open fds.
+unsafe fn send_fd(sock: libc::c_int, fd: libc::c_int) -> bool {
+    // SAFETY: the caller passes open fds; everything else is on this stack frame.
+    unsafe {
+        let mut byte = [1u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cmsg = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(4) as usize;
+        *libc::CMSG_DATA(header).cast::<libc::c_int>() = fd;
+        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == 1
+    }
+}
+
+/// The forked client of [`DoorbellFloor`]: installs its filter, hands the listener over, then
+/// runs a block of timed opens per command byte.
+///
+/// # Safety
+/// Only in a freshly forked child; `page` is the shared page. Never returns.
+unsafe fn floor_client(control: libc::c_int, files: libc::c_int, page: *mut u8) -> ! {
+    // SAFETY: see the function's contract; only syscalls on our own fds, the shared page and
+    // this frame's buffers.
+    unsafe {
+        // The filter: the doorbell goes to the listener, everything else runs.
+        let filter = [
+            // BPF_LD | BPF_W | BPF_ABS, seccomp_data.nr
+            libc::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            // BPF_JMP | BPF_JEQ | BPF_K: the doorbell? next, else skip one
+            libc::sock_filter {
+                code: 0x15,
+                jt: 0,
+                jf: 1,
+                k: u32::try_from(FLOOR_DOORBELL).unwrap_or(u32::MAX),
+            },
+            // BPF_RET | BPF_K
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_USER_NOTIF,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ALLOW,
+            },
+        ];
+        let program = libc::sock_fprog {
+            len: u16::try_from(filter.len()).unwrap_or(0),
+            filter: filter.as_ptr().cast_mut(),
+        };
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        let listener = libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &program as *const libc::sock_fprog,
+        );
+        let Ok(listener) = libc::c_int::try_from(listener) else {
+            libc::_exit(1);
+        };
+        if listener < 0 || !send_fd(control, listener) {
+            libc::_exit(1);
+        }
+        libc::close(listener);
+        let now = || {
+            let mut t: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t);
+            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.tv_nsec).unwrap_or(0)
+        };
+        let mut times = [0u64; BLOCK];
+        let mut command = [0u8; 1];
+        while libc::read(control, command.as_mut_ptr().cast(), 1) == 1 {
+            for time in &mut times {
+                let start = now();
+                let path = c"small.txt".to_bytes_with_nul();
+                std::ptr::copy_nonoverlapping(path.as_ptr(), page, path.len());
+                // An error means the server could not open or send: stop rather than wait.
+                if libc::syscall(FLOOR_DOORBELL as libc::c_long, 0) != 0 {
+                    libc::_exit(1);
+                }
+                let mut byte = [0u8; 1];
+                let mut iov = libc::iovec {
+                    iov_base: byte.as_mut_ptr().cast(),
+                    iov_len: 1,
+                };
+                let mut cmsg = [0u64; 8];
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = &mut iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = cmsg.as_mut_ptr().cast();
+                msg.msg_controllen = std::mem::size_of_val(&cmsg);
+                if libc::recvmsg(files, &mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
+                    libc::_exit(1);
+                }
+                let header = libc::CMSG_FIRSTHDR(&msg);
+                if header.is_null() {
+                    libc::_exit(1);
+                }
+                libc::close(*libc::CMSG_DATA(header).cast::<libc::c_int>());
+                *time = now() - start;
+            }
+            let len = std::mem::size_of_val(&times);
+            if libc::write(control, times.as_ptr().cast(), len) != len as isize {
+                libc::_exit(1);
+            }
+        }
+        libc::_exit(0)
+    }
+}
+
+/// The server thread of [`DoorbellFloor`]: per doorbell, the path from the shared page,
+/// `openat2` + `fstat` beneath `dir`, the fd on `files`, then the answer.
+fn floor_server(
+    listener: &std::os::fd::OwnedFd,
+    files: &std::os::fd::OwnedFd,
+    dir: &std::fs::File,
+    page: *const u8,
+) {
+    loop {
+        // SAFETY: zeroed bytes are a valid `seccomp_notif`, which the kernel requires zeroed.
+        let mut request: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: the ioctl fills `request`, which outlives the call.
+        let received = unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+                &mut request as *mut libc::seccomp_notif,
+            )
+        };
+        if received < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        let mut path = [0u8; 256];
+        // SAFETY: the page is 4096 bytes and mapped for the bench's life; the client wrote a
+        // NUL-terminated path, and the copy's last byte stays NUL whatever it wrote.
+        unsafe { std::ptr::copy_nonoverlapping(page, path.as_mut_ptr(), path.len() - 1) };
+        // SAFETY: zeroed bytes are a valid `open_how`.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_RDONLY
+            | libc::O_CLOEXEC
+            | libc::O_NOFOLLOW
+            | libc::O_NONBLOCK
+            | libc::O_NOCTTY) as u64;
+        how.resolve = libc::RESOLVE_BENEATH
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_NO_MAGICLINKS
+            | libc::RESOLVE_NO_XDEV;
+        // SAFETY: a NUL-terminated path and a live `open_how` of the size passed.
+        let file = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        let file = libc::c_int::try_from(file).unwrap_or(-1);
+        // SAFETY: zeroed bytes are a valid `stat`; the fd is ours; we close our copy once sent.
+        let sent = file >= 0
+            && unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                libc::fstat(file, &mut st);
+                let sent = send_fd(files.as_raw_fd(), file);
+                libc::close(file);
+                sent
+            };
+        let mut answer = libc::seccomp_notif_resp {
+            id: request.id,
+            val: 0,
+            error: if sent { 0 } else { -libc::EIO },
+            flags: 0,
+        };
+        // SAFETY: the ioctl reads `answer`, which outlives the call.
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+                &mut answer as *mut libc::seccomp_notif_resp,
+            )
+        };
+    }
+}
+
 fn raw_fd_rtt(sock: &std::os::fd::OwnedFd, file: &std::fs::File) -> Duration {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let fds = [file.as_raw_fd()];
@@ -242,9 +557,10 @@ fn main() {
     let path_str = path.display().to_string();
     let (floor_sock, floor_pid) = floor_broker(&dir, false);
     let (epoll_sock, epoll_pid) = floor_broker(&dir, true);
+    let doorbell = DoorbellFloor::start(&dir);
 
     let (mut natives, mut raws, mut brokered) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut floors, mut epoll_floors) = (Vec::new(), Vec::new());
+    let (mut floors, mut epoll_floors, mut doorbell_floors) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=options.rounds {
         let warm_up = round == 0;
         let n: Vec<Duration> = (0..BLOCK).map(|_| native_open(&path)).collect();
@@ -255,6 +571,7 @@ fn main() {
         let e: Vec<Duration> = (0..BLOCK)
             .map(|_| floor_open(&epoll_sock, "small.txt"))
             .collect();
+        let d = doorbell.block();
         let b: Vec<Duration> = child
             .request(&path_str)
             .expect("brokered opens")
@@ -268,10 +585,15 @@ fn main() {
             brokered.extend(b);
             floors.extend(f);
             epoll_floors.extend(e);
+            doorbell_floors.extend(d);
         }
     }
-    drop((sock, floor_sock, epoll_sock));
-    for pid in [peer, floor_pid, epoll_pid] {
+    let DoorbellFloor {
+        control,
+        pid: doorbell_pid,
+    } = doorbell;
+    drop((sock, floor_sock, epoll_sock, control));
+    for pid in [peer, floor_pid, epoll_pid, doorbell_pid] {
         // SAFETY: reaping our own forked peers.
         unsafe {
             libc::waitpid(pid, std::ptr::null_mut(), 0);
@@ -283,10 +605,12 @@ fn main() {
     let brokered_us = median_us(&mut brokered);
     let floor_us = median_us(&mut floors);
     let epoll_floor_us = median_us(&mut epoll_floors);
+    let doorbell_floor_us = median_us(&mut doorbell_floors);
     if !options.json {
         println!(
             "native {native_us:.2} us, raw fd rtt {raw_us:.2} us, floor {floor_us:.2} us, \
-             epoll floor {epoll_floor_us:.2} us, brokered {brokered_us:.2} us"
+             epoll floor {epoll_floor_us:.2} us, doorbell floor {doorbell_floor_us:.2} us, \
+             brokered {brokered_us:.2} us"
         );
     }
     println!(
@@ -299,6 +623,7 @@ fn main() {
             ("raw_fd_rtt_us", r2(raw_us).to_string()),
             ("floor_open_us", r2(floor_us).to_string()),
             ("epoll_floor_open_us", r2(epoll_floor_us).to_string()),
+            ("doorbell_floor_open_us", r2(doorbell_floor_us).to_string()),
             ("brokered_open_us", r2(brokered_us).to_string()),
             (
                 "brokered_over_native",
@@ -316,6 +641,14 @@ fn main() {
             (
                 "brokered_over_floor",
                 r2(brokered_us / floor_us).to_string()
+            ),
+            (
+                "doorbell_floor_over_native",
+                r2(doorbell_floor_us / native_us).to_string()
+            ),
+            (
+                "brokered_over_doorbell_floor",
+                r2(brokered_us / doorbell_floor_us).to_string()
             ),
         ])
     );
