@@ -9,7 +9,7 @@
 //!   `close`, timed inside the child;
 //! - `floor_open_us` / `epoll_floor_open_us`: minimal brokers on a socket (see [`floor_broker`]);
 //! - `doorbell_floor_open_us`: the broker's own mechanism with nothing else (see
-//!   [`DoorbellFloor`]): the least any implementation of it can take on this machine.
+//!   [`DoorbellFloor`]): what it costs here without a sandbox or any work of the broker's.
 //!
 //! Prints medians and `brokered_over_native`; the last stdout line is one JSON object.
 
@@ -66,26 +66,12 @@ fn raw_fd_peer() -> (std::os::fd::OwnedFd, libc::pid_t) {
             // Our copy of the bench's end would keep the socket open after the bench drops it.
             libc::close(ours.as_raw_fd());
             let fd = theirs.as_raw_fd();
-            let mut byte = [0u8; 1];
-            let mut cmsg = [0u64; 8];
             loop {
-                let mut iov = libc::iovec {
-                    iov_base: byte.as_mut_ptr().cast(),
-                    iov_len: 1,
-                };
-                let mut msg: libc::msghdr = std::mem::zeroed();
-                msg.msg_iov = &mut iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = cmsg.as_mut_ptr().cast();
-                msg.msg_controllen = std::mem::size_of_val(&cmsg);
-                if libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
+                let Some(file) = recv_fd_raw(fd) else {
                     libc::_exit(0);
-                }
-                let header = libc::CMSG_FIRSTHDR(&msg);
-                if !header.is_null() {
-                    libc::close(*libc::CMSG_DATA(header).cast::<libc::c_int>());
-                }
-                if libc::write(fd, byte.as_ptr().cast(), 1) != 1 {
+                };
+                libc::close(file);
+                if libc::write(fd, [1u8].as_ptr().cast(), 1) != 1 {
                     libc::_exit(0);
                 }
             }
@@ -136,40 +122,13 @@ fn floor_broker(dir: &std::path::Path, epoll: bool) -> (std::os::fd::OwnedFd, li
                     libc::_exit(0);
                 }
                 path[n.unsigned_abs()] = 0;
-                let mut how: libc::open_how = std::mem::zeroed();
-                how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
-                how.resolve = libc::RESOLVE_BENEATH
-                    | libc::RESOLVE_NO_SYMLINKS
-                    | libc::RESOLVE_NO_MAGICLINKS
-                    | libc::RESOLVE_NO_XDEV;
-                let Ok(file) = libc::c_int::try_from(libc::syscall(
-                    libc::SYS_openat2,
-                    dir.as_raw_fd(),
-                    path.as_ptr(),
-                    &how as *const libc::open_how,
-                    std::mem::size_of::<libc::open_how>(),
-                )) else {
+                let file = openat2_beneath(dir.as_raw_fd(), path.as_ptr().cast(), libc::O_RDONLY);
+                if file < 0 {
                     libc::_exit(0);
-                };
+                }
                 let mut st: libc::stat = std::mem::zeroed();
                 libc::fstat(file, &mut st);
-                let mut byte = [1u8; 1];
-                let mut iov = libc::iovec {
-                    iov_base: byte.as_mut_ptr().cast(),
-                    iov_len: 1,
-                };
-                let mut cmsg = [0u64; 4];
-                let mut msg: libc::msghdr = std::mem::zeroed();
-                msg.msg_iov = &mut iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = cmsg.as_mut_ptr().cast();
-                msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
-                let header = libc::CMSG_FIRSTHDR(&msg);
-                (*header).cmsg_level = libc::SOL_SOCKET;
-                (*header).cmsg_type = libc::SCM_RIGHTS;
-                (*header).cmsg_len = libc::CMSG_LEN(4) as usize;
-                *libc::CMSG_DATA(header).cast::<libc::c_int>() = file;
-                if libc::sendmsg(fd, &msg, 0) != 1 {
+                if !send_fd(fd, file) {
                     libc::_exit(0);
                 }
                 libc::close(file);
@@ -264,9 +223,12 @@ impl DoorbellFloor {
         let listener = receive_fd(&control).expect("the client's listener");
         // SAFETY: this ioctl takes its flags by value (SECCOMP_IOCTL_NOTIF_SET_FLAGS,
         // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP; Linux 6.6).
-        unsafe { libc::ioctl(listener.as_raw_fd(), 0x4008_2104 as _, 1 as libc::c_ulong) };
+        if unsafe { libc::ioctl(listener.as_raw_fd(), 0x4008_2104 as _, 1 as libc::c_ulong) } < 0 {
+            eprintln!("doorbell floor: no synchronous wake-ups (before Linux 6.6): ordinary ones");
+        }
         let page = page as usize;
-        // Ends when the client does (its listener then fails), or with the bench.
+        // Ends when the client does (from Linux 6.11 its read of the listener then fails), else
+        // with the bench.
         std::thread::spawn(move || floor_server(&listener, &files, &dir, page as *const u8));
         DoorbellFloor { control, pid }
     }
@@ -305,6 +267,63 @@ fn receive_fd(sock: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
             .first()
             .map(|&fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
         _ => None,
+    }
+}
+
+/// `openat2` of `path` beneath `dir` with `flags | O_CLOEXEC | O_NOFOLLOW` and the broker's
+/// `RESOLVE_*` flags: the new fd, or -1. In libc calls only (usable after a fork).
+///
+/// # Safety
+/// `path` must be NUL-terminated.
+unsafe fn openat2_beneath(
+    dir: libc::c_int,
+    path: *const libc::c_char,
+    flags: libc::c_int,
+) -> libc::c_int {
+    // SAFETY: zeroed bytes are a valid `open_how`; the caller's path is NUL-terminated and
+    // `how` lives across the call, whose size we pass.
+    unsafe {
+        let mut how: libc::open_how = std::mem::zeroed();
+        how.flags = u64::try_from(flags | libc::O_CLOEXEC | libc::O_NOFOLLOW).unwrap_or(0);
+        how.resolve = libc::RESOLVE_BENEATH
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_NO_MAGICLINKS
+            | libc::RESOLVE_NO_XDEV;
+        let file = libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path,
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        );
+        libc::c_int::try_from(file).unwrap_or(-1)
+    }
+}
+
+/// One datagram from `sock` and the fd it carries (`O_CLOEXEC`); `None` if the read failed or
+/// no fd came. recvmsg(2), in libc calls only.
+///
+/// # Safety
+/// `sock` must be an open fd.
+unsafe fn recv_fd_raw(sock: libc::c_int) -> Option<libc::c_int> {
+    // SAFETY: everything the call writes is on this frame and outlives it.
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cmsg = [0u64; 8];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cmsg);
+        if libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
+            return None;
+        }
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (!header.is_null()).then(|| *libc::CMSG_DATA(header).cast::<libc::c_int>())
     }
 }
 
@@ -409,25 +428,10 @@ unsafe fn floor_client(control: libc::c_int, files: libc::c_int, page: *mut u8) 
                 if libc::syscall(FLOOR_DOORBELL as libc::c_long, 0) != 0 {
                     libc::_exit(1);
                 }
-                let mut byte = [0u8; 1];
-                let mut iov = libc::iovec {
-                    iov_base: byte.as_mut_ptr().cast(),
-                    iov_len: 1,
+                let Some(file) = recv_fd_raw(files) else {
+                    libc::_exit(1);
                 };
-                let mut cmsg = [0u64; 8];
-                let mut msg: libc::msghdr = std::mem::zeroed();
-                msg.msg_iov = &mut iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = cmsg.as_mut_ptr().cast();
-                msg.msg_controllen = std::mem::size_of_val(&cmsg);
-                if libc::recvmsg(files, &mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
-                    libc::_exit(1);
-                }
-                let header = libc::CMSG_FIRSTHDR(&msg);
-                if header.is_null() {
-                    libc::_exit(1);
-                }
-                libc::close(*libc::CMSG_DATA(header).cast::<libc::c_int>());
+                libc::close(file);
                 *time = now() - start;
             }
             let len = std::mem::size_of_val(&times);
@@ -468,28 +472,14 @@ fn floor_server(
         // SAFETY: the page is 4096 bytes and mapped for the bench's life; the client wrote a
         // NUL-terminated path, and the copy's last byte stays NUL whatever it wrote.
         unsafe { std::ptr::copy_nonoverlapping(page, path.as_mut_ptr(), path.len() - 1) };
-        // SAFETY: zeroed bytes are a valid `open_how`.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_RDONLY
-            | libc::O_CLOEXEC
-            | libc::O_NOFOLLOW
-            | libc::O_NONBLOCK
-            | libc::O_NOCTTY) as u64;
-        how.resolve = libc::RESOLVE_BENEATH
-            | libc::RESOLVE_NO_SYMLINKS
-            | libc::RESOLVE_NO_MAGICLINKS
-            | libc::RESOLVE_NO_XDEV;
-        // SAFETY: a NUL-terminated path and a live `open_how` of the size passed.
+        // SAFETY: a NUL-terminated path on this frame, and our own directory fd.
         let file = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
+            openat2_beneath(
                 dir.as_raw_fd(),
-                path.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
+                path.as_ptr().cast(),
+                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
             )
         };
-        let file = libc::c_int::try_from(file).unwrap_or(-1);
         // SAFETY: zeroed bytes are a valid `stat`; the fd is ours; we close our copy once sent.
         let sent = file >= 0
             && unsafe {

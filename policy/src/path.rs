@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_fast_check_names_the_same_problem_as_walking_every_component() {
-        // Every path of up to 8 characters over '/', '.' and 'a' (9,841 of them).
+        // Every path of up to 8 characters over '/', '.' and 'a' that starts with '/' (3,280).
         let mut paths = vec![String::new()];
         let mut checked = 0;
         for _ in 0..8 {
