@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(split_clean("/a/b c/..d"), Ok(vec!["a", "b c", "..d"]));
     }
 
-    /// The component walk alone, without the fast path's substring searches.
+    /// The component walk alone, without `check_clean`'s one-pass scan.
     fn first_problem_walking(path: &str) -> Result<(), PathProblem> {
         let rest = path.strip_prefix('/').ok_or(PathProblem::Relative)?;
         if rest.is_empty() {
